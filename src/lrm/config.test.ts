@@ -60,3 +60,15 @@ test('config errors say which key is wrong', () => {
   const model = parseGslrmConfig('image_tokenizer: {image_size: 32, patch_size: 8, in_channels: 9}\ntransformer: {d: 64, d_head: 16, n_layer: 2}\ngaussians: {n_gaussians: 2}\nhard_pixelalign: true\nuse_custom_plucker: true\n');
   assert.equal(model.transformer.n_layer, 2);
 });
+
+test('the golden .pt checkpoint loads under the official names; a checkpoint of another size is refused by key', async () => {
+  const { loadGslrmWeights } = await import('./weights.ts');
+  const cfg = loadGslrmConfig(GOLDEN_DIR + 'config.yaml');
+  const summary = JSON.parse(readFileSync(GOLDEN_DIR + 'weights_summary.json', 'utf8')) as Record<string, { first4: number[]; last: number }>;
+  const w = await loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', cfg);
+  assert.deepEqual([...w.keys()], gslrmParamSpec(cfg).map((s) => s.key));
+  const qkv = w.get('transformer_layers.1.attn.to_qkv.weight')!;
+  assert.deepEqual([...qkv.subarray(0, 4)], summary['transformer_layers.1.attn.to_qkv.weight'].first4);
+  const wider = { ...cfg, transformer: { ...cfg.transformer, n_layer: 3 } };
+  await assert.rejects(loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', wider), /missing key transformer_layers\.2\.norm1\.weight/);
+});
