@@ -1,0 +1,211 @@
+/**
+ * Per-Gaussian preprocessing of the graphdeco 3DGS rasterizer (spec gslrm.md §5, golden README §1.4):
+ * view transform, near cull at Z ≤ 0.2, EWA projection with the 1.3·tan(fov/2) Jacobian clamp, +0.3 px²
+ * low-pass, conic, 3σ radius and 16×16 tile rectangle, sigmoid opacity and SH colour.
+ *
+ * Everything is computed in float64 (JS numbers) and stored as float32, so results sit within float32 rounding
+ * of the golden float64 reference.
+ */
+import type { Camera } from '../cameras/camera.ts';
+import { shBasis } from './sh.ts';
+
+export const TILE = 16;
+export const NEAR = 0.2;
+export const ALPHA_MIN = 1 / 255;
+
+/** The numbers of a camera the rasterizer needs, flattened so that they cross to worker threads cheaply. */
+export interface CamParams {
+  width: number;
+  height: number;
+  fx: number;
+  fy: number;
+  cx: number;
+  cy: number;
+  /** w2c rotation, row-major 3×3. */
+  R: number[];
+  /** w2c translation. */
+  t: number[];
+  /** camera centre in world coordinates (for SH view directions). */
+  campos: number[];
+  tanFovX: number;
+  tanFovY: number;
+  tilesX: number;
+  tilesY: number;
+}
+
+export function camParams(cam: Camera): CamParams {
+  const { width, height, fx, fy, cx, cy, w2c, c2w } = cam;
+  if (!(width > 0 && height > 0 && Number.isInteger(width) && Number.isInteger(height))) {
+    throw new RangeError(`camera size must be positive integers, got ${width}×${height}`);
+  }
+  for (const [k, v] of Object.entries({ fx, fy, cx, cy })) {
+    if (!Number.isFinite(v) || ((k === 'fx' || k === 'fy') && v <= 0)) throw new RangeError(`camera ${k} must be a finite${k[0] === 'f' ? ' positive' : ''} number, got ${v}`);
+  }
+  return {
+    width, height, fx, fy, cx, cy,
+    R: [w2c[0], w2c[1], w2c[2], w2c[4], w2c[5], w2c[6], w2c[8], w2c[9], w2c[10]],
+    t: [w2c[3], w2c[7], w2c[11]],
+    campos: [c2w[3], c2w[7], c2w[11]],
+    tanFovX: width / (2 * fx),
+    tanFovY: height / (2 * fy),
+    tilesX: Math.ceil(width / TILE),
+    tilesY: Math.ceil(height / TILE),
+  };
+}
+
+/** The Gaussian parameters as plain arrays (a GaussianSet, or its copy in shared memory on a worker). */
+export interface GaussianArrays {
+  count: number;
+  shDegree: number;
+  means: Float32Array;
+  scales: Float32Array;
+  rotations: Float32Array;
+  opacities: Float32Array;
+  sh: Float32Array;
+}
+
+/**
+ * Per-Gaussian results of preprocessing for one camera.
+ * `proj` has stride 8: mean2d x, y (continuous pixel coordinates, centre of pixel i at i+0.5), conic xx, xy, yy,
+ * opacity, and the half extents (px) of the ellipse outside which alpha < 1/255 for sure (plus a 1 px margin).
+ * `rect` has stride 4: tile x0, y0, x1, y1 (half-open); x0 = x1 means culled.
+ */
+export interface Projected {
+  proj: Float32Array;
+  color: Float32Array;
+  depth: Float32Array;
+  rect: Int32Array;
+  radius: Int32Array;
+}
+
+export function allocProjected(count: number, shared = false): Projected {
+  const mk = <T>(C: new (b: ArrayBufferLike) => T, bytes: number): T => new C(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  return {
+    proj: mk(Float32Array, 32 * count),
+    color: mk(Float32Array, 12 * count),
+    depth: mk(Float32Array, 4 * count),
+    rect: mk(Int32Array, 16 * count),
+    radius: mk(Int32Array, 4 * count),
+  };
+}
+
+export interface ProjectOptions {
+  /** true (default): graphdeco's 16×16 tile rectangle from the 3σ radius; false: every pixel (the golden "dense" variant). */
+  tileCull: boolean;
+}
+
+/**
+ * Preprocesses Gaussians [begin, end) and adds, for every tile, how many of them touch it to `tileCount`.
+ * Returns the number of (Gaussian, tile) pairs.
+ */
+export function projectRange(
+  g: GaussianArrays, cam: CamParams, opts: ProjectOptions, out: Projected, begin: number, end: number, tileCount: Int32Array,
+): number {
+  const { means, scales, rotations, opacities, sh } = g;
+  const K = (g.shDegree + 1) * (g.shDegree + 1);
+  const basis = new Float64Array(16);
+  const { fx, fy, cx, cy, R, t, campos, tilesX, tilesY } = cam;
+  const [r00, r01, r02, r10, r11, r12, r20, r21, r22] = R;
+  const limX = 1.3 * cam.tanFovX, limY = 1.3 * cam.tanFovY;
+  const { proj, color, depth, rect, radius } = out;
+  let pairs = 0;
+  for (let i = begin; i < end; i++) {
+    rect[4 * i] = rect[4 * i + 2] = 0;
+    radius[i] = 0;
+    const mx = means[3 * i], my = means[3 * i + 1], mz = means[3 * i + 2];
+    const X = r00 * mx + r01 * my + r02 * mz + t[0];
+    const Y = r10 * mx + r11 * my + r12 * mz + t[1];
+    const Z = r20 * mx + r21 * my + r22 * mz + t[2];
+    depth[i] = Z;
+    if (!(Z > NEAR)) continue;
+    const opacity = 1 / (1 + Math.exp(-opacities[i]));
+    // alpha = opacity·exp(power) ≤ opacity, so such a Gaussian is skipped at every pixel.
+    if (opacity < ALPHA_MIN) continue;
+    const u = fx * X / Z + cx, v = fy * Y / Z + cy;
+
+    // Σ3 = M Mᵀ, M = R_q·diag(exp(scale)).
+    let qw = rotations[4 * i], qx = rotations[4 * i + 1], qy = rotations[4 * i + 2], qz = rotations[4 * i + 3];
+    const qn = Math.hypot(qw, qx, qy, qz);
+    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
+    const s0 = Math.exp(scales[3 * i]), s1 = Math.exp(scales[3 * i + 1]), s2 = Math.exp(scales[3 * i + 2]);
+    const m00 = (1 - 2 * (qy * qy + qz * qz)) * s0, m01 = 2 * (qx * qy - qw * qz) * s1, m02 = 2 * (qx * qz + qw * qy) * s2;
+    const m10 = 2 * (qx * qy + qw * qz) * s0, m11 = (1 - 2 * (qx * qx + qz * qz)) * s1, m12 = 2 * (qy * qz - qw * qx) * s2;
+    const m20 = 2 * (qx * qz - qw * qy) * s0, m21 = 2 * (qy * qz + qw * qx) * s1, m22 = (1 - 2 * (qx * qx + qy * qy)) * s2;
+
+    // J·W (2×3) with the clamped ratios inside J only.
+    const txz = Math.min(limX, Math.max(-limX, X / Z)), tyz = Math.min(limY, Math.max(-limY, Y / Z));
+    const j00 = fx / Z, j02 = -fx * txz / Z, j11 = fy / Z, j12 = -fy * tyz / Z;
+    const a0 = j00 * r00 + j02 * r20, a1 = j00 * r01 + j02 * r21, a2 = j00 * r02 + j02 * r22;
+    const b0 = j11 * r10 + j12 * r20, b1 = j11 * r11 + j12 * r21, b2 = j11 * r12 + j12 * r22;
+    // T·M rows, then Σ2 = (T M)(T M)ᵀ + 0.3 I.
+    const am0 = a0 * m00 + a1 * m10 + a2 * m20, am1 = a0 * m01 + a1 * m11 + a2 * m21, am2 = a0 * m02 + a1 * m12 + a2 * m22;
+    const bm0 = b0 * m00 + b1 * m10 + b2 * m20, bm1 = b0 * m01 + b1 * m11 + b2 * m21, bm2 = b0 * m02 + b1 * m12 + b2 * m22;
+    const ca = am0 * am0 + am1 * am1 + am2 * am2 + 0.3;
+    const cb = am0 * bm0 + am1 * bm1 + am2 * bm2;
+    const cc = bm0 * bm0 + bm1 * bm1 + bm2 * bm2 + 0.3;
+    const det = ca * cc - cb * cb;
+    if (det === 0) continue;
+    const mid = 0.5 * (ca + cc);
+    const lambda = mid + Math.sqrt(Math.max(0.1, mid * mid - det));
+    const rad = Math.ceil(3 * Math.sqrt(lambda));
+    const px = u - 0.5, py = v - 0.5;
+    let tx0: number, ty0: number, tx1: number, ty1: number;
+    if (opts.tileCull) {
+      tx0 = Math.min(tilesX, Math.max(0, Math.trunc((px - rad) / TILE)));
+      ty0 = Math.min(tilesY, Math.max(0, Math.trunc((py - rad) / TILE)));
+      tx1 = Math.min(tilesX, Math.max(0, Math.trunc((px + rad + TILE - 1) / TILE)));
+      ty1 = Math.min(tilesY, Math.max(0, Math.trunc((py + rad + TILE - 1) / TILE)));
+    } else {
+      tx0 = 0; ty0 = 0; tx1 = tilesX; ty1 = tilesY;
+    }
+    if (tx1 <= tx0 || ty1 <= ty0) continue;
+    radius[i] = rad;
+    // Outside the ellipse dᵀΣ2⁻¹d ≤ 2 ln(255·opacity) every alpha is < 1/255: the pixels (and tiles) there can be
+    // dropped without changing any result. The 1 px margin covers rounding.
+    const k = 2 * Math.log(255 * opacity);
+    const ex = Math.sqrt(Math.max(0, k) * ca) + 1, ey = Math.sqrt(Math.max(0, k) * cc) + 1;
+    tx0 = Math.max(tx0, Math.floor((px - ex) / TILE));
+    ty0 = Math.max(ty0, Math.floor((py - ey) / TILE));
+    tx1 = Math.min(tx1, Math.floor((px + ex) / TILE) + 1);
+    ty1 = Math.min(ty1, Math.floor((py + ey) / TILE) + 1);
+    if (tx1 <= tx0 || ty1 <= ty0) continue;
+
+    const o8 = 8 * i;
+    proj[o8] = u; proj[o8 + 1] = v;
+    proj[o8 + 2] = cc / det; proj[o8 + 3] = -cb / det; proj[o8 + 4] = ca / det;
+    proj[o8 + 5] = opacity; proj[o8 + 6] = ex; proj[o8 + 7] = ey;
+    rect[4 * i] = tx0; rect[4 * i + 1] = ty0; rect[4 * i + 2] = tx1; rect[4 * i + 3] = ty1;
+    for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) tileCount[ty * tilesX + tx]++;
+    pairs += (tx1 - tx0) * (ty1 - ty0);
+
+    const base = i * K * 3;
+    if (K === 1) {
+      for (let c = 0; c < 3; c++) color[3 * i + c] = Math.max(0, 0.28209479177387814 * sh[base + c] + 0.5);
+    } else {
+      let dx = mx - campos[0], dy = my - campos[1], dz = mz - campos[2];
+      const dn = Math.hypot(dx, dy, dz);
+      dx /= dn; dy /= dn; dz /= dn;
+      shBasis(K, dx, dy, dz, basis);
+      for (let c = 0; c < 3; c++) {
+        let s = 0.5;
+        for (let kk = 0; kk < K; kk++) s += basis[kk] * sh[base + kk * 3 + c];
+        color[3 * i + c] = Math.max(0, s);
+      }
+    }
+  }
+  return pairs;
+}
+
+/**
+ * Stable counting sort of (Gaussian, tile) pairs into per-tile lists, for Gaussians [begin, end):
+ * `cursor[tile]` is where this range's next entry for that tile goes (advanced in place).
+ */
+export function scatterRange(out: Projected, tilesX: number, begin: number, end: number, cursor: Int32Array, ids: Int32Array): void {
+  const { rect } = out;
+  for (let i = begin; i < end; i++) {
+    const tx0 = rect[4 * i], tx1 = rect[4 * i + 2];
+    if (tx1 <= tx0) continue;
+    const ty0 = rect[4 * i + 1], ty1 = rect[4 * i + 3];
+    for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) ids[cursor[ty * tilesX + tx]++] = i;
+  }
+}

@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rasterize, rasterizeBackward } from './rasterize.ts';
+import { GOLDEN, f32, goldenCameras, maxAbs, maxAbsDiff, readAll, sceneFrom } from './testing/golden.ts';
+
+const dir = GOLDEN + 'render-tiny/';
+const scene = await readAll(dir + 'scene.safetensors');
+const ref = await readAll(dir + 'render.safetensors');
+const grads = await readAll(dir + 'grads.safetensors');
+const g = sceneFrom(scene);
+const [H, W] = [40, 48];
+const cams = goldenCameras(f32(scene, 'c2w'), f32(scene, 'fxfycxcy'), W, H);
+const lossW = f32(scene, 'loss_weight');
+const plane = 3 * H * W;
+
+for (const variant of ['tile16', 'dense'] as const) {
+  const tileCull = variant === 'tile16';
+  const sfx = tileCull ? '_tile16' : '';
+  test(`render-tiny ${variant}: image, loss${tileCull ? '' : ', T_final, n_blended, terminated'}`, () => {
+    const want = f32(ref, 'render' + sfx);
+    let loss = 0;
+    for (let v = 0; v < 2; v++) {
+      const img = rasterize(g, cams[v], { tileCull });
+      const d = maxAbsDiff(img.rgb, want.subarray(v * plane, (v + 1) * plane));
+      assert.ok(d.max <= 2e-5, `camera ${v}: render differs by ${d.max} at ${d.at}`);
+      for (let i = 0; i < plane; i++) loss += img.rgb[i] * lossW[v * plane + i];
+      if (!tileCull) {
+        const n = H * W;
+        const T = Float32Array.from(img.alpha, (a) => 1 - a);
+        const dT = maxAbsDiff(T, f32(ref, 'T_final').subarray(v * n, (v + 1) * n));
+        assert.ok(dT.max <= 2e-5, `camera ${v}: T_final differs by ${dT.max}`);
+        assert.deepEqual(Array.from(img.nBlended), Array.from((ref.get('n_blended') as Int32Array).subarray(v * n, (v + 1) * n)));
+        assert.deepEqual(Array.from(img.terminated), Array.from((ref.get('terminated') as Uint8Array).subarray(v * n, (v + 1) * n)));
+      }
+    }
+    const wantLoss = f32(ref, 'loss' + sfx)[0];
+    assert.ok(Math.abs(loss - wantLoss) <= 1e-5 * Math.abs(wantLoss), `loss ${loss} vs ${wantLoss}`);
+  });
+
+  test(`render-tiny ${variant}: every gradient within 1e-4·max`, () => {
+    const pre = tileCull ? 'tile16.' : '';
+    const sum = { means: new Float64Array(900), scales: new Float64Array(900), rotations: new Float64Array(1200), opacities: new Float64Array(300), sh: new Float64Array(900), cuda: new Float64Array(900) };
+    for (let v = 0; v < 2; v++) {
+      const up = { dRgb: lossW.subarray(v * plane, (v + 1) * plane) };
+      const r = rasterizeBackward(g, cams[v], up, { tileCull });
+      const rc = rasterizeBackward(g, cams[v], up, { tileCull, cudaJacobian: true });
+      for (const k of ['means', 'scales', 'rotations', 'opacities', 'sh'] as const) r[k].forEach((x, i) => (sum[k][i] += x));
+      rc.means.forEach((x, i) => (sum.cuda[i] += x));
+    }
+    const pairs: Array<[string, Float64Array]> = [
+      ['grad_xyz', sum.means], ['grad_scaling', sum.scales], ['grad_rotation', sum.rotations],
+      ['grad_opacity', sum.opacities], ['grad_features_dc', sum.sh], ['cudajac.grad_xyz', sum.cuda],
+    ];
+    for (const [name, got] of pairs) {
+      const want = f32(grads, pre + name);
+      const d = maxAbsDiff(got, want);
+      assert.ok(d.max <= 1e-4 * maxAbs(want), `${pre}${name}: max |Δ| ${d.max} at ${d.at} (ref max ${maxAbs(want)})`);
+    }
+  });
+}
+
+test('gslrm-tiny: render_tile16 of the decoded Gaussians at the 4 input cameras', async () => {
+  const gdir = GOLDEN + 'gslrm-tiny/';
+  const gs = await readAll(gdir + 'gaussians.safetensors');
+  const inputs = await readAll(gdir + 'inputs.safetensors');
+  const want = f32(await readAll(gdir + 'render.safetensors'), 'render_tile16');
+  const risk = f32(await readAll(gdir + 'render.safetensors'), 'render_risk');
+  const set = sceneFrom(gs);
+  const cams4 = goldenCameras(f32(inputs, 'c2w'), f32(inputs, 'fxfycxcy'), 32, 32);
+  const n = 32 * 32;
+  for (let v = 0; v < 4; v++) {
+    const img = rasterize(set, cams4[v]);
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < n; p++) {
+        const got = img.rgb[c * n + p], ref = want[(v * 3 + c) * n + p];
+        assert.ok(Math.abs(got - ref) <= 1e-3 + risk[v * n + p], `view ${v} channel ${c} pixel ${p}: ${got} vs ${ref}`);
+      }
+    }
+  }
+});
