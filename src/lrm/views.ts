@@ -4,7 +4,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { UserError } from '../util/errors.ts';
 
 export interface ViewStack {
@@ -39,7 +39,7 @@ export async function readViews(files: readonly string[]): Promise<ViewStack> {
   let H = 0, W = 0;
   const planes: Float32Array[] = [];
   for (const file of files) {
-    let data: Buffer, info: sharp.OutputInfo;
+    let data: Buffer, info: OutputInfo;
     try {
       ({ data, info } = await sharp(file).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }));
     } catch (e) {
