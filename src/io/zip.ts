@@ -33,7 +33,7 @@ export class ZipReader {
     const bad = (what: string): never => {
       throw new UserError(`${file.path}: not a readable torch/zip file: ${what}`);
     };
-    if (file.size < 22) bad(`only ${file.size} bytes`);
+    if (file.size < 22) bad(`only ${file.size} bytes (truncated, or not a torch.save zip file)`);
     const tailLen = Math.min(file.size, 22 + 0xffff + 20);
     const tailStart = file.size - tailLen;
     const tail = await file.read(tailStart, tailLen, 'zip end record');
