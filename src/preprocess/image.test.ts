@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
+import type { Sharp } from 'sharp';
 import { UserError } from '../util/errors.ts';
 import { alphaIsMeaningful, loadImage, sniffFormat } from './image.ts';
 import type { LoadedImage } from './image.ts';
@@ -14,7 +15,7 @@ before(async () => { dir = await mkdtemp(join(tmpdir(), 'facelift-image-')); });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
 
 /** 40×20 orange image with a blue 5×5 marker in the top-left corner. */
-async function marked(): Promise<sharp.Sharp> {
+async function marked(): Promise<Sharp> {
   const w = 40;
   const h = 20;
   const data = Buffer.alloc(w * h * 3);
