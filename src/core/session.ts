@@ -1,0 +1,150 @@
+/**
+ * Execution through onnxruntime-node. A Session owns one compiled graph; parameters come from a ParamStore
+ * and are wrapped as ORT tensors once (ORT reads the typed arrays in place, so optimizers may update the
+ * buffers between runs without re-creating anything).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { GraphError, sizeOf, type DType, type Shape, type Tensor } from './graph.ts';
+import { lower, type GraphInputInfo, type LoweredModel } from './lower.ts';
+
+export type HostData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
+export interface HostTensor {
+  readonly data: HostData;
+  readonly shape: Shape;
+  readonly dtype: DType;
+}
+/** Parameter values by name: Float32Array for float32 parameters, Uint16Array (IEEE half bits) for float16. */
+export type ParamStore = Map<string, Float32Array | Uint16Array>;
+export type Provider = 'cpu' | 'cuda';
+
+export interface SessionOptions {
+  /** Values of the parameters the graph reads. */
+  params?: ParamStore;
+  /** intra-op threads (default: ORT's choice, i.e. the number of cores). */
+  threads?: number;
+  /** 'auto' (default) uses CUDA when its provider library is installed, else CPU. */
+  provider?: Provider | 'auto';
+  /** ORT graph optimisation level (default 'all'). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', bool: 'bool' };
+
+/** True when onnxruntime-node's CUDA provider library is present (installed with --onnxruntime-node-install=cuda12). */
+export function cudaAvailable(): boolean {
+  try {
+    const req = createRequire(import.meta.url);
+    const dir = dirname(req.resolve('onnxruntime-node'));
+    const bin = join(dir, '..', 'bin', 'napi-v6', process.platform, process.arch);
+    return existsSync(join(bin, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
+function checkData(what: string, info: { shape: Shape; dtype: DType }, data: HostData): void {
+  const want = sizeOf(info.shape);
+  const ok = info.dtype === 'float32' ? data instanceof Float32Array
+    : info.dtype === 'float16' ? data instanceof Uint16Array
+    : info.dtype === 'int64' ? data instanceof BigInt64Array
+    : info.dtype === 'int32' ? data instanceof Int32Array
+    : data instanceof Uint8Array;
+  if (!ok) throw new GraphError(`${what}: expected ${info.dtype} data, got ${data.constructor.name}`);
+  if (data.length !== want) throw new GraphError(`${what}: expected ${want} values for shape [${info.shape.join(',')}], got ${data.length}`);
+}
+
+function toOrt(info: { shape: Shape; dtype: DType }, data: HostData): ort.Tensor {
+  return new ort.Tensor(ORT_TYPE[info.dtype], data as ort.Tensor.DataType, [...info.shape]);
+}
+
+export class Session {
+  private readonly paramTensors = new Map<string, ort.Tensor>();
+
+  private constructor(
+    private readonly ortSession: ort.InferenceSession,
+    readonly model: LoweredModel,
+    readonly provider: Provider,
+    params: ParamStore | undefined,
+  ) {
+    const missing: string[] = [];
+    for (const p of model.inputs.filter((i) => i.kind === 'param')) {
+      const data = params?.get(p.name);
+      if (!data) { missing.push(p.name); continue; }
+      checkData(`parameter "${p.name}"`, p, data);
+      this.paramTensors.set(p.name, toOrt(p, data));
+    }
+    if (missing.length) {
+      throw new GraphError(`Session: ${missing.length} parameter(s) missing from the store: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`);
+    }
+  }
+
+  /** Lowers the graph behind `outputs` and creates an ORT session for it. */
+  static async create(outputs: Record<string, Tensor>, opts: SessionOptions = {}): Promise<Session> {
+    const model = lower(outputs);
+    const wanted = opts.provider ?? 'auto';
+    const useCuda = wanted === 'cuda' || (wanted === 'auto' && cudaAvailable());
+    const base: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: opts.optimization ?? 'all',
+      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+    };
+    let session: ort.InferenceSession;
+    let provider: Provider = 'cpu';
+    if (useCuda) {
+      try {
+        session = await ort.InferenceSession.create(model.bytes, { ...base, executionProviders: ['cuda', 'cpu'] });
+        provider = 'cuda';
+      } catch (e) {
+        if (wanted === 'cuda') throw e;
+        session = await ort.InferenceSession.create(model.bytes, { ...base, executionProviders: ['cpu'] });
+      }
+    } else {
+      session = await ort.InferenceSession.create(model.bytes, { ...base, executionProviders: ['cpu'] });
+    }
+    return new Session(session, model, provider, opts.params);
+  }
+
+  /** The feeds this session needs (graph inputs that are not parameters). */
+  get feeds(): readonly GraphInputInfo[] { return this.model.inputs.filter((i) => i.kind === 'input'); }
+
+  /** Replaces one parameter's buffer (for in-place updates of the same buffer nothing needs to be called). */
+  setParam(name: string, data: Float32Array | Uint16Array): void {
+    const info = this.model.inputs.find((i) => i.kind === 'param' && i.name === name);
+    if (!info) throw new GraphError(`setParam: this graph has no parameter "${name}"`);
+    checkData(`parameter "${name}"`, info, data);
+    this.paramTensors.set(name, toOrt(info, data));
+  }
+
+  /** Runs the graph. Feeds are keyed by input name; results by output name. */
+  async run(feeds: Record<string, HostData | HostTensor> = {}): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = Object.fromEntries(this.paramTensors);
+    for (const info of this.feeds) {
+      const f = feeds[info.name];
+      if (f === undefined) throw new GraphError(`Session.run: missing input "${info.name}" (${info.dtype}[${info.shape.join(',')}])`);
+      const data = ArrayBuffer.isView(f) ? f : f.data;
+      checkData(`input "${info.name}"`, info, data);
+      ortFeeds[info.name] = toOrt(info, data);
+    }
+    const res = await this.ortSession.run(ortFeeds);
+    const out: Record<string, HostTensor> = {};
+    for (const o of this.model.outputs) {
+      const t = res[o.name]!;
+      out[o.name] = { data: t.data as HostData, shape: o.shape, dtype: o.dtype };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> { await this.ortSession.release(); }
+}
+
+/** Convenience: build-and-run once (tests, small utilities). */
+export async function evaluate(outputs: Record<string, Tensor>, feeds: Record<string, HostData | HostTensor> = {}, opts: SessionOptions = {}): Promise<Record<string, HostTensor>> {
+  const s = await Session.create(outputs, opts);
+  try {
+    return await s.run(feeds);
+  } finally {
+    await s.release();
+  }
+}
