@@ -65,3 +65,10 @@ test('a wrong config is caught by the key check (control)', () => {
   assert.equal(countParams(specs), 870_173_124); // the SD-2.1-unclip base UNet
   assert.throws(() => assertSameList(specs, official('unet_mv_keys.json').keys));
 });
+
+test('the built-in official configs equal the golden official config files', async () => {
+  const o = await import('./official.ts');
+  assert.deepEqual(o.OFFICIAL_UNET_CONFIG, parseUNetConfig(cfg('official-keys/unet_mv_config.json')));
+  assert.deepEqual(o.OFFICIAL_VAE_CONFIG, parseVaeConfig(cfg('official-keys/vae_config.json')));
+  assert.deepEqual(o.OFFICIAL_CLIP_VISION_CONFIG, parseClipVisionConfig(cfg('official-keys/clip_vision_config.json')));
+});
