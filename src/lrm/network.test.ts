@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import { readGoldenSafetensors, f32, assertClose, GOLDEN_DIR } from './testing/golden.ts';
+import { goldenCameras } from './testing/cameras.ts';
+import { loadGslrmConfig, gslrmDims } from './config.ts';
+import { loadGslrmWeights } from './weights.ts';
+import { computeRays, posedInput } from './rays.ts';
+import { patchify } from './tokens.ts';
+import { GslrmNetwork, type ForwardStage } from './network.ts';
+
+test('GS-LRM tiny: every intermediate of the forward pass matches the golden run', async () => {
+  const cfg = loadGslrmConfig(GOLDEN_DIR + 'config.yaml');
+  const weights = await loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', cfg);
+  const inputs = readGoldenSafetensors('inputs.safetensors');
+  const inter = readGoldenSafetensors('intermediates.safetensors');
+  const gauss = readGoldenSafetensors('gaussians.safetensors');
+  const rays = computeRays(goldenCameras(inputs));
+  const { imageSize: S, patch } = gslrmDims(cfg);
+  const patches = patchify(posedInput(f32(inputs, 'image'), rays), 4, 9, S, S, patch);
+  // chunk 24 < 66 tokens, so the query-chunked attention path is what is tested.
+  const net = await GslrmNetwork.create(cfg, weights, { views: 4, chunk: 24, threads: 1 });
+  const stages: ForwardStage[] = [];
+  try {
+    const raw = await net.forward(patches, { onStage: (s) => stages.push(s) });
+    assertClose(raw, f32(gauss, 'gaussians_raw'), 1e-4, 1e-4, 'gaussians_raw');
+  } finally {
+    await net.release();
+  }
+  for (const s of stages) {
+    if (s.kind === 'embed') {
+      assertClose(s.patchTokens, f32(inter, 'patch_tokens'), 2e-5, 1e-5, 'patch_tokens');
+      assertClose(s.tokensIn, f32(inter, 'tokens_in'), 2e-5, 1e-5, 'tokens_in');
+      assertClose(s.tokensLn, f32(inter, 'tokens_ln'), 1e-4, 1e-4, 'tokens_ln');
+    } else if (s.kind === 'layer') {
+      assertClose(s.output, f32(inter, `layer_out.${s.layer}`), 1e-4, 1e-4, `layer_out.${s.layer}`);
+      if (s.layer === s.layers - 1) assertClose(s.output, f32(inter, 'transformer_out'), 1e-4, 1e-4, 'transformer_out');
+    }
+  }
+  const kinds = stages.map((s) => s.kind).join(',');
+  if (kinds !== 'embed,layer,layer,heads') throw new Error(`unexpected stage sequence ${kinds}`);
+});
