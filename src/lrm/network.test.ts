@@ -38,3 +38,25 @@ test('GS-LRM tiny: every intermediate of the forward pass matches the golden run
   const kinds = stages.map((s) => s.kind).join(',');
   if (kinds !== 'embed,layer,layer,heads') throw new Error(`unexpected stage sequence ${kinds}`);
 });
+
+test('reconstruct(): golden views + cameras → decoded Gaussians within tolerance; mismatched inputs are refused', async () => {
+  const { reconstruct } = await import('./reconstruct.ts');
+  const cfg = loadGslrmConfig(GOLDEN_DIR + 'config.yaml');
+  const model = { config: cfg, weights: await loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', cfg) };
+  const inputs = readGoldenSafetensors('inputs.safetensors');
+  const gauss = readGoldenSafetensors('gaussians.safetensors');
+  const cams = goldenCameras(inputs);
+  const views = { views: 4, height: 32, width: 32, rgb: f32(inputs, 'image') };
+  const progress: number[] = [];
+  const { gaussians: g, pixelT } = await reconstruct(views, cams, model, { threads: 1, onProgress: (d) => progress.push(d) });
+  if (progress.join() !== '0,1,2') throw new Error(`progress ${progress.join()}`);
+  assertClose(g.means, f32(gauss, 'xyz'), 1e-4, 0, 'xyz');
+  assertClose(g.scales, f32(gauss, 'scaling'), 1e-4, 1e-4, 'scaling');
+  assertClose(g.rotations, f32(gauss, 'rotation'), 1e-4, 1e-4, 'rotation');
+  assertClose(g.opacities, f32(gauss, 'opacity'), 1e-4, 1e-4, 'opacity');
+  assertClose(g.sh, f32(gauss, 'features_dc'), 1e-4, 1e-4, 'features_dc');
+  assertClose(pixelT, f32(gauss, 'pixel_t'), 1e-4, 0, 'pixel_t');
+  const { default: assert } = await import('node:assert/strict');
+  await assert.rejects(reconstruct(views, cams.slice(0, 3), model), /4 view image\(s\) but 3 camera\(s\)/);
+  await assert.rejects(reconstruct({ views: 4, height: 16, width: 16, rgb: new Float32Array(4 * 3 * 256) }, cams, model), /views are 16×16, but the GS-LRM config expects 32×32/);
+});
