@@ -112,12 +112,13 @@ test('u2net matter: resized back to the input size; bright square → foreground
   assert.ok(alpha[(h - 1) * w + w - 1]! < 0.05);
 });
 
-test('MODNet size rule: shorter side to 512 when entirely smaller/larger, multiples of 32', () => {
+test('MODNet size: shorter side 512, longer in proportion, multiples of 32', () => {
   assert.deepEqual(modnetSize(512, 512), [512, 512]);
   assert.deepEqual(modnetSize(300, 200), [768, 512]);
   assert.deepEqual(modnetSize(2000, 1000), [1024, 512]);
   assert.deepEqual(modnetSize(1000, 2000), [512, 1024]);
-  assert.deepEqual(modnetSize(700, 400), [672, 384]); // spans 512: kept, rounded down to /32
+  assert.deepEqual(modnetSize(700, 400), [896, 512]); // 896 exactly
+  assert.deepEqual(modnetSize(1920, 1080), [896, 512]); // 910.2 → 910 → 896
 });
 
 test('MODNet matter: mean/std 0.5 input, alpha taken as is — exact on a 512² image', async () => {

@@ -24,11 +24,36 @@ export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 export const MODNET_REF_SIZE = 512;
 
-/** How to obtain each model; shown when the file is missing. */
-const MODEL_HINT: Record<MattingModel, string> = {
-  u2net: 'u2net.onnx (U²-Net, Apache-2.0, the reference\'s rembg default, ~176 MB)',
-  modnet: 'MODNet portrait matting (Apache-2.0; e.g. onnx/model.onnx of the Hugging Face repo Xenova/modnet, ~26 MB)',
+/** Where each model comes from. The weights module downloads `file` of `repo` into its cache (never at install). */
+export interface MattingModelSource {
+  kind: MattingModel;
+  /** Hugging Face model repo, when there is a known one. */
+  repo?: string;
+  file: string;
+  licence: string;
+  approxMB: number;
+  description: string;
+}
+
+export const MATTING_SOURCES: Record<MattingModel, MattingModelSource> = {
+  modnet: {
+    kind: 'modnet', repo: 'Xenova/modnet', file: 'onnx/model.onnx', licence: 'Apache-2.0', approxMB: 26,
+    description: 'MODNet portrait matting (ONNX export of the official model)',
+  },
+  u2net: {
+    kind: 'u2net', file: 'u2net.onnx', licence: 'Apache-2.0', approxMB: 176,
+    description: "U²-Net, rembg's default model (the reference's background remover; distributed as a rembg release asset)",
+  },
 };
+
+/** MODNet: the smaller download with a known Hugging Face location, and made for portraits. */
+export const DEFAULT_MATTING_MODEL: MattingModel = 'modnet';
+
+function howToGet(kind: MattingModel): string {
+  const s = MATTING_SOURCES[kind];
+  const where = s.repo ? `${s.file} of the Hugging Face repo ${s.repo}` : s.file;
+  return `${s.description}, ${s.licence}, ~${s.approxMB} MB: ${where}`;
+}
 
 /**
  * rembg's u2net input: LANCZOS resize to 320², divide by the image's maximum value (rembg divides by the max,
@@ -58,20 +83,18 @@ export async function u2netAlpha(pred: Float32Array, size: number, width: number
 }
 
 /**
- * MODNet's reference input size rule (ref size 512): if the image is entirely smaller or entirely larger than 512,
- * scale its shorter side to 512; then round both sides down to a multiple of 32.
+ * MODNet input size, as the exported model's processor config (Xenova/modnet `preprocessor_config.json`:
+ * `shortest_edge` 512, `size_divisibility` 32, bilinear): shorter side scaled to 512, the longer in proportion,
+ * both rounded down to a multiple of 32.
  */
 export function modnetSize(width: number, height: number, ref: number = MODNET_REF_SIZE): [number, number] {
-  let w = width;
-  let h = height;
-  if (Math.max(width, height) < ref || Math.min(width, height) > ref) {
-    if (width >= height) { h = ref; w = Math.trunc((width / height) * ref); }
-    else { w = ref; h = Math.trunc((height / width) * ref); }
-  }
+  const s = ref / Math.min(width, height);
+  const w = Math.round(width * s);
+  const h = Math.round(height * s);
   return [Math.max(32, w - (w % 32)), Math.max(32, h - (h % 32))];
 }
 
-/** MODNet input: resize (area-like, sharp `linear`), scale to [-1, 1] (mean 0.5, std 0.5), NCHW. */
+/** MODNet input: resize (bilinear), scale to [-1, 1] (mean 0.5, std 0.5), NCHW. */
 export async function modnetInput(rgb: RawImage & { channels: 3 }): Promise<NetInput> {
   const [w, h] = modnetSize(rgb.width, rgb.height);
   const small = await resizeRaw(rgb, w, h, 'linear');
@@ -98,8 +121,8 @@ export class OnnxMatter implements Matter {
       await access(modelPath, constants.R_OK);
     } catch {
       throw new UserError(
-        `matting model not found at ${modelPath}: download ${MODEL_HINT[kind]} with the weights module ` +
-        `(facelift weights download) or put the file there yourself; or run without background removal`,
+        `matting model not found at ${modelPath}; it is ${howToGet(kind)}. Let the weights module fetch it ` +
+        `(facelift weights download) or put the file there yourself`,
       );
     }
     let session: ort.InferenceSession;
