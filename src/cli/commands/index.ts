@@ -3,5 +3,6 @@ import type { Command } from 'commander';
 /** Each command module exports `register(program)`; add new ones here. */
 export const commandModules: Array<() => Promise<{ register: (program: Command) => void }>> = [
   () => import('./ckpt.ts'),
+  () => import('./weights.ts'),
   () => import('./models.ts'),
 ];
