@@ -156,6 +156,11 @@ export class Graph {
       .map((t) => ({ name: (t.source as { name: string }).name, shape: t.shape, dtype: t.dtype }));
   }
 
+  /** The parameter tensors declared so far (for gradients with respect to all of them). */
+  paramTensors(): Tensor[] {
+    return [...this.named.values()].filter((t) => t.source.kind === 'param');
+  }
+
   paramCount(): number { return this.params().reduce((n, p) => n + sizeOf(p.shape), 0); }
 
   /** Adds a node after checking its inputs with the op's shape rule. */

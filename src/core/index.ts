@@ -6,3 +6,5 @@ export * from './ops/nn.ts';
 export * from './attention.ts';
 export * from './lower.ts';
 export * from './session.ts';
+export * from './autodiff.ts';
+export * from './optim.ts';

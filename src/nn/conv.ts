@@ -1,5 +1,5 @@
 /** `torch.nn.Conv2d` (square kernel, equal stride/padding on both axes), weight [out, in/groups, k, k]. */
-import { conv2d, type Graph, type Tensor } from '../core/index.ts';
+import { cast, conv2d, type DType, type Graph, type Tensor } from '../core/index.ts';
 import { join } from './names.ts';
 
 export interface Conv2dOptions {
@@ -8,6 +8,8 @@ export interface Conv2dOptions {
   groups?: number;
   /** Default true, as in PyTorch. */
   bias?: boolean;
+  /** Storage dtype of the parameters (default float32); cast to the input's dtype in forward. */
+  dtype?: DType;
 }
 
 export class Conv2d {
@@ -24,11 +26,12 @@ export class Conv2d {
     if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
       throw new Error(`Conv2d ${prefix}: channels ${inChannels}→${outChannels} are not divisible by groups=${this.groups}`);
     }
-    this.weight = g.param(join(prefix, 'weight'), [outChannels, inChannels / this.groups, kernel, kernel]);
-    this.bias = opts.bias === false ? null : g.param(join(prefix, 'bias'), [outChannels]);
+    this.weight = g.param(join(prefix, 'weight'), [outChannels, inChannels / this.groups, kernel, kernel], opts.dtype);
+    this.bias = opts.bias === false ? null : g.param(join(prefix, 'bias'), [outChannels], opts.dtype);
   }
 
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
+    const b = this.bias && cast(this.bias, x.dtype);
+    return conv2d(x, cast(this.weight, x.dtype), b, { stride: this.stride, padding: this.padding, groups: this.groups });
   }
 }

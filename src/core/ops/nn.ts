@@ -148,7 +148,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Par
   return apply(Conv2dOp, bias ? [x, weight, bias] : [x, weight], attrs);
 }
 
-export interface ConvTransposeAttrs extends Conv2dAttrs { outputPadding: number }
+export interface ConvTransposeAttrs extends Conv2dAttrs { outputPadding: readonly [number, number] }
 /** ConvTranspose (weight [C_in, C_out/groups, kH, kW]); used as the input-gradient of conv2d. */
 export const ConvTranspose2dOp: OpDef<ConvTransposeAttrs> = {
   name: 'convTranspose2d',
@@ -158,23 +158,21 @@ export const ConvTranspose2dOp: OpDef<ConvTransposeAttrs> = {
     if (x.shape.length !== 4 || w.shape.length !== 4 || w.shape[0] !== x.shape[1]) throw new Error('input [N,C,H,W] needs weight [C, O/groups, kH, kW]');
     const [n, , h, wd] = x.shape as [number, number, number, number];
     const [, oc, kh, kw] = w.shape as [number, number, number, number];
-    return { shape: [n, oc * groups, stride * (h - 1) + outputPadding + kh - 2 * padding, stride * (wd - 1) + outputPadding + kw - 2 * padding], dtype: x.dtype };
+    return { shape: [n, oc * groups, stride * (h - 1) + outputPadding[0] + kh - 2 * padding, stride * (wd - 1) + outputPadding[1] + kw - 2 * padding], dtype: x.dtype };
   },
   lower: (b, ins, { stride, padding, groups, outputPadding }, { ins: infos }) => {
     const w = infos[1]!.shape;
     return b.node('ConvTranspose', ins, {
       kernel_shape: A.is([w[2]!, w[3]!]), strides: A.is([stride, stride]), pads: A.is([padding, padding, padding, padding]),
-      group: A.i(groups), output_padding: A.is([outputPadding, outputPadding]),
+      group: A.i(groups), output_padding: A.is(outputPadding),
     });
   },
 };
 
 function convInputGrad(g: Tensor, x: Tensor, w: Tensor, { stride, padding, groups }: Conv2dAttrs): Tensor {
-  const h = x.shape[2]!, k = w.shape[2]!, ho = g.shape[2]!;
-  const outputPadding = h - (stride * (ho - 1) + k - 2 * padding);
-  if (x.shape[3]! - (stride * (g.shape[3]! - 1) + w.shape[3]! - 2 * padding) !== outputPadding) {
-    throw new Error('conv2d backward: non-square stride remainders are not supported');
-  }
+  // Rows/columns that the strided forward never reached come back as output padding.
+  const rest = (axis: 2 | 3): number => x.shape[axis]! - (stride * (g.shape[axis]! - 1) + w.shape[axis]! - 2 * padding);
+  const outputPadding = [rest(2), rest(3)] as const;
   return apply(ConvTranspose2dOp, [g, w], { stride, padding, groups, outputPadding });
 }
 
