@@ -42,6 +42,8 @@ export interface BlobDownloadOptions {
   onBytes?: (n: number) => void;
   /** Milliseconds before the first retry (doubles each time). */
   retryDelayMs?: number;
+  /** Abort (and retry/resume) when no byte arrives for this long; default 60 s. */
+  stallTimeoutMs?: number;
 }
 
 /**
@@ -65,12 +67,17 @@ export async function downloadFile(client: HubClient, url: string, file: RepoFil
     }
     const hash = contentHash(file);
     if (have > 0) await hashFile(partial, hash);
+    const abort = new AbortController();
+    const stallMs = opts.stallTimeoutMs ?? 60_000;
+    let timer = setTimeout(() => abort.abort(), stallMs);
+    const alive = () => { clearTimeout(timer); timer = setTimeout(() => abort.abort(), stallMs); };
     try {
       if (have < total) {
-        const res = await hubRequest(client, url, have > 0 ? { headers: { range: `bytes=${have}-` } } : {});
+        const res = await hubRequest(client, url, { signal: abort.signal, ...(have > 0 ? { headers: { range: `bytes=${have}-` } } : {}) });
         const range = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '');
         if (have > 0 && !(res.status === 206 && range && Number(range[1]) === have)) {
           // The server ignored or misread the range: start again from byte 0.
+          clearTimeout(timer);
           await res.body?.cancel();
           await truncate(partial, 0);
           opts.onBytes?.(-have);
@@ -83,6 +90,7 @@ export async function downloadFile(client: HubClient, url: string, file: RepoFil
             if (have + chunk.length > total) {
               throw new CorruptDownloadError(`${file.path}: the hub sent more than the listed ${total} bytes; the damaged download was deleted`);
             }
+            alive();
             await fh.write(chunk);
             hash.update(chunk);
             have += chunk.length;
@@ -93,9 +101,16 @@ export async function downloadFile(client: HubClient, url: string, file: RepoFil
         }
       }
     } catch (err) {
+      clearTimeout(timer);
       if (err instanceof CorruptDownloadError) {
         await rm(partial, { force: true });
         throw err;
+      }
+      if (err instanceof HubHttpError && err.status === 416 && attempt < retries) {
+        // The partial file does not fit the server's file: start over.
+        await truncate(partial, 0);
+        opts.onBytes?.(-have);
+        continue;
       }
       // HTTP 4xx will not go away by retrying (the partial file is kept for a later run).
       if (err instanceof HubHttpError && err.status < 500) throw err;
@@ -103,9 +118,11 @@ export async function downloadFile(client: HubClient, url: string, file: RepoFil
         await new Promise((r) => setTimeout(r, (opts.retryDelayMs ?? 500) * 2 ** attempt));
         continue;
       }
+      const why = abort.signal.aborted ? `no data for ${stallMs / 1000} s` : (err as Error).message;
       throw new UserError(`download of ${file.path} was interrupted after ${have} of ${total} bytes ` +
-        `(${(err as Error).message}); run the command again to resume`, { cause: err });
+        `(${why}); run the command again to resume`, { cause: err });
     }
+    clearTimeout(timer);
     if (have < total) {
       if (attempt < retries) continue;
       throw new UserError(`download of ${file.path} ended early after ${have} of ${total} bytes; run the command again to resume`);

@@ -92,6 +92,27 @@ test('a connection dropped mid-file is resumed within the same call (retries)', 
   assert.deepEqual(readFileSync(join(r.snapshotDir, CKPT.path)), CKPT.data);
 }));
 
+test('a server that ignores Range gets the file again from byte 0 (no duplicated bytes)', () => withHub(async (hub) => {
+  const cache = tmp();
+  hub.cutAfter.set(CKPT.path, 1000);
+  hub.ignoreRange = true;
+  const r = await snapshotDownload({ repo: REPO, settings: settingsFor(hub, cache), retryDelayMs: 10 });
+  assert.deepEqual(readFileSync(join(r.snapshotDir, CKPT.path)), CKPT.data);
+  const cdn = `/cdn/${MockHub.sha256(CKPT.data)}`;
+  assert.deepEqual(hub.requests.filter((x) => x.url === cdn).map((x) => x.range ?? 'full'), ['full', 'bytes=1000-', 'full']);
+}));
+
+test('a transfer that stalls (server goes silent) is aborted and resumed', () => withHub(async (hub) => {
+  const cache = tmp();
+  hub.stallAfter.set(CKPT.path, 70_000);
+  const r = await snapshotDownload({ repo: REPO, settings: settingsFor(hub, cache), retries: 1, retryDelayMs: 10, stallTimeoutMs: 300 });
+  assert.deepEqual(hub.requests.filter((x) => x.range && x.url.startsWith('/cdn/')).map((x) => x.range), ['bytes=70000-']);
+  assert.deepEqual(readFileSync(join(r.snapshotDir, CKPT.path)), CKPT.data);
+  hub.stallAfter.set(CKPT.path, 10);
+  await assert.rejects(snapshotDownload({ repo: REPO, settings: settingsFor(hub, tmp()), retries: 0, stallTimeoutMs: 200 }),
+    /interrupted after 10 of 300000 bytes \(no data for 0\.2 s\)/);
+}));
+
 test('a sha256 mismatch is an error and no corrupt file is kept', () => withHub(async (hub) => {
   const cache = tmp();
   hub.corrupt.add(CKPT.path);

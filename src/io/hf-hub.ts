@@ -33,6 +33,8 @@ export interface SnapshotOptions {
   /** Resume attempts per file after a dropped connection (default 3). */
   retries?: number;
   retryDelayMs?: number;
+  /** Abort and resume a transfer that receives nothing for this long (default 60 s). */
+  stallTimeoutMs?: number;
   onProgress?: (p: SnapshotProgress) => void;
 }
 
@@ -87,6 +89,7 @@ export async function snapshotDownload(opts: SnapshotOptions): Promise<SnapshotR
       await downloadFile(client, resolveUrl(settings, opts.repo, commit, f.path), f, blob, {
         retries: opts.retries ?? 3,
         retryDelayMs: opts.retryDelayMs ?? 500,
+        ...(opts.stallTimeoutMs !== undefined ? { stallTimeoutMs: opts.stallTimeoutMs } : {}),
         onBytes: (n) => { bytes += n; report(); },
       });
       downloaded.push(f.path);

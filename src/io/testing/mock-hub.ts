@@ -27,8 +27,12 @@ export class MockHub {
   readonly requests: RequestLog[] = [];
   /** path → bytes to send before dropping the connection (applies once, then cleared). */
   readonly cutAfter = new Map<string, number>();
+  /** path → bytes to send before going silent without closing (applies once, then cleared). */
+  readonly stallAfter = new Map<string, number>();
   /** Paths whose bytes are served with one byte flipped. */
   readonly corrupt = new Set<string>();
+  /** Answer ranged requests with the whole file (200), as some proxies do. */
+  ignoreRange = false;
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   requiredToken: string | null = null;
   /** Tree page size (to exercise pagination). */
@@ -126,7 +130,7 @@ export class MockHub {
     let start = 0;
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const headers: Record<string, string> = { etag: `"${this.etag(f.path)}"`, 'x-repo-commit': this.sha, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
-    if (m) {
+    if (m && !this.ignoreRange) {
       start = Number(m[1]);
       if (start >= data.length) { res.writeHead(416, headers); return void res.end(); }
       res.writeHead(206, { ...headers, 'content-length': String(data.length - start), 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` });
@@ -138,6 +142,12 @@ export class MockHub {
     if (cut !== undefined && cut < body.length) {
       this.cutAfter.delete(f.path);
       res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
+      return;
+    }
+    const stall = this.stallAfter.get(f.path);
+    if (stall !== undefined && stall < body.length) {
+      this.stallAfter.delete(f.path);
+      res.write(body.subarray(0, stall));
       return;
     }
     res.end(body);
