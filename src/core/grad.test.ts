@@ -57,6 +57,14 @@ const cases: Record<string, GradCase> = {
     inputs: { q: [1, 2, 7, 4], k: [1, 2, 5, 4], v: [1, 2, 5, 3] },
     build: ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk: 3, headChunk: 1 }),
   },
+  'sdpa with rematerialised blocks': {
+    inputs: { q: [1, 2, 7, 4], k: [1, 2, 5, 4], v: [1, 2, 5, 3] },
+    build: ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk: 4, remat: true, scale: 0.3 }),
+  },
+  'sdpa fused (ONNX Attention forward, recomputed backward)': {
+    inputs: { q: [1, 2, 6, 4], k: [1, 2, 5, 4], v: [1, 2, 5, 4] },
+    build: ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk: 4, fused: true }),
+  },
 };
 
 for (const [name, c] of Object.entries(cases)) test(`grad: ${name}`, () => gradCheck(name, c));

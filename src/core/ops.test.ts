@@ -136,9 +136,10 @@ test('cast fp32 → fp16 → fp32 rounds like IEEE half', async () => {
 
 test('chunked attention equals the reference, for several chunkings', async () => {
   const inputs = { q: [1, 3, 37, 8], k: [1, 3, 23, 8], v: [1, 3, 23, 5] };
-  for (const [chunk, headChunk] of [[37, 3], [8, 1], [5, 2]] as const) {
-    const { out, refs } = await runCase({ inputs }, ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk, headChunk }));
-    assertClose(out, R.attention(refs.q!, refs.k!, refs.v!, 1 / Math.sqrt(8)), 1e-5, 1e-4, `chunk ${chunk}/${headChunk}`);
+  const variants: [number, number, C.SdpaOptions][] = [[37, 3, {}], [8, 1, {}], [5, 2, {}], [8, 2, { remat: true }], [16, 3, { fused: true }]];
+  for (const [chunk, headChunk, extra] of variants) {
+    const { out, refs } = await runCase({ inputs }, ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk, headChunk, ...extra }));
+    assertClose(out, R.attention(refs.q!, refs.k!, refs.v!, 1 / Math.sqrt(8)), 1e-5, 1e-4, `chunk ${chunk}/${headChunk} ${JSON.stringify(extra)}`);
   }
 });
 
