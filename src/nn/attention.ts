@@ -43,8 +43,7 @@ export class SelfAttention {
 
   forward(x: Tensor): Tensor {
     const [q, k, v] = split(this.qkv.forward(x), 3, -1) as [Tensor, Tensor, Tensor];
-    const { chunk, headChunk, scale } = this.opts;
-    const sd: SdpaOptions = { ...(chunk ? { chunk } : {}), ...(headChunk ? { headChunk } : {}), ...(scale ? { scale } : {}) };
+    const { bias: _b, qkvName: _q, outName: _o, ...sd } = this.opts;
     return this.out.forward(multiHeadAttention(q, k, v, this.heads, sd));
   }
 }
