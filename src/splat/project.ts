@@ -66,13 +66,14 @@ export interface GaussianArrays {
 
 /**
  * Per-Gaussian results of preprocessing for one camera.
- * `proj` has stride 8: mean2d x, y (continuous pixel coordinates, centre of pixel i at i+0.5), conic xx, xy, yy,
- * opacity, and the half extents (px) of the ellipse outside which alpha < 1/255 for sure (plus a 1 px margin).
+ * `proj` has stride 12 (one record per Gaussian, so that compositing touches one cache line per Gaussian):
+ * mean2d x, y (continuous pixel coordinates, centre of pixel i at i+0.5), conic xx, xy, yy, opacity,
+ * kk = 2·ln(255·opacity) (alpha ≥ 1/255 only inside the ellipse dᵀ·conic·d ≤ kk), the vertical half extent (px) of
+ * that ellipse plus a 1 px margin, colour r, g, b, depth.
  * `rect` has stride 4: tile x0, y0, x1, y1 (half-open); x0 = x1 means culled.
  */
 export interface Projected {
   proj: Float32Array;
-  color: Float32Array;
   depth: Float32Array;
   rect: Int32Array;
   radius: Int32Array;
@@ -81,8 +82,7 @@ export interface Projected {
 export function allocProjected(count: number, shared = false): Projected {
   const mk = <T>(C: new (b: ArrayBufferLike) => T, bytes: number): T => new C(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
   return {
-    proj: mk(Float32Array, 32 * count),
-    color: mk(Float32Array, 12 * count),
+    proj: mk(Float32Array, 48 * count),
     depth: mk(Float32Array, 4 * count),
     rect: mk(Int32Array, 16 * count),
     radius: mk(Int32Array, 4 * count),
@@ -107,7 +107,7 @@ export function projectRange(
   const { fx, fy, cx, cy, R, t, campos, tilesX, tilesY } = cam;
   const [r00, r01, r02, r10, r11, r12, r20, r21, r22] = R;
   const limX = 1.3 * cam.tanFovX, limY = 1.3 * cam.tanFovY;
-  const { proj, color, depth, rect, radius } = out;
+  const { proj, depth, rect, radius } = out;
   let pairs = 0;
   for (let i = begin; i < end; i++) {
     rect[4 * i] = rect[4 * i + 2] = 0;
@@ -125,7 +125,7 @@ export function projectRange(
 
     // Σ3 = M Mᵀ, M = R_q·diag(exp(scale)).
     let qw = rotations[4 * i], qx = rotations[4 * i + 1], qy = rotations[4 * i + 2], qz = rotations[4 * i + 3];
-    const qn = Math.hypot(qw, qx, qy, qz);
+    const qn = Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz);
     qw /= qn; qx /= qn; qy /= qn; qz /= qn;
     const s0 = Math.exp(scales[3 * i]), s1 = Math.exp(scales[3 * i + 1]), s2 = Math.exp(scales[3 * i + 2]);
     const m00 = (1 - 2 * (qy * qy + qz * qz)) * s0, m01 = 2 * (qx * qy - qw * qz) * s1, m02 = 2 * (qx * qz + qw * qy) * s2;
@@ -170,26 +170,26 @@ export function projectRange(
     ty1 = Math.min(ty1, Math.floor((py + ey) / TILE) + 1);
     if (tx1 <= tx0 || ty1 <= ty0) continue;
 
-    const o8 = 8 * i;
-    proj[o8] = u; proj[o8 + 1] = v;
-    proj[o8 + 2] = cc / det; proj[o8 + 3] = -cb / det; proj[o8 + 4] = ca / det;
-    proj[o8 + 5] = opacity; proj[o8 + 6] = ex; proj[o8 + 7] = ey;
+    const o12 = 12 * i;
+    proj[o12] = u; proj[o12 + 1] = v;
+    proj[o12 + 2] = cc / det; proj[o12 + 3] = -cb / det; proj[o12 + 4] = ca / det;
+    proj[o12 + 5] = opacity; proj[o12 + 6] = k; proj[o12 + 7] = ey; proj[o12 + 11] = Z;
     rect[4 * i] = tx0; rect[4 * i + 1] = ty0; rect[4 * i + 2] = tx1; rect[4 * i + 3] = ty1;
     for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) tileCount[ty * tilesX + tx]++;
     pairs += (tx1 - tx0) * (ty1 - ty0);
 
     const base = i * K * 3;
     if (K === 1) {
-      for (let c = 0; c < 3; c++) color[3 * i + c] = Math.max(0, 0.28209479177387814 * sh[base + c] + 0.5);
+      for (let c = 0; c < 3; c++) proj[o12 + 8 + c] = Math.max(0, 0.28209479177387814 * sh[base + c] + 0.5);
     } else {
       let dx = mx - campos[0], dy = my - campos[1], dz = mz - campos[2];
-      const dn = Math.hypot(dx, dy, dz);
+      const dn = Math.sqrt(dx * dx + dy * dy + dz * dz);
       dx /= dn; dy /= dn; dz /= dn;
       shBasis(K, dx, dy, dz, basis);
       for (let c = 0; c < 3; c++) {
         let s = 0.5;
         for (let kk = 0; kk < K; kk++) s += basis[kk] * sh[base + kk * 3 + c];
-        color[3 * i + c] = Math.max(0, s);
+        proj[o12 + 8 + c] = Math.max(0, s);
       }
     }
   }

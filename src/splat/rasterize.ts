@@ -73,9 +73,11 @@ export function resolveBackground(opts: RasterOptions): [number, number, number]
 }
 
 /** Phases 1–2 on this thread: projection and per-tile lists. */
-export function binGaussians(g: GaussianSet, cam: CamParams, tileCull: boolean): { P: Projected; tileStart: Int32Array; ids: Int32Array } {
+export function binGaussians(
+  g: GaussianSet, cam: CamParams, tileCull: boolean, reuse?: Projected,
+): { P: Projected; tileStart: Int32Array; ids: Int32Array } {
   const nTiles = cam.tilesX * cam.tilesY;
-  const P = allocProjected(g.count);
+  const P = reuse ?? allocProjected(g.count);
   const count = new Int32Array(nTiles);
   const pairs = projectRange(g, cam, { tileCull }, P, 0, g.count, count);
   const tileStart = new Int32Array(nTiles + 1);

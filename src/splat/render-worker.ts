@@ -1,0 +1,28 @@
+/**
+ * Worker-thread entry of SplatRenderer: holds the scene (shared memory, set once) and runs rasterizer jobs
+ * (parallel.ts) on request. Messages: {scene} → 'ok'; {id, job} → {id, result} or {id, error}.
+ */
+import { parentPort } from 'node:worker_threads';
+import type { GaussianArrays } from './project.ts';
+import { runJob, type Job } from './parallel.ts';
+
+if (!parentPort) throw new Error('render-worker.ts must run as a worker thread');
+const port = parentPort;
+let scene: GaussianArrays | null = null;
+
+port.on('message', (msg: { scene?: GaussianArrays; id?: number; job?: Job }) => {
+  if (msg.scene) {
+    scene = msg.scene;
+    port.postMessage({ id: msg.id, result: {} });
+    return;
+  }
+  try {
+    if (!scene) throw new Error('no scene set');
+    const result = runJob(scene, msg.job as Job);
+    const transfer = result.image ? [result.image.rgb.buffer, result.image.alpha.buffer, result.image.depth.buffer,
+      result.image.nBlended.buffer, result.image.terminated.buffer] as ArrayBuffer[] : [];
+    port.postMessage({ id: msg.id, result }, transfer);
+  } catch (err) {
+    port.postMessage({ id: msg.id, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+  }
+});

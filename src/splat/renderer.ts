@@ -1,0 +1,221 @@
+/**
+ * `SplatRenderer`: the rasterizer on worker threads. The scene is copied once into shared memory; then
+ *  - `render(camera)` splits one frame over the workers (Gaussian ranges for projection and binning, tiles for
+ *    sorting and compositing), giving exactly the image `rasterize` gives;
+ *  - `renderFrames(cameras)` renders whole frames on each worker (no per-frame synchronisation: best for
+ *    turntables), delivering them in order;
+ *  - `backward(camera, upstream)` is the tile-parallel `rasterizeBackward`.
+ * With `threads: 1`, or for small images, everything runs on the calling thread.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Camera } from '../cameras/camera.ts';
+import { validateGaussians, type GaussianSet } from './gaussians.ts';
+import { allocGrads, type GaussianGrads } from './project-backward.ts';
+import { allocProjected, camParams, type CamParams, type GaussianArrays, type Projected } from './project.ts';
+import { runJob, type Job, type JobResult } from './parallel.ts';
+import {
+  allocImage, checkUpstream, rasterize, rasterizeBackward, resolveBackground,
+  type BackwardInput, type BackwardOptions, type RasterOptions, type RasterResult,
+} from './rasterize.ts';
+
+export interface RendererOptions {
+  /** Worker threads; default: the machine's available parallelism. 1 = no workers. */
+  threads?: number;
+  /** Images with fewer pixels render on the calling thread (thread start-up and messages cost more). Default 128². */
+  minParallelPixels?: number;
+}
+
+interface Pending { resolve: (r: JobResult) => void; reject: (e: Error) => void }
+
+export class SplatRenderer {
+  private scene: GaussianArrays | null = null;
+  private sceneSet: GaussianSet | null = null;
+  private pending = new Map<number, Pending>();
+  private nextId = 1;
+  private P: Projected | null = null;
+  private ids: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+  private parts: Float64Array[] = [];
+  private readonly minParallelPixels: number;
+
+  private constructor(private readonly workers: Worker[], minParallelPixels: number) {
+    this.minParallelPixels = minParallelPixels;
+    for (const w of workers) {
+      w.on('message', (m: { id: number; result?: JobResult; error?: string }) => {
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        this.pending.delete(m.id);
+        if (this.pending.size === 0) for (const x of this.workers) x.unref();
+        if (m.error !== undefined) p.reject(new Error(`render worker: ${m.error}`));
+        else p.resolve(m.result ?? {});
+      });
+      w.on('error', (err) => { for (const p of this.pending.values()) p.reject(err); this.pending.clear(); });
+      w.unref();
+    }
+  }
+
+  static async create(opts: RendererOptions = {}): Promise<SplatRenderer> {
+    const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
+    const workers: Worker[] = [];
+    if (threads > 1) {
+      for (let i = 0; i < threads; i++) {
+        // A plain-JS entry registers tsx's loader in the worker (execArgv ['--import', 'tsx'] does not reach
+        // worker threads' module loading in Node 20), then loads render-worker.ts.
+        workers.push(new Worker(new URL('./render-worker-boot.mjs', import.meta.url)));
+      }
+    }
+    return new SplatRenderer(workers, opts.minParallelPixels ?? 128 * 128);
+  }
+
+  /** Worker threads in use (0 = everything on the calling thread). */
+  get threads(): number { return this.workers.length; }
+
+  /** Copies `g` into shared memory for the workers. Later calls replace the scene. */
+  async setScene(g: GaussianSet): Promise<void> {
+    validateGaussians(g);
+    this.sceneSet = g;
+    if (this.workers.length === 0) { this.scene = g; return; }
+    const share = (a: Float32Array) => { const s = new Float32Array(new SharedArrayBuffer(a.byteLength)); s.set(a); return s; };
+    const scene: GaussianArrays = {
+      count: g.count, shDegree: g.shDegree, means: share(g.means), scales: share(g.scales),
+      rotations: share(g.rotations), opacities: share(g.opacities), sh: share(g.sh),
+    };
+    this.scene = scene;
+    this.P = null;
+    this.parts = [];
+    await Promise.all(this.workers.map((w) => this.send(w, { scene })));
+  }
+
+  private send(w: Worker, msg: { scene?: GaussianArrays; job?: Job }): Promise<JobResult> {
+    const id = this.nextId++;
+    if (this.pending.size === 0) for (const x of this.workers) x.ref();
+    return new Promise<JobResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ id, ...msg });
+    });
+  }
+
+  private need(): GaussianArrays {
+    if (!this.scene) throw new Error('SplatRenderer: call setScene(gaussians) before rendering');
+    return this.scene;
+  }
+
+  private parallel(cam: CamParams): boolean {
+    return this.workers.length > 1 && cam.width * cam.height >= this.minParallelPixels;
+  }
+
+  /** Projection and binning over Gaussian ranges; returns the per-tile lists in shared memory. */
+  private async bin(cam: CamParams, tileCull: boolean): Promise<{ P: Projected; tileStart: Int32Array; ids: Int32Array }> {
+    const g = this.need(), W = this.workers.length, nT = cam.tilesX * cam.tilesY;
+    const P = (this.P ??= allocProjected(g.count, true));
+    const counts = new Int32Array(new SharedArrayBuffer(4 * W * nT));
+    const range = (i: number) => [Math.floor((g.count * i) / W), Math.floor((g.count * (i + 1)) / W)];
+    const res = await Promise.all(this.workers.map((w, i) => this.send(w, {
+      job: { kind: 'project', cam, tileCull, P, counts: counts.subarray(i * nT, (i + 1) * nT), begin: range(i)[0], end: range(i)[1] },
+    })));
+    const pairs = res.reduce((a, r) => a + (r.pairs ?? 0), 0);
+    // Worker i's entries for tile t go after those of workers < i: the lists stay in Gaussian index order.
+    const tileStart = new Int32Array(new SharedArrayBuffer(4 * (nT + 1)));
+    let pos = 0;
+    for (let t = 0; t < nT; t++) {
+      tileStart[t] = pos;
+      for (let i = 0; i < W; i++) { const c = counts[i * nT + t]; counts[i * nT + t] = pos; pos += c; }
+    }
+    tileStart[nT] = pos;
+    if (pos !== pairs) throw new Error(`internal: ${pairs} pairs counted, ${pos} binned`);
+    if (this.ids.length < pairs) this.ids = new Int32Array(new SharedArrayBuffer(4 * Math.ceil(pairs * 1.25)));
+    const ids = this.ids;
+    await Promise.all(this.workers.map((w, i) => this.send(w, {
+      job: { kind: 'scatter', cam, P, cursor: counts.subarray(i * nT, (i + 1) * nT), ids, begin: range(i)[0], end: range(i)[1] },
+    })));
+    return { P, tileStart, ids };
+  }
+
+  /** Renders one camera; the same image as `rasterize(scene, camera, opts)`. */
+  async render(camera: Camera, opts: RasterOptions = {}): Promise<RasterResult> {
+    const g = this.need();
+    const cam = camParams(camera);
+    if (!this.parallel(cam)) return rasterize(this.sceneSet ?? (g as GaussianSet), camera, opts);
+    const bg = resolveBackground(opts);
+    const { P, tileStart, ids } = await this.bin(cam, opts.tileCull ?? true);
+    const image = allocImage(cam.width, cam.height, true);
+    const W = this.workers.length;
+    await Promise.all(this.workers.map((w, i) => this.send(w, {
+      job: { kind: 'tiles', cam, P, tileStart, ids, bg, image, worker: i, workers: W },
+    })));
+    return image;
+  }
+
+  /**
+   * Renders many cameras, one whole frame per worker at a time, and calls `onFrame` in camera order (awaiting
+   * it, so a slow consumer such as a video encoder applies back-pressure).
+   */
+  async renderFrames(
+    cameras: readonly Camera[], opts: RasterOptions = {}, onFrame: (index: number, image: RasterResult) => void | Promise<void> = () => {},
+  ): Promise<void> {
+    const g = this.need();
+    const bg = resolveBackground(opts);
+    const tileCull = opts.tileCull ?? true;
+    if (this.workers.length === 0) {
+      for (let i = 0; i < cameras.length; i++) await onFrame(i, runJob(g, { kind: 'frame', cam: camParams(cameras[i]), tileCull, bg }).image!);
+      return;
+    }
+    const done = new Map<number, RasterResult>();
+    let next = 0, delivered = 0;
+    let failure: unknown = null;
+    let wake: (() => void) | null = null;
+    const worker = async (w: Worker) => {
+      while (next < cameras.length && failure === null) {
+        const i = next++;
+        try {
+          const r = await this.send(w, { job: { kind: 'frame', cam: camParams(cameras[i]), tileCull, bg } });
+          done.set(i, r.image!);
+        } catch (err) { failure = err; }
+        wake?.();
+        // Do not run too far ahead of the consumer.
+        while (failure === null && i - delivered > 2 * this.workers.length) await new Promise<void>((r) => setImmediate(r));
+      }
+    };
+    const running = Promise.all(this.workers.map(worker));
+    while (delivered < cameras.length && failure === null) {
+      const img = done.get(delivered);
+      if (!img) { await new Promise<void>((r) => { wake = r; }); wake = null; continue; }
+      done.delete(delivered);
+      await onFrame(delivered, img);
+      delivered++;
+    }
+    await running;
+    if (failure !== null) throw failure;
+  }
+
+  /** Tile-parallel `rasterizeBackward` for the scene. */
+  async backward(camera: Camera, upstream: BackwardInput, opts: BackwardOptions = {}): Promise<GaussianGrads & { image: RasterResult }> {
+    const g = this.need();
+    const cam = camParams(camera);
+    if (!this.parallel(cam)) return rasterizeBackward(this.sceneSet ?? (g as GaussianSet), camera, upstream, opts);
+    checkUpstream(cam, upstream);
+    const bg = resolveBackground(opts);
+    const { P, tileStart, ids } = await this.bin(cam, opts.tileCull ?? true);
+    const W = this.workers.length;
+    const image = allocImage(cam.width, cam.height, true);
+    const shareF = (a: Float32Array) => { const s = new Float32Array(new SharedArrayBuffer(a.byteLength)); s.set(a); return s; };
+    const dRgb = shareF(upstream.dRgb), dAlpha = upstream.dAlpha ? shareF(upstream.dAlpha) : null;
+    if (this.parts.length !== W) this.parts = this.workers.map(() => new Float64Array(new SharedArrayBuffer(72 * g.count)));
+    const parts = this.parts;
+    await Promise.all(this.workers.map((w, i) => this.send(w, {
+      job: { kind: 'tiles', cam, P, tileStart, ids, bg, image, worker: i, workers: W, backward: { dRgb, dAlpha, grad2d: parts[i] } },
+    })));
+    const grads = allocGrads(g.count, g.shDegree, true);
+    const range = (i: number) => [Math.floor((g.count * i) / W), Math.floor((g.count * (i + 1)) / W)];
+    await Promise.all(this.workers.map((w, i) => this.send(w, {
+      job: { kind: 'projectBackward', cam, parts, cudaJacobian: opts.cudaJacobian ?? false, grads, begin: range(i)[0], end: range(i)[1] },
+    })));
+    return { ...grads, image };
+  }
+
+  /** Stops the workers. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}
