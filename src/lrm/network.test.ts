@@ -39,7 +39,7 @@ test('GS-LRM tiny: every intermediate of the forward pass matches the golden run
   if (kinds !== 'embed,layer,layer,heads') throw new Error(`unexpected stage sequence ${kinds}`);
 });
 
-test('reconstruct(): golden views + cameras → decoded Gaussians within tolerance; mismatched inputs are refused', async () => {
+test('reconstruct() (fused attention, 16 queries × 2 heads per chunk): golden views + cameras → decoded Gaussians within tolerance; mismatched inputs are refused', async () => {
   const { reconstruct } = await import('./reconstruct.ts');
   const cfg = loadGslrmConfig(GOLDEN_DIR + 'config.yaml');
   const model = { config: cfg, weights: await loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', cfg) };
@@ -48,7 +48,7 @@ test('reconstruct(): golden views + cameras → decoded Gaussians within toleran
   const cams = goldenCameras(inputs);
   const views = { views: 4, height: 32, width: 32, rgb: f32(inputs, 'image') };
   const progress: number[] = [];
-  const { gaussians: g, pixelT } = await reconstruct(views, cams, model, { threads: 1, onProgress: (d) => progress.push(d) });
+  const { gaussians: g, pixelT } = await reconstruct(views, cams, model, { threads: 1, chunk: 16, headChunk: 2, fused: true, onProgress: (d) => progress.push(d) });
   if (progress.join() !== '0,1,2') throw new Error(`progress ${progress.join()}`);
   assertClose(g.means, f32(gauss, 'xyz'), 1e-4, 0, 'xyz');
   assertClose(g.scales, f32(gauss, 'scaling'), 1e-4, 1e-4, 'scaling');

@@ -7,18 +7,20 @@
  * layer with that layer's weights swapped in: parameters are graph inputs, so one compiled block serves all 24
  * layers, peak memory is one block's working set, and progress can be reported per layer.
  */
-import { add, concat, Graph, narrow, reshape, Session, type HostTensor, type Tensor } from '../core/index.ts';
-import { LayerNorm, Linear, Mlp, SelfAttention } from '../nn/index.ts';
+import { add, concat, Graph, narrow, reshape, Session, split, type HostTensor, type SdpaOptions, type Tensor } from '../core/index.ts';
+import { LayerNorm, Linear, Mlp, multiHeadAttention } from '../nn/index.ts';
 import { gslrmDims, type GslrmConfig, type GslrmDims } from './config.ts';
 import type { GslrmWeights } from './weights.ts';
 
 export interface NetworkOptions {
   /** Number of input views (the sequence length is 2 + views·(H/8)·(W/8)). */
   views: number;
-  /** Queries per attention chunk (default 1024: a 16 × 1024 × 24,578 fp32 score block is 1.6 GB). */
+  /** Queries per attention chunk (default DEFAULT_CHUNK; 16 heads × 256 × 24,578 fp32 scores are 0.4 GB). */
   chunk?: number;
   /** Heads per attention chunk (default: all). */
   headChunk?: number;
+  /** Lower each attention chunk to ONNX `Attention` (opset 23) instead of MatMul/Softmax/MatMul. */
+  fused?: boolean;
   /** onnxruntime intra-op threads (default: ORT's choice). */
   threads?: number;
 }
@@ -34,6 +36,8 @@ export type ForwardStage =
   | { kind: 'heads'; rawGlobal: Float32Array; rawPixel: Float32Array };
 
 const BLOCK = 'block';
+/** Queries per attention chunk; measured on the 2-core CPU with bench/lrm.ts (see the README). */
+export const DEFAULT_CHUNK = 256;
 
 /** A compiled GS-LRM for a fixed number of views at the config's image size. */
 export class GslrmNetwork {
@@ -71,13 +75,17 @@ export class GslrmNetwork {
     const gb = new Graph('gslrm_block');
     const x = gb.input('x', [1, L, d]);
     const norm1 = new LayerNorm(gb, `${BLOCK}.norm1`, d, { bias: false });
-    const attn = new SelfAttention(gb, `${BLOCK}.attn`, d, heads, {
-      chunk: opts.chunk ?? 1024,
-      ...(opts.headChunk ? { headChunk: opts.headChunk } : {}),
-    });
+    // to_qkv output channels are [q | k | v], each head-major (h·d_head + i), as the official split(d) + rearrange.
+    const toQkv = new Linear(gb, `${BLOCK}.attn.to_qkv`, d, 3 * d, { bias: false });
+    const fc = new Linear(gb, `${BLOCK}.attn.fc`, d, d, { bias: false });
+    const sdpaOpts: SdpaOptions = { chunk: opts.chunk ?? DEFAULT_CHUNK, ...(opts.headChunk ? { headChunk: opts.headChunk } : {}), ...(opts.fused ? { fused: true } : {}) };
+    const attn = (t: Tensor) => {
+      const [q, k, v] = split(toQkv.forward(t), 3, -1) as [Tensor, Tensor, Tensor];
+      return fc.forward(multiHeadAttention(q, k, v, heads, sdpaOpts));
+    };
     const norm2 = new LayerNorm(gb, `${BLOCK}.norm2`, d, { bias: false });
     const mlp = new Mlp(gb, `${BLOCK}.mlp.mlp`, d, { hidden: 4 * d, act: 'gelu', bias: false, names: ['0', '2'] });
-    const h = add(x, attn.forward(norm1.forward(x)));
+    const h = add(x, attn(norm1.forward(x)));
     const y = add(h, mlp.forward(norm2.forward(h)));
     const block = await Session.create({ y }, { ...sess, params: blockParams(weights, gb, 0) });
 

@@ -26,8 +26,11 @@ export interface GslrmModel {
 }
 
 export interface ReconstructOptions {
-  /** Attention query chunk (default 1024). */
+  /** Attention query chunk (default network.ts DEFAULT_CHUNK). */
   chunk?: number;
+  headChunk?: number;
+  /** Each attention chunk as one ONNX `Attention` node. */
+  fused?: boolean;
   threads?: number;
   /** Called after the embedding (0) and after each transformer layer (1…n) out of n + 1 steps. */
   onProgress?: (done: number, total: number) => void;
@@ -67,6 +70,8 @@ export async function reconstruct(views: Views, cameras: readonly Camera[], mode
   const net = await GslrmNetwork.create(model.config, model.weights, {
     views: views.views,
     ...(opts.chunk ? { chunk: opts.chunk } : {}),
+    ...(opts.headChunk ? { headChunk: opts.headChunk } : {}),
+    ...(opts.fused ? { fused: true } : {}),
     ...(opts.threads ? { threads: opts.threads } : {}),
   });
   const total = dims.nLayer + 1;
