@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { SSD_TO_MTCNN, SsdFaceDetector, calibrateBox, selectFace } from './detect.ts';
+import { readFileSync } from 'node:fs';
+import { IDENTITY_CALIBRATION, SSD_TO_MTCNN, SsdFaceDetector, calibrateBox, fitCalibration, selectFace } from './detect.ts';
+import type { Box } from './crop.ts';
 import type { DetectedFace } from './detect.ts';
 import type { RawImage } from './image.ts';
 
@@ -30,11 +32,42 @@ test('selectFace: score must exceed 0.8, then the largest area wins', () => {
   assert.equal(selectFace([small, big, bigger], 0.5), bigger);
 });
 
-test('calibrateBox: identity by default; scale about the centre, offsets in units of the mean side', () => {
+test('calibrateBox: scale about the centre, offsets in units of the mean side', () => {
   const b = { x1: 10, y1: 20, x2: 110, y2: 140 };
-  assert.deepEqual(calibrateBox(b, SSD_TO_MTCNN), b);
+  assert.deepEqual(calibrateBox(b, IDENTITY_CALIBRATION), b);
   // side = 110, centre (60, 80)
   assert.deepEqual(calibrateBox(b, { scale: 1.5, offsetX: 0.1, offsetY: -0.2 }), { x1: 71 - 75, y1: 58 - 90, x2: 71 + 75, y2: 58 + 90 });
+});
+
+test('fitCalibration recovers a known transform; SSD_TO_MTCNN is the fit of the measured SSD/MTCNN pairs', () => {
+  const truth = { scale: 1.1, offsetX: 0.05, offsetY: -0.04 };
+  const boxes: Box[] = [{ x1: 0, y1: 0, x2: 100, y2: 120 }, { x1: 50, y1: 30, x2: 250, y2: 260 }, { x1: 7, y1: 9, x2: 40, y2: 50 }];
+  const fit = fitCalibration(boxes.map((d) => ({ detector: d, mtcnn: calibrateBox(d, truth) })));
+  for (const k of ['scale', 'offsetX', 'offsetY'] as const) assert.ok(Math.abs(fit[k] - truth[k]) < 1e-12, k);
+
+  const data = JSON.parse(readFileSync(new URL('./testdata/ssd-vs-mtcnn.json', import.meta.url), 'utf8')) as
+    { pairs: Array<{ ssd: number[]; mtcnn: number[] }> };
+  const toBox = (b: number[]): Box => ({ x1: b[0]!, y1: b[1]!, x2: b[2]!, y2: b[3]! });
+  const pairs = data.pairs.map((p) => ({ detector: toBox(p.ssd), mtcnn: toBox(p.mtcnn) }));
+  assert.ok(pairs.length >= 20);
+  const measured = fitCalibration(pairs);
+  assert.ok(Math.abs(measured.scale - SSD_TO_MTCNN.scale) < 0.005, `scale ${measured.scale}`);
+  assert.ok(Math.abs(measured.offsetX - SSD_TO_MTCNN.offsetX) < 0.005, `offsetX ${measured.offsetX}`);
+  assert.ok(Math.abs(measured.offsetY - SSD_TO_MTCNN.offsetY) < 0.005, `offsetY ${measured.offsetY}`);
+  // What the crop cares about: the error of the mean side and centre. The calibration must shrink both.
+  const err = (cal: typeof SSD_TO_MTCNN) => {
+    let es = 0; let ec = 0;
+    for (const { detector, mtcnn } of pairs) {
+      const c = calibrateBox(detector, cal);
+      const side = (b: Box) => (b.x2 - b.x1 + (b.y2 - b.y1)) / 2;
+      es += Math.abs(Math.log(side(c) / side(mtcnn)));
+      ec += Math.hypot((c.x1 + c.x2 - mtcnn.x1 - mtcnn.x2) / 2, (c.y1 + c.y2 - mtcnn.y1 - mtcnn.y2) / 2) / side(mtcnn);
+    }
+    return { es: es / pairs.length, ec: ec / pairs.length };
+  };
+  const before = err(IDENTITY_CALIBRATION);
+  const after = err(SSD_TO_MTCNN);
+  assert.ok(after.es < before.es && after.ec < before.ec, `${JSON.stringify(before)} → ${JSON.stringify(after)}`);
 });
 
 test('SSD finds the face in a real single-face crop, and the same face in a 4× enlargement (downscaled first)', async () => {

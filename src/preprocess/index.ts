@@ -5,7 +5,7 @@ export { loadImage, sniffFormat, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE } from './
 export type { LoadedImage, LoadOptions, RawImage } from './image.ts';
 export { OnnxMatter, MATTING_SOURCES, DEFAULT_MATTING_MODEL } from './matting.ts';
 export type { Matter, MattingModel, MattingModelSource } from './matting.ts';
-export { SsdFaceDetector, selectFace, calibrateBox, SSD_TO_MTCNN, MIN_FACE_SCORE } from './detect.ts';
+export { SsdFaceDetector, selectFace, calibrateBox, fitCalibration, SSD_TO_MTCNN, IDENTITY_CALIBRATION, MIN_FACE_SCORE } from './detect.ts';
 export type { FaceDetector, DetectedFace, BoxCalibration } from './detect.ts';
 export { planFaceCrop, applyCropPlan, FACE_SIZE, FACE_CENTER, OUTPUT_SIZE } from './crop.ts';
 export type { Box, CropPlan, CropTarget } from './crop.ts';

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { UserError } from '../util/errors.ts';
 import { compositeOnWhite } from './composite.ts';
 import { FACE_CENTER, FACE_SIZE } from './crop.ts';
+import { IDENTITY_CALIBRATION, SSD_TO_MTCNN, calibrateBox } from './detect.ts';
 import type { DetectedFace, FaceDetector } from './detect.ts';
 import type { RawImage } from './image.ts';
 import { OnnxMatter } from './matting.ts';
@@ -75,7 +76,7 @@ test('auto-crop: matte → white composite → largest confident face → face s
     { x1: 10, y1: 10, x2: 60, y2: 60, score: 0.99 }, // smaller
     { x1: 0, y1: 0, x2: 700, y2: 590, score: 0.5 }, // larger but not confident
   ]);
-  const r = await preprocess(await photo(), { matter: stripeMatter, detector: det });
+  const r = await preprocess(await photo(), { matter: stripeMatter, detector: det, calibration: IDENTITY_CALIBRATION });
   assert.equal(det.calls, 1);
   assert.equal(r.usedFallback, false);
   assert.equal(r.matting, 'model');
@@ -92,6 +93,12 @@ test('auto-crop: matte → white composite → largest confident face → face s
   // of the canvas shows the grey foreground, never red.
   for (let y = 0; y < 512; y += 8) assert.ok(px(r.image, 0, y)[1]! > 150, `red leaked at (0,${y})`);
   assert.ok(r.timings.totalMs >= r.timings.loadMs);
+});
+
+test('the default calibration is SSD_TO_MTCNN', async () => {
+  const r = await preprocess(await photo(), { detector: fixedDetector([{ ...FACE, score: 0.9 }]) });
+  assert.deepEqual(r.cropBox, calibrateBox(FACE, SSD_TO_MTCNN));
+  assert.notDeepEqual(r.cropBox, FACE);
 });
 
 test('calibration constants move and scale the crop box', async () => {
