@@ -78,3 +78,21 @@ test('views see only the front view and themselves: editing view 3 changes only 
     else assert.equal(d, 0, `row ${row} must not depend on view 3`);
   }
 });
+
+test('chunked attention (61-query blocks, with a remainder) and the fused ONNX Attention give the same output', async () => {
+  const ref = tensor(outputs, 'sample').data;
+  for (const attention of [{ scoreBlockBytes: 3e6 }, { fused: true }]) {
+    const g = new Graph('unet');
+    const out = new MultiViewUNet(g, config, attention).forward(unetInputs(g, config, 12, 16));
+    const s = await Session.create({ noise_pred: out }, { params: await loadWeights(dir, g.params(), 'unet'), threads: 2 });
+    const ts = Array.from(tensor(inputs, 'timestep').data);
+    const r = await s.run({
+      sample: f32(tensor(inputs, 'sample')),
+      timestep_embedding: timestepEmbedding(ts, 8, { flipSinToCos: true, downscaleFreqShift: 0 }),
+      class_labels: f32(tensor(inputs, 'class_labels')),
+      encoder_hidden_states: f32(tensor(inputs, 'encoder_hidden_states')),
+    });
+    await s.release();
+    assert.ok(maxAbsDiff(r.noise_pred!.data as Float32Array, ref) <= 1e-4, JSON.stringify(attention));
+  }
+});

@@ -51,7 +51,15 @@ export function multiViewKeys(k: Tensor, views: number, mode: MultiViewMode): Te
   return reshape(all, [n, views * t, c]);
 }
 
-function attention(x: Tensor, context: Tensor, p: AttentionP<Tensor>, mv: { views: number; mode: MultiViewMode } | null): Tensor {
+/** How attention is computed (results are the same to fp32 rounding; memory and speed differ). */
+export interface AttentionOptions {
+  /** Upper bound on one score block [N, heads, chunk, keys] in bytes; queries are chunked to fit (default 256 MiB). */
+  scoreBlockBytes?: number;
+  /** Lower each block to ONNX-23 `Attention` instead of MatMul/Softmax/MatMul. */
+  fused?: boolean;
+}
+
+function attention(x: Tensor, context: Tensor, p: AttentionP<Tensor>, mv: { views: number; mode: MultiViewMode } | null, opts: AttentionOptions): Tensor {
   const q = linear(x, p.toQ);
   let k = linear(context, p.toK);
   let v = linear(context, p.toV);
@@ -59,7 +67,11 @@ function attention(x: Tensor, context: Tensor, p: AttentionP<Tensor>, mv: { view
     k = multiViewKeys(k, mv.views, mv.mode);
     v = multiViewKeys(v, mv.views, mv.mode);
   }
-  return linear(merge(sdpa(heads(q, p.heads), heads(k, p.heads), heads(v, p.heads))), p.toOut);
+  const [n, lq] = q.shape as [number, number];
+  const lk = k.shape[1]!;
+  const perQuery = n * p.heads * lk * 4;
+  const chunk = Math.max(1, Math.min(lq, Math.floor((opts.scoreBlockBytes ?? 256 * 2 ** 20) / perQuery)));
+  return linear(merge(sdpa(heads(q, p.heads), heads(k, p.heads), heads(v, p.heads), { chunk, ...(opts.fused ? { fused: true } : {}) })), p.toOut);
 }
 
 export interface UNetInputs {
@@ -79,7 +91,7 @@ export type Taps = Record<string, Tensor>;
 export class MultiViewUNet {
   readonly p: UNetParams<Tensor>;
 
-  constructor(g: Graph, readonly config: UNetConfig) {
+  constructor(g: Graph, readonly config: UNetConfig, readonly attention: AttentionOptions = {}) {
     this.p = declareUNetParams(g, config);
   }
 
@@ -89,10 +101,10 @@ export class MultiViewUNet {
     let t = linear(toTokens(gn(x, p.norm, c.normNumGroups, TRANSFORMER_GN_EPS)), p.projIn);
     const b = p.block;
     const a1in = ln(t, b.norm1, LN_EPS);
-    const a1 = attention(a1in, a1in, b.attn1, { views: c.numViews, mode: c.multiViewAttention });
+    const a1 = attention(a1in, a1in, b.attn1, { views: c.numViews, mode: c.multiViewAttention }, this.attention);
     t = add(t, a1);
     const a2in = ln(t, b.norm2, LN_EPS);
-    const a2 = attention(a2in, ctx, b.attn2, null);
+    const a2 = attention(a2in, ctx, b.attn2, null, this.attention);
     t = add(t, a2);
     // GEGLU: the projection's first half is the value, the second the gate.
     const [val, gate] = split(linear(ln(t, b.norm3, LN_EPS), b.ffIn), 2, -1) as [Tensor, Tensor];
