@@ -168,6 +168,16 @@ test('white composite: straight vs the reference\'s rembg double multiplication'
   assert.deepEqual(Array.from(compositeOnWhite(rgb, a, 'rembg').data), [153, 128, 178]); // c/4 + 127.5
 });
 
+test('rembg style matches what Pillow computes for rembg\'s cut-out + FaceLift\'s alpha_composite', () => {
+  // Pillow 12.3: Image.composite(img, Image.new('RGBA', size, 0), mask), then
+  // Image.alpha_composite(white RGBA, cutout).convert('RGB'), for three pixels with mask 128, 255, 64.
+  const rgb = { data: Uint8Array.from([100, 0, 200, 100, 0, 200, 10, 250, 30]), width: 3, height: 1, channels: 3 as const };
+  const alpha = Float32Array.from([128 / 255, 1, 64 / 255]);
+  const pillow = [152, 127, 177, 100, 0, 200, 192, 207, 193];
+  const ours = Array.from(compositeOnWhite(rgb, alpha, 'rembg').data);
+  assert.ok(ours.every((v, i) => Math.abs(v - pillow[i]!) <= 1), `${ours} vs ${pillow}`);
+});
+
 test('with a real ONNX matter (tiny graph) in the loop', async () => {
   // matte = min-max of the sum of normalised channels: the dark face square becomes background, the rest foreground
   const p = join(dir, 'u2net.onnx');
