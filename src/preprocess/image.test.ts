@@ -107,6 +107,9 @@ test('EXIF orientation 6 (rotate 90° clockwise) is applied', async () => {
   // The stored top-left corner is shown at the top-right after a clockwise quarter turn.
   assert.ok(near(pixel(img, 17, 2), [20, 40, 230, 255], 25), `top-right ${pixel(img, 17, 2)}`);
   assert.ok(near(pixel(img, 2, 2), [200, 100, 50, 255], 25), `top-left ${pixel(img, 2, 2)}`);
+  // Downscaling applies to the upright image: 20×40 with maxSide 20 → 10×20.
+  const small = await loadImage(buf, { maxSide: 20 });
+  assert.deepEqual([small.rgba.width, small.rgba.height], [10, 20]);
 });
 
 test('RGBA with a cut-out is kept; a fully opaque alpha channel is not "meaningful"', async () => {
