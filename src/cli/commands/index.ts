@@ -5,4 +5,5 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./ckpt.ts'),
   () => import('./weights.ts'),
   () => import('./models.ts'),
+  () => import('./synth.ts'),
 ];
