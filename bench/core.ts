@@ -7,7 +7,7 @@
 import ort from 'onnxruntime-node';
 import type { BenchRun, Figure } from './figure.ts';
 import * as C from '../src/core/index.ts';
-import { SelfAttention } from '../src/nn/index.ts';
+import { Linear, SelfAttention } from '../src/nn/index.ts';
 import { encodeModel, type NodeSpec, type ValueInfoSpec } from '../src/core/proto.ts';
 import { A } from '../src/core/attrs.ts';
 import { randn, rng } from '../src/core/testing/reference.ts';
@@ -34,12 +34,17 @@ async function rawSession(nodes: NodeSpec[], inputs: ValueInfoSpec[], output: Va
   return ort.InferenceSession.create(bytes, { intraOpNumThreads: THREADS, graphOptimizationLevel: 'all' });
 }
 
+/** Medians of interleaved runs; the order alternates each round so neither side always runs second. */
 async function compare(runs: number, core: () => Promise<unknown>, raw: () => Promise<unknown>): Promise<{ core: number; raw: number }> {
   await core(); await raw();
   const tc: number[] = [], tr: number[] = [];
+  const time = async (f: () => Promise<unknown>, into: number[]): Promise<void> => {
+    const t = now();
+    await f();
+    into.push(now() - t);
+  };
   for (let i = 0; i < runs; i++) {
-    let t = now(); await core(); tc.push(now() - t);
-    t = now(); await raw(); tr.push(now() - t);
+    if (i % 2) { await time(core, tc); await time(raw, tr); } else { await time(raw, tr); await time(core, tc); }
   }
   return { core: median(tc), raw: median(tr) };
 }
@@ -57,9 +62,25 @@ async function* matmulBench(): AsyncGenerator<Figure> {
   const s = await C.Session.create({ y }, { params: new Map([['b', b]]), threads: THREADS });
   const raw = await rawSession([node('MatMul', ['a', 'b'], ['y'])], [vi('a', [n, n]), vi('b', [n, n])], vi('y', [n, n]));
   const ta = new ort.Tensor('float32', a, [n, n]), tb = new ort.Tensor('float32', b, [n, n]);
-  const t = await compare(9, () => s.run({ a }), () => raw.run({ a: ta, b: tb }));
+  const t = await compare(15, () => s.run({ a }), () => raw.run({ a: ta, b: tb }));
   const flop = 2 * n ** 3 / 1e9;
   yield { name: 'matmul 1024³', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw ORT graph' };
+}
+
+/** nn.Linear's x·Wᵀ with W [out,in] as a parameter (PyTorch layout) vs a raw MatMul on a pre-transposed W. */
+async function* linearBench(): AsyncGenerator<Figure> {
+  const L = 4096, d = 1024, r = rng(5);
+  const x = randn(r, L * d), w = randn(r, d * d, 0.03);
+  const g = new C.Graph();
+  const y = new Linear(g, 'fc', d, d, { bias: false }).forward(g.input('x', [1, L, d]));
+  const s = await C.Session.create({ y }, { params: new Map([['fc.weight', w]]), threads: THREADS });
+  const wt = new Float32Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) wt[j * d + i] = w[i * d + j]!;
+  const raw = await rawSession([node('MatMul', ['x', 'wt'], ['y'])], [vi('x', [1, L, d]), vi('wt', [d, d])], vi('y', [1, L, d]));
+  const tx = new ort.Tensor('float32', x, [1, L, d]), tw = new ort.Tensor('float32', wt, [d, d]);
+  const t = await compare(11, () => s.run({ x }), () => raw.run({ x: tx, wt: tw }));
+  const flop = 2 * L * d * d / 1e9;
+  yield { name: 'nn.Linear [1,4096,1024]→1024', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw MatMul, pre-transposed W' };
 }
 
 async function* convBench(): AsyncGenerator<Figure> {
@@ -71,7 +92,7 @@ async function* convBench(): AsyncGenerator<Figure> {
   const raw = await rawSession([node('Conv', ['x', 'w'], ['y'], { kernel_shape: A.is([3, 3]), pads: A.is([1, 1, 1, 1]) })],
     [vi('x', [1, 64, 128, 128]), vi('w', [64, 64, 3, 3])], vi('y', [1, 64, 128, 128]));
   const tx = new ort.Tensor('float32', x, [1, 64, 128, 128]), tw = new ort.Tensor('float32', w, [64, 64, 3, 3]);
-  const t = await compare(9, () => s.run({ x }), () => raw.run({ x: tx, w: tw }));
+  const t = await compare(15, () => s.run({ x }), () => raw.run({ x: tx, w: tw }));
   const flop = 2 * 64 * 64 * 9 * 128 * 128 / 1e9;
   yield { name: 'conv 3×3 [1,64,128,128]→64', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw ORT graph' };
 }
@@ -97,21 +118,21 @@ async function* attentionBench(): AsyncGenerator<Figure> {
     return C.sdpa(g.input('q', shape), g.input('k', shape), g.input('v', shape), opts);
   };
   const full = await C.Session.create({ y: build({}) }, { threads: THREADS });
-  const t = await compare(7, () => full.run({ q, k, v }), runRaw);
+  const t = await compare(11, () => full.run({ q, k, v }), runRaw);
   yield { name: 'attention 4096×64 (1 head)', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw ORT graph' };
   const chunked = await C.Session.create({ y: build({ chunk: 1024 }) }, { threads: THREADS });
-  const tc = await compare(7, () => chunked.run({ q, k, v }), runRaw);
+  const tc = await compare(11, () => chunked.run({ q, k, v }), runRaw);
   yield { name: 'attention 4096×64, chunk 1024', value: flop / tc.core, unit: 'GFLOP/s', baseline: flop / tc.raw, baselineName: 'raw ORT graph (unchunked)' };
 
   // ORT's fused kernels, for the record (forward only; the core keeps the explicit path for gradients).
   const fused23 = await rawSession([node('Attention', ['q', 'k', 'v'], ['y'])], ins, vi('y', shape), [], 23);
-  const tf = await compare(7, () => fused23.run(feeds), runRaw);
+  const tf = await compare(11, () => fused23.run(feeds), runRaw);
   yield { name: 'ONNX-23 Attention op 4096×64', value: flop / tf.core, unit: 'GFLOP/s', baseline: flop / tf.raw, baselineName: 'raw explicit graph' };
   const s3 = [1, L, D];
   const f3 = { q: new ort.Tensor('float32', q, s3), k: new ort.Tensor('float32', k, s3), v: new ort.Tensor('float32', v, s3) };
   const mha = await rawSession([node('MultiHeadAttention', ['q', 'k', 'v'], ['y'], { num_heads: A.i(1) }, 'com.microsoft')],
     ['q', 'k', 'v'].map((n) => vi(n, s3)), vi('y', s3));
-  const tm = await compare(7, () => mha.run(f3), runRaw);
+  const tm = await compare(11, () => mha.run(f3), runRaw);
   yield { name: 'com.microsoft MultiHeadAttention 4096×64', value: flop / tm.core, unit: 'GFLOP/s', baseline: flop / tm.raw, baselineName: 'raw explicit graph' };
 }
 
@@ -145,6 +166,7 @@ export const run: BenchRun = async function* (args) {
   };
   if (!args.includes('--big-only')) {
     yield* matmulBench();
+    yield* linearBench();
     yield* convBench();
     yield* attentionBench();
   }

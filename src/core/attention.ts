@@ -10,7 +10,7 @@
  *   scores, so the backward holds one chunk at a time. Its forward lowers either to the explicit ONNX nodes or,
  *   with `fused`, to ONNX opset-23 `Attention`.
  */
-import { GraphError, describe, isFloat, type OpDef, type Tensor } from './graph.ts';
+import { GraphError, defineOp, describe, isFloat, type OpDef, type Tensor } from './graph.ts';
 import { A } from './attrs.ts';
 import { mul, sub } from './ops/elementwise.ts';
 import { matmul, softmax } from './ops/nn.ts';
@@ -32,7 +32,7 @@ export interface SdpaOptions {
 interface BlockAttrs { scale: number; fused: boolean }
 
 /** One attention block softmax(q kᵀ·scale) v as a single node, differentiated by recomputation. */
-export const SdpaBlockOp: OpDef<BlockAttrs> = {
+export const SdpaBlockOp: OpDef<BlockAttrs> = defineOp({
   name: 'sdpaBlock',
   infer: ([q, k, v]) => {
     if (!isFloat(q!.dtype) || q!.dtype !== k!.dtype || k!.dtype !== v!.dtype) throw new Error('needs float inputs of one dtype');
@@ -51,7 +51,7 @@ export const SdpaBlockOp: OpDef<BlockAttrs> = {
     const gs = mul(p, sub(gp, reduceSum(mul(gp, p), -1, true)));
     return [mul(matmul(gs, k!), scale), mul(matmul(mT(gs), q!), scale), matmul(mT(p), g)];
   },
-};
+});
 
 /** softmax(q kᵀ · scale) v for q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] → [B,H,Lq,Dv]. */
 export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): Tensor {

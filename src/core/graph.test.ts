@@ -24,15 +24,18 @@ test('invalid graphs fail at build time with the op name and the input shapes', 
   assert.throws(() => C.add(a, other), /add: input float32\[2,3\] belongs to another graph/);
 });
 
-test('an op missing from the table cannot be lowered or differentiated silently', async () => {
-  // An OpDef without a gradient rule: vjp names it.
-  const noGrad: C.OpDef<void> = { name: 'mystery', infer: ([x]) => x!, lower: (b, [x]) => b.node('Identity', [x!]) };
+test('unknown ops fail when built; ops without a gradient rule fail when differentiated', async () => {
   const g = new C.Graph();
   const x = g.input('x', [3]);
+  const unregistered: C.OpDef<void> = { name: 'mystery', infer: ([t]) => t!, lower: (b, [t]) => b.node('Identity', [t!]) };
+  assert.throws(() => g.apply(unregistered, [x], undefined), /unknown op "mystery": not in the op table .*\(inputs: float32\[3\]\)/);
+  assert.throws(() => C.defineOp({ ...unregistered, name: 'matmul' }), /an op named "matmul" is already in the op table/);
+  assert.ok(C.opTable().has('conv2d') && C.opTable().has('sdpaBlock'));
+  const noGrad = C.defineOp<void>({ name: 'test.noGrad', infer: ([t]) => t!, lower: (b, [t]) => b.node('Identity', [t!]) });
   const y = g.apply(noGrad, [x], undefined);
-  assert.throws(() => C.grad(C.sumAll(y), [x]), /op mystery has no gradient rule \(inputs: float32\[3\]\)/);
-  // An OpDef lowering to an ONNX op that does not exist: ORT rejects the model when the session is created.
-  const bogus: C.OpDef<void> = { name: 'bogus', infer: ([t]) => t!, lower: (b, [t]) => b.node('NoSuchOnnxOp', [t!]) };
+  assert.throws(() => C.grad(C.sumAll(y), [x]), /op test\.noGrad has no gradient rule \(inputs: float32\[3\]\)/);
+  // An entry lowering to an ONNX op that does not exist: ORT rejects the model when the session is created.
+  const bogus = C.defineOp<void>({ name: 'test.bogus', infer: ([t]) => t!, lower: (b, [t]) => b.node('NoSuchOnnxOp', [t!]) });
   await assert.rejects(C.Session.create({ z: g.apply(bogus, [x], undefined) }), /NoSuchOnnxOp/);
 });
 

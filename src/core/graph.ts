@@ -70,6 +70,24 @@ export interface OpDef<A> {
   grad?(gy: Tensor, ins: readonly Tensor[], out: Tensor, attrs: A): readonly (Tensor | null)[];
 }
 
+/**
+ * The op table: every primitive is registered here once, by name. `Graph.apply` refuses ops that are not in
+ * it, so a graph can only ever contain ops whose shape rule, lowering and gradient rule live in one entry.
+ */
+const OP_TABLE = new Map<string, OpDef<unknown>>();
+
+/** Registers an op-table entry (names are unique) and returns it. */
+export function defineOp<A>(def: OpDef<A>): OpDef<A> {
+  if (OP_TABLE.has(def.name)) throw new GraphError(`defineOp: an op named "${def.name}" is already in the op table`);
+  OP_TABLE.set(def.name, def as OpDef<unknown>);
+  return def;
+}
+
+/** The registered ops, by name (for listings and tests). */
+export function opTable(): ReadonlyMap<string, OpDef<unknown>> {
+  return OP_TABLE;
+}
+
 export class GraphError extends Error {
   constructor(message: string) {
     super(message);
@@ -165,6 +183,9 @@ export class Graph {
 
   /** Adds a node after checking its inputs with the op's shape rule. */
   apply<A>(op: OpDef<A>, ins: readonly Tensor[], attrs: A): Tensor {
+    if (OP_TABLE.get(op.name) !== op) {
+      throw new GraphError(`unknown op "${op.name}": not in the op table (define it with defineOp) (inputs: ${ins.map(describe).join(', ') || 'none'})`);
+    }
     for (const t of ins) {
       if (t.graph !== this) throw new GraphError(`${op.name}: input ${describe(t)} belongs to another graph`);
     }

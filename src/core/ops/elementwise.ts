@@ -1,5 +1,5 @@
 /** Elementwise ops with numpy broadcasting: arithmetic, unary math, comparisons, where/clip/cast. */
-import { apply, describe, isFloat, type DType, type OpDef, type Shape, type Tensor, type TensorInfo } from '../graph.ts';
+import { apply, defineOp, describe, isFloat, type DType, type OpDef, type Shape, type Tensor, type TensorInfo } from '../graph.ts';
 import { A } from '../attrs.ts';
 import { reduceSum, reshape } from './shape.ts';
 
@@ -53,7 +53,7 @@ function binaryInfer(kind: 'float' | 'any' | 'compare' | 'bool') {
 type BinaryGrad = (g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null];
 
 function binaryOp(name: string, onnx: string, kind: 'float' | 'any' | 'compare' | 'bool', grad?: BinaryGrad): OpDef<void> {
-  return {
+  return defineOp({
     name,
     infer: binaryInfer(kind),
     lower: (b, [x, y]) => b.node(onnx, [x!, y!]),
@@ -61,7 +61,7 @@ function binaryOp(name: string, onnx: string, kind: 'float' | 'any' | 'compare' 
       const [ga, gb] = grad(g, a!, b!, y);
       return [ga && sumToShape(ga, a!.shape), gb && sumToShape(gb, b!.shape)];
     }),
-  };
+  });
 }
 
 export const AddOp = binaryOp('add', 'Add', 'any', (g) => [g, g]);
@@ -95,7 +95,7 @@ export const logicalAnd = (a: Tensor, b: Tensor): Tensor => apply(AndOp, [a, b],
 type UnaryGrad = (g: Tensor, x: Tensor, y: Tensor) => Tensor;
 
 function unaryOp(name: string, onnx: string, grad: UnaryGrad | null, floatOnly = true): OpDef<void> {
-  return {
+  return defineOp({
     name,
     infer: ([x]) => {
       if (floatOnly && !isFloat(x!.dtype)) throw new Error(`needs a float input, got ${x!.dtype}`);
@@ -103,7 +103,7 @@ function unaryOp(name: string, onnx: string, grad: UnaryGrad | null, floatOnly =
     },
     lower: (b, [x]) => b.node(onnx, [x!]),
     ...(grad ? { grad: (g: Tensor, [x]: readonly Tensor[], y: Tensor) => [grad(g, x!, y)] } : {}),
-  };
+  });
 }
 
 const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
@@ -120,14 +120,14 @@ export const SigmoidOp = unaryOp('sigmoid', 'Sigmoid', (g, _x, y) => mul(g, mul(
 export const ReluOp = unaryOp('relu', 'Relu', (g, x) => where(greater(x, 0), g, 0));
 export const CosOp = unaryOp('cos', 'Cos', (g, x) => neg(mul(g, sin(x))));
 export const SinOp = unaryOp('sin', 'Sin', (g, x) => mul(g, cos(x)));
-export const NotOp: OpDef<void> = {
+export const NotOp: OpDef<void> = defineOp({
   name: 'not',
   infer: ([x]) => {
     if (x!.dtype !== 'bool') throw new Error(`needs a bool input, got ${x!.dtype}`);
     return x!;
   },
   lower: (b, [x]) => b.node('Not', [x!]),
-};
+});
 
 export const neg = (x: Tensor): Tensor => apply(NegOp, [x], undefined);
 export const exp = (x: Tensor): Tensor => apply(ExpOp, [x], undefined);
@@ -147,7 +147,7 @@ export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
 export const square = (x: Tensor): Tensor => mul(x, x);
 export const rsqrt = (x: Tensor): Tensor => div(1, sqrt(x));
 
-export const WhereOp: OpDef<void> = {
+export const WhereOp: OpDef<void> = defineOp({
   name: 'where',
   infer: ([c, a, b]) => {
     if (c!.dtype !== 'bool') throw new Error(`condition must be bool, got ${describe(c!)}`);
@@ -160,7 +160,7 @@ export const WhereOp: OpDef<void> = {
     sumToShape(where(c!, g, 0), a!.shape),
     sumToShape(where(c!, 0, g), b!.shape),
   ],
-};
+});
 
 /** Elementwise select: `cond ? a : b`, broadcasting all three. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
@@ -171,7 +171,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 }
 
 export interface ClipAttrs { min: number; max: number }
-export const ClipOp: OpDef<ClipAttrs> = {
+export const ClipOp: OpDef<ClipAttrs> = defineOp({
   name: 'clip',
   infer: ([x], { min, max }) => {
     if (!isFloat(x!.dtype)) throw new Error(`needs a float input, got ${x!.dtype}`);
@@ -180,16 +180,16 @@ export const ClipOp: OpDef<ClipAttrs> = {
   },
   lower: (b, [x], { min, max }, { out }) => b.node('Clip', [x!, b.scalar(min, out.dtype), b.scalar(max, out.dtype)]),
   grad: (g, [x], _y, { min, max }) => [mul(g, cast(logicalAnd(greaterOrEqual(x!, min), lessOrEqual(x!, max)), g.dtype))],
-};
+});
 export const clip = (x: Tensor, min: number, max: number): Tensor => apply(ClipOp, [x], { min, max });
 
 const ONNX_TO: Record<DType, number> = { float32: 1, float16: 10, int64: 7, int32: 6, bool: 9 };
-export const CastOp: OpDef<{ to: DType }> = {
+export const CastOp: OpDef<{ to: DType }> = defineOp({
   name: 'cast',
   infer: ([x], { to }) => ({ shape: x!.shape, dtype: to }),
   lower: (b, [x], { to }) => b.node('Cast', [x!], { to: A.i(ONNX_TO[to]) }),
   grad: (g, [x]) => [isFloat(x!.dtype) ? cast(g, x!.dtype) : null],
-};
+});
 export const cast = (x: Tensor, to: DType): Tensor => (x.dtype === to ? x : apply(CastOp, [x], { to }));
 
 /** Sum of all elements, as a 0-d tensor (losses). */

@@ -1,5 +1,5 @@
 /** Neural-network ops: matmul, softmax, normalisations, convolutions, GELU, nearest upsampling. */
-import { apply, describe, isFloat, type OpDef, type Tensor, type TensorInfo } from '../graph.ts';
+import { apply, defineOp, describe, isFloat, type OpDef, type Tensor, type TensorInfo } from '../graph.ts';
 import { A } from '../attrs.ts';
 import { add, broadcastShapes, div, erf, exp, log, mul, sqrt, sub, sumToShape, tanh } from './elementwise.ts';
 import { concat, expand, mT, narrow, reduceMax, reduceMean, reduceSum, reshape, slice, transpose } from './shape.ts';
@@ -11,7 +11,7 @@ function sameFloat(ins: readonly TensorInfo[]): void {
 }
 
 // ---- matmul ----
-export const MatMulOp: OpDef<void> = {
+export const MatMulOp: OpDef<void> = defineOp({
   name: 'matmul',
   infer: (ins) => {
     const [a, b] = ins as [TensorInfo, TensorInfo];
@@ -25,12 +25,12 @@ export const MatMulOp: OpDef<void> = {
   },
   lower: (b, [x, y]) => b.node('MatMul', [x!, y!]),
   grad: (g, [a, b]) => [sumToShape(matmul(g, mT(b!)), a!.shape), sumToShape(matmul(mT(a!), g), b!.shape)],
-};
+});
 /** Batched matrix product with broadcast batch dimensions; both operands rank ≥ 2. */
 export const matmul = (a: Tensor, b: Tensor): Tensor => apply(MatMulOp, [a, b], undefined);
 
 // ---- softmax ----
-export const SoftmaxOp: OpDef<{ axis: number }> = {
+export const SoftmaxOp: OpDef<{ axis: number }> = defineOp({
   name: 'softmax',
   infer: ([x], { axis }) => {
     if (!isFloat(x!.dtype)) throw new Error(`needs a float input, got ${x!.dtype}`);
@@ -39,7 +39,7 @@ export const SoftmaxOp: OpDef<{ axis: number }> = {
   },
   lower: (b, [x], { axis }) => b.node('Softmax', [x!], { axis: A.i(axis) }),
   grad: (g, _ins, y, { axis }) => [mul(y, sub(g, reduceSum(mul(g, y), axis, true)))],
-};
+});
 export const softmax = (x: Tensor, axis = -1): Tensor => apply(SoftmaxOp, [x], { axis: axis < 0 ? axis + x.rank : axis });
 /** Numerically stable log-softmax, composed from primitives. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
@@ -62,7 +62,7 @@ function normalizeLastGrad(gxhat: Tensor, xhat: Tensor, rstd: Tensor): Tensor {
 }
 
 export interface LayerNormAttrs { eps: number }
-export const LayerNormOp: OpDef<LayerNormAttrs> = {
+export const LayerNormOp: OpDef<LayerNormAttrs> = defineOp({
   name: 'layerNorm',
   infer: (ins) => {
     sameFloat(ins);
@@ -79,14 +79,14 @@ export const LayerNormOp: OpDef<LayerNormAttrs> = {
     const c = x!.shape[x!.rank - 1]!;
     return [normalizeLastGrad(mul(g, w!), xhat, rstd), sumToShape(mul(g, xhat), [c]), ...(b ? [sumToShape(g, [c])] : [])];
   },
-};
+});
 /** LayerNorm over the last axis; `bias` may be null (PyTorch `bias=False`). */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps = 1e-5): Tensor {
   return apply(LayerNormOp, bias ? [x, weight, bias] : [x, weight], { eps });
 }
 
 export interface GroupNormAttrs { groups: number; eps: number }
-export const GroupNormOp: OpDef<GroupNormAttrs> = {
+export const GroupNormOp: OpDef<GroupNormAttrs> = defineOp({
   name: 'groupNorm',
   infer: (ins, { groups }) => {
     sameFloat(ins);
@@ -107,7 +107,7 @@ export const GroupNormOp: OpDef<GroupNormAttrs> = {
     const gx = reshape(normalizeLastGrad(reshape(mul(g, wb), perGroup), xg, rstd), x!.shape);
     return [gx, sumToShape(mul(g, xhat), wb.shape), sumToShape(g, wb.shape)].map((t, i) => (i === 0 ? t : reshape(t, [c])));
   },
-};
+});
 /** GroupNorm over [N, C, ...] (ONNX opset-21 semantics: per-channel affine). Without affine, pass null weight/bias. */
 export function groupNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, groups: number, eps = 1e-5): Tensor {
   // ONNX wants [C]-shaped scale and bias; without affine parameters they are broadcast scalars.
@@ -121,7 +121,7 @@ export function groupNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 export interface Conv2dAttrs { stride: number; padding: number; groups: number }
 function convOut(h: number, k: number, s: number, p: number): number { return Math.floor((h + 2 * p - k) / s) + 1; }
 
-export const Conv2dOp: OpDef<Conv2dAttrs> = {
+export const Conv2dOp: OpDef<Conv2dAttrs> = defineOp({
   name: 'conv2d',
   infer: (ins, { stride, padding, groups }) => {
     sameFloat(ins);
@@ -142,7 +142,7 @@ export const Conv2dOp: OpDef<Conv2dAttrs> = {
     });
   },
   grad: (g, [x, w, b], _y, attrs) => [convInputGrad(g, x!, w!, attrs), convWeightGrad(g, x!, w!, attrs), ...(b ? [reduceSum(g, [0, 2, 3])] : [])],
-};
+});
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Partial<Conv2dAttrs> = {}): Tensor {
   const attrs = { stride: opts.stride ?? 1, padding: opts.padding ?? 0, groups: opts.groups ?? 1 };
   return apply(Conv2dOp, bias ? [x, weight, bias] : [x, weight], attrs);
@@ -150,7 +150,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Par
 
 export interface ConvTransposeAttrs extends Conv2dAttrs { outputPadding: readonly [number, number] }
 /** ConvTranspose (weight [C_in, C_out/groups, kH, kW]); used as the input-gradient of conv2d. */
-export const ConvTranspose2dOp: OpDef<ConvTransposeAttrs> = {
+export const ConvTranspose2dOp: OpDef<ConvTransposeAttrs> = defineOp({
   name: 'convTranspose2d',
   infer: (ins, { stride, padding, groups, outputPadding }) => {
     sameFloat(ins);
@@ -167,7 +167,7 @@ export const ConvTranspose2dOp: OpDef<ConvTransposeAttrs> = {
       group: A.i(groups), output_padding: A.is(outputPadding),
     });
   },
-};
+});
 
 function convInputGrad(g: Tensor, x: Tensor, w: Tensor, { stride, padding, groups }: Conv2dAttrs): Tensor {
   // Rows/columns that the strided forward never reached come back as output padding.
@@ -194,7 +194,7 @@ function convWeightGrad(g: Tensor, x: Tensor, w: Tensor, { stride, padding, grou
 }
 
 /** Stride-1 conv with dilation and no bias: only the weight gradient of conv2d uses it. */
-const DilatedConvOp: OpDef<{ padding: number; dilation: number }> = {
+const DilatedConvOp: OpDef<{ padding: number; dilation: number }> = defineOp({
   name: 'conv2dDilated',
   infer: ([x, w], { padding, dilation }) => {
     const [n, , h, wd] = x!.shape as [number, number, number, number];
@@ -204,10 +204,10 @@ const DilatedConvOp: OpDef<{ padding: number; dilation: number }> = {
   lower: (b, ins, { padding, dilation }, { ins: infos }) => b.node('Conv', ins, {
     kernel_shape: A.is([infos[1]!.shape[2]!, infos[1]!.shape[3]!]), pads: A.is([padding, padding, padding, padding]), dilations: A.is([dilation, dilation]),
   }),
-};
+});
 
 // ---- upsampling ----
-export const Upsample2xOp: OpDef<void> = {
+export const Upsample2xOp: OpDef<void> = defineOp({
   name: 'upsampleNearest2x',
   infer: ([x]) => {
     if (x!.shape.length !== 4) throw new Error('input must be [N,C,H,W]');
@@ -222,13 +222,13 @@ export const Upsample2xOp: OpDef<void> = {
     const [n, c, h, w] = x!.shape as [number, number, number, number];
     return [reduceSum(reshape(g, [n, c, h, 2, w, 2]), [3, 5])];
   },
-};
+});
 /** Nearest-neighbour ×2 upsampling of [N,C,H,W] (PyTorch `F.interpolate(scale_factor=2, mode='nearest')`). */
 export const upsampleNearest2x = (x: Tensor): Tensor => apply(Upsample2xOp, [x], undefined);
 
 // ---- GELU ----
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-export const GeluOp: OpDef<{ approximate: 'none' | 'tanh' }> = {
+export const GeluOp: OpDef<{ approximate: 'none' | 'tanh' }> = defineOp({
   name: 'gelu',
   infer: ([x]) => {
     if (!isFloat(x!.dtype)) throw new Error(`needs a float input, got ${x!.dtype}`);
@@ -248,7 +248,7 @@ export const GeluOp: OpDef<{ approximate: 'none' | 'tanh' }> = {
     const d = add(mul(add(t, 1), 0.5), mul(mul(mul(xv, 0.5), sub(1, mul(t, t))), du));
     return [mul(g, d)];
   },
-};
+});
 /** GELU; `approximate: 'tanh'` is PyTorch's `gelu(approximate='tanh')` (the "gelu_pytorch_tanh" of configs). */
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => apply(GeluOp, [x], { approximate });
 

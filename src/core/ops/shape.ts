@@ -1,5 +1,5 @@
 /** Shape ops (reshape, transpose, concat, slice, pad, gather, expand) and reductions. */
-import { apply, describe, isFloat, sizeOf, type OpDef, type Shape, type Tensor, type TensorInfo } from '../graph.ts';
+import { apply, defineOp, describe, isFloat, sizeOf, type OpDef, type Shape, type Tensor, type TensorInfo } from '../graph.ts';
 import { A } from '../attrs.ts';
 import { broadcastShapes, cast, div, equal, mul, sumToShape } from './elementwise.ts';
 
@@ -10,7 +10,7 @@ function normAxis(axis: number, rank: number): number {
 }
 
 // ---- reshape ----
-export const ReshapeOp: OpDef<{ shape: Shape }> = {
+export const ReshapeOp: OpDef<{ shape: Shape }> = defineOp({
   name: 'reshape',
   infer: ([x], { shape }) => {
     if (sizeOf(x!.shape) !== sizeOf(shape)) throw new Error(`cannot reshape ${describe(x!)} to [${shape.join(',')}]`);
@@ -18,7 +18,7 @@ export const ReshapeOp: OpDef<{ shape: Shape }> = {
   },
   lower: (b, [x], { shape }) => b.node('Reshape', [x!, b.i64(shape)]),
   grad: (g, [x]) => [reshape(g, x!.shape)],
-};
+});
 
 /** Reshape; one dimension may be -1 (inferred). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -42,7 +42,7 @@ export const squeeze = (x: Tensor, axis: number): Tensor => {
 };
 
 // ---- transpose ----
-export const TransposeOp: OpDef<{ perm: readonly number[] }> = {
+export const TransposeOp: OpDef<{ perm: readonly number[] }> = defineOp({
   name: 'transpose',
   infer: ([x], { perm }) => {
     const ok = perm.length === x!.shape.length && [...perm].sort((a, b) => a - b).every((p, i) => p === i);
@@ -55,7 +55,7 @@ export const TransposeOp: OpDef<{ perm: readonly number[] }> = {
     perm.forEach((p, i) => { inv[p] = i; });
     return [transpose(g, inv)];
   },
-};
+});
 export function transpose(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.every((p, i) => p === i) && perm.length === x.rank) return x;
   return apply(TransposeOp, [x], { perm });
@@ -70,7 +70,7 @@ export function mT(x: Tensor): Tensor {
 }
 
 // ---- concat / slice / split / pad ----
-export const ConcatOp: OpDef<{ axis: number }> = {
+export const ConcatOp: OpDef<{ axis: number }> = defineOp({
   name: 'concat',
   infer: (ins, { axis }) => {
     const first = ins[0]!;
@@ -95,14 +95,14 @@ export const ConcatOp: OpDef<{ axis: number }> = {
       return s;
     });
   },
-};
+});
 export function concat(xs: readonly Tensor[], axis: number): Tensor {
   if (xs.length === 1) return xs[0]!;
   return apply(ConcatOp, xs, { axis: axis < 0 ? axis + xs[0]!.rank : axis });
 }
 
 interface SliceAttrs { starts: readonly number[]; ends: readonly number[]; axes: readonly number[] }
-export const SliceOp: OpDef<SliceAttrs> = {
+export const SliceOp: OpDef<SliceAttrs> = defineOp({
   name: 'slice',
   infer: ([x], { starts, ends, axes }) => {
     const shape = [...x!.shape];
@@ -124,7 +124,7 @@ export const SliceOp: OpDef<SliceAttrs> = {
     });
     return [pad(g, pads)];
   },
-};
+});
 /** Step-1 slice; negative starts/ends count from the end (python style), ends are clamped. */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes?: readonly number[]): Tensor {
   const ax = (axes ?? starts.map((_, i) => i)).map((a) => normAxis(a, x.rank));
@@ -147,7 +147,7 @@ export function split(x: Tensor, sizes: number | readonly number[], axis: number
   return parts.map((p) => { const s = narrow(x, a, off, p); off += p; return s; });
 }
 
-export const PadOp: OpDef<{ pads: readonly number[]; value: number }> = {
+export const PadOp: OpDef<{ pads: readonly number[]; value: number }> = defineOp({
   name: 'pad',
   infer: ([x], { pads }) => {
     const r = x!.shape.length;
@@ -156,12 +156,12 @@ export const PadOp: OpDef<{ pads: readonly number[]; value: number }> = {
   },
   lower: (b, [x], { pads, value }, { out }) => b.node('Pad', [x!, b.i64(pads), b.scalar(value, out.dtype)], { mode: A.s('constant') }),
   grad: (g, [x], _y, { pads }) => [slice(g, pads.slice(0, x!.rank), x!.shape.map((d, i) => pads[i]! + d), x!.shape.map((_, i) => i))],
-};
+});
 /** Constant padding; `pads` is ONNX order [begin_0, …, begin_n, end_0, …, end_n]. */
 export const pad = (x: Tensor, pads: readonly number[], value = 0): Tensor => apply(PadOp, [x], { pads, value });
 
 // ---- expand / gather ----
-export const ExpandOp: OpDef<{ shape: Shape }> = {
+export const ExpandOp: OpDef<{ shape: Shape }> = defineOp({
   name: 'expand',
   infer: ([x], { shape }) => {
     const out = broadcastShapes(x!.shape, shape);
@@ -170,13 +170,13 @@ export const ExpandOp: OpDef<{ shape: Shape }> = {
   },
   lower: (b, [x], { shape }) => b.node('Expand', [x!, b.i64(shape)]),
   grad: (g, [x]) => [sumToShape(g, x!.shape)],
-};
+});
 export function expand(x: Tensor, shape: Shape): Tensor {
   if (x.rank === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
   return apply(ExpandOp, [x], { shape });
 }
 
-export const GatherOp: OpDef<{ axis: number }> = {
+export const GatherOp: OpDef<{ axis: number }> = defineOp({
   name: 'gather',
   infer: ([x, idx], { axis }) => {
     const a = normAxis(axis, x!.shape.length);
@@ -194,19 +194,19 @@ export const GatherOp: OpDef<{ axis: number }> = {
     const zeros = expand(x!.graph.scalar(0, x!.dtype), x!.shape);
     return [apply(ScatterAddOp, [zeros, idxFull, g1], { axis: a }), null];
   },
-};
+});
 /** Selects entries along `axis` by an int tensor of indices (embedding lookup, view selection). */
 export const gather = (x: Tensor, indices: Tensor, axis = 0): Tensor => apply(GatherOp, [x, indices], { axis: normAxis(axis, x.rank) });
 
 /** ScatterElements with reduction=add: the backward of gather (not itself differentiated). */
-export const ScatterAddOp: OpDef<{ axis: number }> = {
+export const ScatterAddOp: OpDef<{ axis: number }> = defineOp({
   name: 'scatterAdd',
   infer: ([x, idx, upd]) => {
     if (idx!.shape.length !== upd!.shape.length || idx!.shape.some((d, i) => d !== upd!.shape[i])) throw new Error('indices and updates must have equal shapes');
     return x!;
   },
   lower: (b, [x, i, u], { axis }) => b.node('ScatterElements', [x!, i!, u!], { axis: A.i(axis), reduction: A.s('add') }),
-};
+});
 
 // ---- reductions ----
 interface ReduceAttrs { axes: readonly number[]; keepdims: boolean }
@@ -221,12 +221,12 @@ function keptShape(x: Tensor, axes: readonly number[]): number[] {
   return x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 function reduceOp(name: string, onnx: string, grad: OpDef<ReduceAttrs>['grad']): OpDef<ReduceAttrs> {
-  return {
+  return defineOp({
     name,
     infer: reduceInfer,
     lower: (b, [x], { axes, keepdims }) => b.node(onnx, [x!, b.i64(axes)], { keepdims: A.i(keepdims ? 1 : 0) }),
     ...(grad ? { grad } : {}),
-  };
+  });
 }
 export const ReduceSumOp = reduceOp('reduceSum', 'ReduceSum', (g, [x], _y, { axes }) => [expand(reshape(g, keptShape(x!, axes)), x!.shape)]);
 export const ReduceMeanOp = reduceOp('reduceMean', 'ReduceMean', (g, [x], _y, { axes }) => {
