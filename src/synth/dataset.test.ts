@@ -9,6 +9,7 @@ import type { Camera } from '../cameras/camera.ts';
 import { readCameraFile } from '../cameras/opencv-json.ts';
 import { faceliftViews } from '../cameras/rigs.ts';
 import { allocGaussians, SH_C0, type GaussianSet } from '../splat/gaussians.ts';
+import { readPly } from '../splat/ply.ts';
 import { rasterize } from '../splat/rasterize.ts';
 import { valIndices, writeHeadDataset, type HeadWritten } from './dataset.ts';
 import { portraitCamera, writePortraits } from './portraits.ts';
@@ -69,6 +70,8 @@ test('gslrm + mvdiffusion layouts: files, list files, cameras, alpha; nose tip l
     for (const s of ['sample_000000', 'sample_000001']) {
       for (let i = 0; i < 32; i++) assert.ok(files.includes(`gslrm/${s}/images/cam_${String(i).padStart(3, '0')}.png`));
       assert.ok(files.includes(`gslrm/${s}/opencv_cameras.json`));
+      assert.ok(files.includes(`gslrm/${s}/gaussians.ply`) && files.includes(`gslrm/${s}/head.json`));
+      assert.ok(!files.includes(`mvdiffusion/${s}/gaussians.ply`), 'the PLY is written once per head');
       for (let i = 0; i < 6; i++) assert.ok(files.includes(`mvdiffusion/${s}/cam_${String(i).padStart(3, '0')}.png`));
       assert.ok(!files.includes(`mvdiffusion/${s}/cam_006.png`));
     }
@@ -77,6 +80,13 @@ test('gslrm + mvdiffusion layouts: files, list files, cameras, alpha; nose tip l
     assert.equal(await readFile(join(dir, 'gslrm/data_gslrm_val.txt'), 'utf8'), join(dir, 'gslrm/sample_000001'));
     assert.equal(await readFile(join(dir, 'mvdiffusion/data_mvdiff_train.txt'), 'utf8'), join(dir, 'mvdiffusion/sample_000000'));
     assert.equal(await readFile(join(dir, 'mvdiffusion/data_mvdiff_val.txt'), 'utf8'), join(dir, 'mvdiffusion/sample_000001'));
+
+    // The ground-truth PLY reads back as the generated set.
+    const ply = await readPly(join(dir, 'gslrm/sample_000001/gaussians.ply'));
+    const g1 = heads[1].head.gaussians;
+    assert.equal(ply.count, g1.count);
+    assert.deepEqual(ply.means, g1.means);
+    assert.deepEqual(ply.opacities, g1.opacities);
 
     // Cameras: readCameraFile validates the schema, orthonormal w2c with det +1.
     const cf = await readCameraFile(join(dir, 'gslrm/sample_000000/opencv_cameras.json'));

@@ -7,7 +7,8 @@
  *   DIR/mvdiffusion/sample_000000/cam_000.png … cam_005.png     front, front_right, right, back, left, front_left
  *   DIR/mvdiffusion/data_mvdiff_train.txt, data_mvdiff_val.txt
  *
- * plus, per sample, `head.json` (seed, parameters, landmarks). Head i is drawn from seed `headSeed(seed, i)`, so any head can be regenerated
+ * plus, per sample, `gaussians.ply` (the ground-truth Gaussians in FaceLift's 62-property layout; written once, in
+ * the first layout's folder) and `head.json` (seed, parameters, landmarks). Head i is drawn from seed `headSeed(seed, i)`, so any head can be regenerated
  * alone, and the same seed gives byte-identical files.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -18,7 +19,9 @@ import { faceliftViews, trainingRig } from '../cameras/rigs.ts';
 import { generateHead, type Head } from './head.ts';
 import { sampleHeadParams } from './params.ts';
 import { encodePng } from './png.ts';
-import { renderRgba, type RgbaImage } from './render.ts';
+import { BLACK, straightRgba, type RgbaImage } from './render.ts';
+import { writePly } from '../splat/ply.ts';
+import { SplatRenderer } from '../splat/renderer.ts';
 import { hashString } from './rng.ts';
 
 export type Layout = 'gslrm' | 'mvdiffusion';
@@ -35,6 +38,10 @@ export interface HeadDatasetOptions {
   valFraction: number;
   /** Surface spacing passed to generateHead. */
   spacing?: number;
+  /** Write gaussians.ply per sample (default true; about 250 bytes per Gaussian). */
+  writePly?: boolean;
+  /** Renderer to use (its scene is replaced per head); by default one is created and closed here. */
+  renderer?: SplatRenderer;
 }
 
 /** What one finished head produced; yielded so that callers can show progress and build previews. */
@@ -70,14 +77,16 @@ export function checkDatasetOptions(o: HeadDatasetOptions): void {
   if (o.layouts.length === 0) throw new RangeError('at least one layout is needed');
 }
 
-/** Renders `cameras` and writes them as PNGs named by `fileOf(i)` inside `dir`. */
-async function writeViews(head: Head, cameras: Camera[], dir: string, fileOf: (i: number) => string): Promise<RgbaImage[]> {
+/** Renders `cameras` (frames in parallel) and writes them as PNGs named by `fileOf(i)` inside `dir`. */
+async function writeViews(renderer: SplatRenderer, cameras: Camera[], dir: string, fileOf: (i: number) => string): Promise<RgbaImage[]> {
   const views: RgbaImage[] = [];
-  for (let i = 0; i < cameras.length; i++) {
-    const img = renderRgba(head.gaussians, cameras[i]);
+  const writes: Array<Promise<void>> = [];
+  await renderer.renderFrames(cameras, { background: BLACK }, (i, r) => {
+    const img = straightRgba(r);
     views.push(img);
-    await writeFile(join(dir, fileOf(i)), await encodePng(img.data, img.width, img.height, 4));
-  }
+    writes.push(encodePng(img.data, img.width, img.height, 4).then((png) => writeFile(join(dir, fileOf(i)), png)));
+  });
+  await Promise.all(writes);
   return views;
 }
 
@@ -109,27 +118,37 @@ export async function* writeHeadDataset(o: HeadDatasetOptions): AsyncGenerator<H
   const val = valIndices(o.count, o.valFraction);
   const lists: Record<Layout, { train: string[]; val: string[] }> = { gslrm: { train: [], val: [] }, mvdiffusion: { train: [], val: [] } };
   for (const layout of o.layouts) await mkdir(join(root, layout), { recursive: true });
-
-  for (let index = 0; index < o.count; index++) {
-    const name = sampleName(index);
-    const head = generateHead(sampleHeadParams(headSeed(o.seed, index)), { spacing: o.spacing });
-    const views: HeadWritten['views'] = {};
-    for (const layout of o.layouts) {
-      const dir = join(root, layout, name);
-      if (layout === 'gslrm') {
-        await mkdir(join(dir, 'images'), { recursive: true });
-        views.gslrm = await writeViews(head, rig, dir, (i) => join('images', `cam_${String(i).padStart(3, '0')}.png`));
-        await writeFile(join(dir, 'opencv_cameras.json'), rigCameraJson(name, rig));
-      } else {
-        await mkdir(dir, { recursive: true });
-        views.mvdiffusion = await writeViews(head, six, dir, (i) => `cam_${String(i).padStart(3, '0')}.png`);
+  const renderer = o.renderer ?? await SplatRenderer.create();
+  try {
+    for (let index = 0; index < o.count; index++) {
+      const name = sampleName(index);
+      const head = generateHead(sampleHeadParams(headSeed(o.seed, index)), { spacing: o.spacing });
+      await renderer.setScene(head.gaussians);
+      const views: HeadWritten['views'] = {};
+      let plyWritten = false;
+      for (const layout of o.layouts) {
+        const dir = join(root, layout, name);
+        if (layout === 'gslrm') {
+          await mkdir(join(dir, 'images'), { recursive: true });
+          views.gslrm = await writeViews(renderer, rig, dir, (i) => join('images', `cam_${String(i).padStart(3, '0')}.png`));
+          await writeFile(join(dir, 'opencv_cameras.json'), rigCameraJson(name, rig));
+        } else {
+          await mkdir(dir, { recursive: true });
+          views.mvdiffusion = await writeViews(renderer, six, dir, (i) => `cam_${String(i).padStart(3, '0')}.png`);
+        }
+        await writeFile(join(dir, 'head.json'), headJson(head, name));
+        if ((o.writePly ?? true) && !plyWritten) {
+          await writePly(join(dir, 'gaussians.ply'), head.gaussians);
+          plyWritten = true;
+        }
+        const l = lists[layout];
+        if (val.has(index)) l.val.push(dir);
+        if (!val.has(index) || o.count === 1) l.train.push(dir);
       }
-      await writeFile(join(dir, 'head.json'), headJson(head, name));
-      const l = lists[layout];
-      if (val.has(index)) l.val.push(dir);
-      if (!val.has(index) || o.count === 1) l.train.push(dir);
+      yield { index, name, head, views };
     }
-    yield { index, name, head, views };
+  } finally {
+    if (!o.renderer) await renderer.close();
   }
 
   // List files: newline-separated, no trailing newline (as data_sample's one-line files).

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { faceliftViews } from '../cameras/rigs.ts';
 import { SH_C0 } from '../splat/gaussians.ts';
+import { filterGaussians } from '../splat/filters.ts';
 import { rasterize } from '../splat/rasterize.ts';
 import { SAFE_BOX } from './anatomy.ts';
 import { generateHead } from './head.ts';
@@ -55,6 +56,9 @@ test('head: inside the crop box, sizes and opacities survive FaceLift filters, b
       const q = g.rotations.subarray(4 * i, 4 * i + 4);
       assert.ok(Math.abs(Math.hypot(q[0], q[1], q[2], q[3]) - 1) < 1e-5);
     }
+    // FaceLift's own post-processing filters (pipeline.md §6.1) keep every Gaussian.
+    const { report } = filterGaussians(g);
+    assert.equal(report.kept, g.count, `${style}: filters removed ${JSON.stringify(report.removed)}`);
   }
   const a = generateHead(sampleHeadParams(9), { spacing: SPACING }).gaussians;
   const b = generateHead(sampleHeadParams(9), { spacing: SPACING }).gaussians;

@@ -5,7 +5,7 @@
  */
 import type { Camera } from '../cameras/camera.ts';
 import type { GaussianSet } from '../splat/gaussians.ts';
-import { rasterize } from '../splat/rasterize.ts';
+import { rasterize, type RasterResult } from '../splat/rasterize.ts';
 
 export interface RgbaImage {
   width: number;
@@ -23,7 +23,14 @@ function toByte(v: number): number {
  * α = 1 − T gives the straight colour.
  */
 export function renderRgba(g: GaussianSet, camera: Camera): RgbaImage {
-  const r = rasterize(g, camera, { background: [0, 0, 0] });
+  return straightRgba(rasterize(g, camera, { background: BLACK }));
+}
+
+/** Render over this background to get premultiplied colour (see straightRgba). */
+export const BLACK: readonly [number, number, number] = [0, 0, 0];
+
+/** Straight 8-bit RGBA from a render over black: colour / coverage, RGB = 0 where the coverage rounds to 0. */
+export function straightRgba(r: RasterResult): RgbaImage {
   const n = r.width * r.height;
   const data = new Uint8Array(4 * n);
   for (let i = 0; i < n; i++) {
