@@ -70,3 +70,13 @@ test('seeded sampling is deterministic and reports progress per step', async () 
   await assert.rejects(pipe.generate(image, { steps: 0 }), /1 to 1000/);
   await assert.rejects(pipe.generate({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 3) }), /must be 64×64/);
 });
+
+test('without clr_embeds.pt the pipeline computes the prompt embeddings from its text encoder', async () => {
+  const p2 = await MvDiffusionPipeline.load(join(dir, 'pipeckpts'), { threads: 2 });
+  try {
+    assert.deepEqual([p2.prompts.views, p2.prompts.tokens, p2.prompts.width], [6, 77, 32]);
+    assert.ok(maxAbsDiff(p2.prompts.data, pipe.prompts.data) <= 5e-3);
+  } finally {
+    await p2.close();
+  }
+});

@@ -26,7 +26,7 @@ import { ddimSchedule, ddimStep, ddimStepScalars, ddimTimesteps, guide, type Ddi
 import { imageClassLabel, noiseLevelZero, timestepEmbedding, type NoiseLevelZero } from './image-conditioning.ts';
 import { readSchedulerConfig } from './noise-schedule.ts';
 import { paramSpecs } from './params.ts';
-import { loadPromptEmbeds, type PromptEmbeds } from './prompt-embeds.ts';
+import { computePromptEmbeds, loadPromptEmbeds, type PromptEmbeds } from './prompt-embeds.ts';
 import { PhiloxNormal, type NoiseSource } from './rng.ts';
 import { MultiViewUNet, unetInputs } from './unet.ts';
 import { declareUNetParams } from './unet-params.ts';
@@ -74,8 +74,10 @@ export interface SampleResult {
 }
 
 export interface PipelineOptions {
-  /** clr_embeds.pt; required until prompt embeddings can be computed from text_encoder/ + tokenizer/. */
+  /** clr_embeds.pt; without it the embeddings are computed from the pipeline's text_encoder/ + tokenizer/. */
   promptEmbeds?: string;
+  /** Where computed prompt embeddings are cached (default: not cached). */
+  cacheDir?: string;
   threads?: number;
 }
 
@@ -118,10 +120,13 @@ export class MvDiffusionPipeline {
       vae: await loadWeights(join(dir, 'vae'), paramSpecs((d) => declareVaeParams(d, vaeConfig)), 'vae'),
       clip: await loadWeights(join(dir, 'image_encoder'), paramSpecs((d) => declareClipVisionParams(d, clipConfig)), 'image_encoder'),
     };
-    if (!opts.promptEmbeds) {
-      throw new UserError('prompt embeddings are needed: pass the clr_embeds.pt file (FaceLift: mvdiffusion/data/fixed_prompt_embeds_6view/clr_embeds.pt); computing them from text_encoder/ is not available yet');
+    const expect = { views: unetConfig.numViews, width: unetConfig.crossAttentionDim };
+    const prompts = opts.promptEmbeds
+      ? await loadPromptEmbeds(opts.promptEmbeds, expect)
+      : await computePromptEmbeds(dir, { ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.threads ? { threads: opts.threads } : {}) });
+    if (prompts.views !== expect.views || prompts.width !== expect.width) {
+      throw new UserError(`${dir}: the text encoder gives [${prompts.views}, ${prompts.tokens}, ${prompts.width}] prompt embeddings, the UNet needs [${expect.views}, tokens, ${expect.width}]`);
     }
-    const prompts = await loadPromptEmbeds(opts.promptEmbeds, { views: unetConfig.numViews, width: unetConfig.crossAttentionDim });
     return new MvDiffusionPipeline(dir, unetConfig, vaeConfig, clipConfig, preprocess, schedule, level0,
       { mean: normStore.get('mean') as Float32Array, std: normStore.get('std') as Float32Array }, weights, prompts, opts.threads);
   }

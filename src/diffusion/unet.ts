@@ -13,6 +13,7 @@ import {
 } from '../core/index.ts';
 import type { UNetConfig } from './config.ts';
 import { conv, fromTokens, gn, linear, ln, resnet, toTokens } from './layers.ts';
+import type { ParamDeclarer } from './params.ts';
 import { declareUNetParams, type AttentionP, type Transformer2DP, type UNetParams } from './unet-params.ts';
 
 /** diffusers hard-codes this epsilon for the GroupNorm at the entry of every transformer (not `norm_eps`). */
@@ -91,8 +92,9 @@ export type Taps = Record<string, Tensor>;
 export class MultiViewUNet {
   readonly p: UNetParams<Tensor>;
 
-  constructor(g: Graph, readonly config: UNetConfig, readonly attention: AttentionOptions = {}) {
-    this.p = declareUNetParams(g, config);
+  /** `declarer` defaults to the graph; pass another to store parameters differently (e.g. fp16 + cast). */
+  constructor(g: Graph, readonly config: UNetConfig, readonly attention: AttentionOptions = {}, declarer: ParamDeclarer<Tensor> = g) {
+    this.p = declareUNetParams(declarer, config);
   }
 
   private transformer(x: Tensor, ctx: Tensor, p: Transformer2DP<Tensor>, taps: Taps | undefined, name: string): Tensor {
