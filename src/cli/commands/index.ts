@@ -6,4 +6,5 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./weights.ts'),
   () => import('./models.ts'),
   () => import('./synth.ts'),
+  () => import('./render.ts'),
 ];
