@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import sharp from 'sharp';
 import assert from 'node:assert/strict';
 import { FACE_CENTER, FACE_SIZE, REFERENCE_TARGET, applyCropPlan, planFaceCrop } from './crop.ts';
 import type { RawImage } from './image.ts';
@@ -118,5 +119,34 @@ for (const [name, w, h, box] of [
     assert.ok(Math.abs(side - FACE_SIZE) < 2.5, `side ${side}`);
     assert.ok(Math.abs((b.x1 + b.x2) / 2 - FACE_CENTER[0]) < 1.5, `centre x ${(b.x1 + b.x2) / 2}`);
     assert.ok(Math.abs((b.y1 + b.y2) / 2 - FACE_CENTER[1]) < 1.5, `centre y ${(b.y1 + b.y2) / 2}`);
+  });
+}
+
+// Golden: the same crop done by Pillow (testdata/pillow-crop/README.md). Pillow's bicubic is the reference's filter.
+for (const [name, box, maxMean, maxAbs] of [
+  ['enlarge', { x1: 105, y1: 75, x2: 195, y2: 170 }, 0.05, 8],
+  ['shrink', { x1: 230, y1: 110, x2: 610, y2: 500 }, 0.05, 4],
+] as const) {
+  test(`crop matches Pillow's (${name}): mean |Δ| < ${maxMean}, max |Δ| ≤ ${maxAbs}, same white area`, async () => {
+    const dir = new URL('./testdata/pillow-crop/', import.meta.url).pathname;
+    const input = await sharp(`${dir}${name}-input.png`).raw().toBuffer({ resolveWithObject: true });
+    const rgb = { data: new Uint8Array(input.data), width: input.info.width, height: input.info.height, channels: 3 as const };
+    const ours = await applyCropPlan(rgb, planFaceCrop(rgb.width, rgb.height, box));
+    const pillow = await sharp(`${dir}${name}-pillow.png`).raw().toBuffer();
+    let sum = 0;
+    let max = 0;
+    let whiteMismatch = 0;
+    for (let i = 0; i < pillow.length; i++) {
+      const d = Math.abs(pillow[i]! - ours.data[i]!);
+      sum += d;
+      max = Math.max(max, d);
+    }
+    for (let i = 0; i < pillow.length; i += 3) {
+      const w = (a: ArrayLike<number>) => a[i] === 255 && a[i + 1] === 255 && a[i + 2] === 255;
+      if (w(pillow) !== w(ours.data)) whiteMismatch++;
+    }
+    assert.ok(sum / pillow.length < maxMean, `mean ${sum / pillow.length}`);
+    assert.ok(max <= maxAbs, `max ${max}`);
+    assert.equal(whiteMismatch, 0);
   });
 }

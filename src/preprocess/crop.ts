@@ -1,4 +1,4 @@
-import { resizeRaw } from './image.ts';
+import { resizeBicubicPil } from './image.ts';
 import type { RawImage } from './image.ts';
 
 /**
@@ -72,13 +72,13 @@ export function planFaceCrop(width: number, height: number, box: Box, target: Cr
 }
 
 /**
- * Carry out a plan on an RGB image: resize with bicubic (PIL's default filter, which the reference uses; sharp's
- * `cubic` is the same Catmull-Rom kernel, not bit-exact), crop, paste onto a white `outputSize`² canvas.
+ * Carry out a plan on an RGB image: resize with Pillow-style bicubic (the reference's filter; see
+ * `resizeBicubicPil`, within a few levels of Pillow), crop, paste onto a white `outputSize`² canvas.
  */
 export async function applyCropPlan(
   rgb: RawImage & { channels: 3 }, plan: CropPlan, outputSize: number = OUTPUT_SIZE,
 ): Promise<RawImage & { channels: 3 }> {
-  const scaled = await resizeRaw(rgb, plan.scaledWidth, plan.scaledHeight, 'cubic');
+  const scaled = await resizeBicubicPil(rgb, plan.scaledWidth, plan.scaledHeight);
   const out = new Uint8Array(outputSize * outputSize * 3).fill(255);
   const { left, top, right, bottom } = plan.crop;
   // PIL's paste clips to the canvas; so do we (with the reference's numbers it never has to).

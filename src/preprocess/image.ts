@@ -174,6 +174,38 @@ export async function resizeRaw<C extends 1 | 3 | 4>(
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, channels: img.channels };
 }
 
+/**
+ * Resize like Pillow's `Image.resize(size, BICUBIC)` (Catmull-Rom, a = −0.5, pixel centres at +0.5), the filter
+ * the reference's crop uses. Shrinking: sharp's `cubic` reduce already matches Pillow (mean |Δ| ≈ 0.003 on the
+ * crop golden). Enlarging: sharp's resize places pixel centres differently (edges move by about half a pixel), so
+ * enlargement goes through libvips' affine transform with the bicubic interpolator and Pillow's centre convention,
+ * on a copy extended by edge replication (Pillow clamps at the border instead of blending with a background).
+ */
+export async function resizeBicubicPil<C extends 1 | 3 | 4>(
+  img: RawImage & { channels: C }, width: number, height: number,
+): Promise<RawImage & { channels: C }> {
+  if (width === img.width && height === img.height) return { ...img, data: img.data.slice() };
+  if (width < img.width || height < img.height) return resizeRaw(img, width, height, 'cubic');
+  const pad = 3;
+  const sx = width / img.width;
+  const sy = height / img.height;
+  let p = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+    .extend({ top: pad, bottom: pad, left: pad, right: pad, extendWith: 'copy' });
+  // Output pixel X samples input x = (X + 0.5)/s − 0.5, i.e. X = s·(x + 0.5) − 0.5; libvips: X = s·(x + idx) + odx.
+  p = sharp(await p.raw().toBuffer(), { raw: { width: img.width + 2 * pad, height: img.height + 2 * pad, channels: img.channels } })
+    .affine([[sx, 0], [0, sy]], { interpolator: 'bicubic', idx: 0.5 - pad, idy: 0.5 - pad, odx: -0.5, ody: -0.5 });
+  if (img.channels === 1) p = p.toColourspace('b-w');
+  const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
+  if (info.width < width || info.height < height || info.channels !== img.channels) {
+    throw new Error(`affine resize returned ${info.width}×${info.height}×${info.channels}, expected at least ${width}×${height}×${img.channels}`);
+  }
+  // The padded transform yields a few extra columns/rows on the right and bottom: keep the top-left width×height.
+  const out = new Uint8Array(width * height * img.channels);
+  const row = width * img.channels;
+  for (let y = 0; y < height; y++) out.set(data.subarray(y * info.width * img.channels, y * info.width * img.channels + row), y * row);
+  return { data: out, width, height, channels: img.channels };
+}
+
 function startsWith(b: Uint8Array, sig: number[]): boolean {
   return b.length >= sig.length && sig.every((v, i) => b[i] === v);
 }

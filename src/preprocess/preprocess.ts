@@ -6,7 +6,7 @@ import { OUTPUT_SIZE, applyCropPlan, planFaceCrop } from './crop.ts';
 import type { Box, CropPlan } from './crop.ts';
 import { MIN_FACE_SCORE, SSD_TO_MTCNN, SsdFaceDetector, calibrateBox, selectFace } from './detect.ts';
 import type { BoxCalibration, DetectedFace, FaceDetector } from './detect.ts';
-import { alphaOf, loadImage, resizeRaw, rgbOf } from './image.ts';
+import { alphaOf, loadImage, resizeBicubicPil, resizeRaw, rgbOf } from './image.ts';
 import type { LoadOptions, LoadedImage, RawImage } from './image.ts';
 import type { Matter } from './matting.ts';
 
@@ -92,7 +92,7 @@ export async function preprocess(input: string | Uint8Array, opts: PreprocessOpt
   }
   if (!autoCrop) {
     const t = performance.now();
-    const image = await resizeRaw(white, OUTPUT_SIZE, OUTPUT_SIZE, 'cubic');
+    const image = await resizeBicubicPil(white, OUTPUT_SIZE, OUTPUT_SIZE);
     return { ...base, image, usedFallback: false, timings: timings(0, t) };
   }
 
