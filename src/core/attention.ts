@@ -1,45 +1,48 @@
 /**
- * Scaled-dot-product attention, computed in chunks of queries (and optionally of heads) so the score matrix
- * that exists at any time is [B, headChunk, chunk, Lk] instead of [B, H, Lq, Lk]. For GS-LRM (24,578 tokens,
- * 16 heads) the full matrix would be 38.7 GB; 4 heads × 2048 queries is 0.8 GB.
+ * Scaled-dot-product attention. Three ways to build it, all with the same numbers:
  *
- * Two ways to build each chunk:
- * - composite (default): matmul → softmax → matmul from the op table; autodiff keeps each chunk's softmax
- *   output for the backward pass (fastest; memory grows with Lq·Lk when training).
- * - block (`remat` or `fused`): one `sdpaBlock` node per chunk whose gradient rule recomputes the chunk's
- *   scores, so the backward holds one chunk at a time. Its forward lowers either to the explicit ONNX nodes or,
- *   with `fused`, to ONNX opset-23 `Attention`.
+ * - explicit (default): per chunk of queries (and optionally heads) matmul → softmax → matmul from the op
+ *   table, so the score matrix that exists at any time is [B, headChunk, chunk, Lk] instead of [B, H, Lq, Lk]
+ *   (GS-LRM, 24,578 tokens × 16 heads: 38.7 GB whole; 4 heads × 2048 queries: 0.8 GB). Autodiff keeps each
+ *   chunk's softmax output for the backward pass.
+ * - `remat`: one `sdpaBlock` node per chunk whose gradient rule recomputes the chunk's scores, so the backward
+ *   also holds one chunk at a time (≈ one extra QKᵀ per chunk).
+ * - `fused`: onnxruntime's `com.microsoft.MultiHeadAttention`, which on CPU runs a flash-attention kernel
+ *   (no score matrix at all; measured in bench/core.ts). Its gradient is the rematerialised explicit form.
  */
-import { GraphError, defineOp, describe, isFloat, type OpDef, type Tensor } from './graph.ts';
+import { GraphError, defineOp, describe, isFloat, type OpDef, type Tensor, type TensorInfo } from './graph.ts';
 import { A } from './attrs.ts';
+import { vjp } from './autodiff.ts';
 import { mul, sub } from './ops/elementwise.ts';
 import { matmul, softmax } from './ops/nn.ts';
-import { concat, mT, narrow, reduceSum } from './ops/shape.ts';
+import { concat, mT, narrow, reduceSum, reshape, transpose } from './ops/shape.ts';
 
 export interface SdpaOptions {
   /** Multiplier of q·k (default 1/√d). */
   scale?: number;
-  /** Queries per chunk (default: all). */
+  /** Queries per chunk (default: all). With `fused`, only the backward pass is chunked. */
   chunk?: number;
-  /** Heads per chunk (default: all). */
+  /** Heads per chunk (default: all). With `fused`, only the backward pass is chunked. */
   headChunk?: number;
   /** Recompute each chunk's scores in the backward pass instead of keeping them (bounded training memory). */
   remat?: boolean;
-  /** Lower each chunk to ONNX `Attention` (opset 23) instead of explicit MatMul/Softmax nodes; implies a block node. */
+  /** Use onnxruntime's fused (flash) MultiHeadAttention kernel for the forward pass. */
   fused?: boolean;
 }
 
-interface BlockAttrs { scale: number; fused: boolean }
+function sameFloat(ins: readonly TensorInfo[]): void {
+  if (!isFloat(ins[0]!.dtype) || ins.some((t) => t.dtype !== ins[0]!.dtype)) throw new Error('needs float inputs of one dtype');
+}
 
-/** One attention block softmax(q kᵀ·scale) v as a single node, differentiated by recomputation. */
-export const SdpaBlockOp: OpDef<BlockAttrs> = defineOp({
+/** One attention block softmax(q kᵀ·scale) v on [B,H,L,D] as a single node, differentiated by recomputation. */
+export const SdpaBlockOp: OpDef<{ scale: number }> = defineOp({
   name: 'sdpaBlock',
-  infer: ([q, k, v]) => {
-    if (!isFloat(q!.dtype) || q!.dtype !== k!.dtype || k!.dtype !== v!.dtype) throw new Error('needs float inputs of one dtype');
-    return { shape: [...q!.shape.slice(0, 3), v!.shape[3]!], dtype: q!.dtype };
+  infer: (ins) => {
+    sameFloat(ins);
+    const [q, , v] = ins as [TensorInfo, TensorInfo, TensorInfo];
+    return { shape: [...q.shape.slice(0, 3), v.shape[3]!], dtype: q.dtype };
   },
-  lower: (b, [q, k, v], { scale, fused }, { out }) => {
-    if (fused) return b.node('Attention', [q!, k!, v!], { scale: A.f(scale) });
+  lower: (b, [q, k, v], { scale }, { out }) => {
     const kt = b.node('Transpose', [k!], { perm: A.is([0, 1, 3, 2]) });
     const qs = b.node('Mul', [q!, b.scalar(scale, out.dtype)]);
     const p = b.node('Softmax', [b.node('MatMul', [qs, kt])], { axis: A.i(-1) });
@@ -53,21 +56,26 @@ export const SdpaBlockOp: OpDef<BlockAttrs> = defineOp({
   },
 });
 
-/** softmax(q kᵀ · scale) v for q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] → [B,H,Lq,Dv]. */
-export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): Tensor {
+function checkBHLD(q: Tensor, k: Tensor, v: Tensor): void {
   const bad = q.rank !== 4 || k.rank !== 4 || v.rank !== 4
     || q.shape[0] !== k.shape[0] || k.shape[0] !== v.shape[0]
     || q.shape[1] !== k.shape[1] || k.shape[1] !== v.shape[1]
     || q.shape[3] !== k.shape[3] || k.shape[2] !== v.shape[2];
   if (bad) throw new GraphError(`sdpa: expected q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] (inputs: ${[q, k, v].map(describe).join(', ')})`);
-  const [, heads, lq, d] = q.shape as [number, number, number, number];
+}
+
+/** softmax(q kᵀ · scale) v for q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv] → [B,H,Lq,Dv]. */
+export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): Tensor {
+  checkBHLD(q, k, v);
+  const heads = q.shape[1]!;
+  if (opts.fused) return splitHeads(multiHeadAttention(mergeHeads(q), mergeHeads(k), mergeHeads(v), heads, opts), heads);
+  const [, , lq, d] = q.shape as [number, number, number, number];
   const chunk = Math.max(1, Math.min(opts.chunk ?? lq, lq));
   const headChunk = Math.max(1, Math.min(opts.headChunk ?? heads, heads));
   const scale = opts.scale ?? 1 / Math.sqrt(d);
-  const block = opts.remat || opts.fused;
   // Scaling q (Lq·D values) is cheaper than scaling the scores (Lq·Lk).
-  const qs = block ? q : mul(q, scale);
-  const kT = block ? k : mT(k);
+  const qs = opts.remat ? q : mul(q, scale);
+  const kT = opts.remat ? k : mT(k);
   const perHead: Tensor[] = [];
   for (let h0 = 0; h0 < heads; h0 += headChunk) {
     const nh = Math.min(headChunk, heads - h0);
@@ -75,11 +83,54 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): T
     const rows: Tensor[] = [];
     for (let q0 = 0; q0 < lq; q0 += chunk) {
       const qc = narrow(qh, 2, q0, Math.min(chunk, lq - q0));
-      rows.push(block
-        ? q.graph.apply(SdpaBlockOp, [qc, kh, vh], { scale, fused: !!opts.fused })
-        : matmul(softmax(matmul(qc, kh), -1), vh));
+      rows.push(opts.remat ? q.graph.apply(SdpaBlockOp, [qc, kh, vh], { scale }) : matmul(softmax(matmul(qc, kh), -1), vh));
     }
     perHead.push(concat(rows, 2));
   }
   return concat(perHead, 1);
+}
+
+/** [B, L, H·D] → [B, H, L, D]. */
+export function splitHeads(x: Tensor, heads: number): Tensor {
+  const [b, l, c] = x.shape as [number, number, number];
+  if (x.rank !== 3 || c % heads !== 0) throw new GraphError(`splitHeads: ${describe(x)} is not [B, L, C] with C divisible by ${heads} heads`);
+  return transpose(reshape(x, [b, l, heads, c / heads]), [0, 2, 1, 3]);
+}
+
+/** [B, H, L, D] → [B, L, H·D]. */
+export function mergeHeads(x: Tensor): Tensor {
+  const [b, h, l, d] = x.shape as [number, number, number, number];
+  return reshape(transpose(x, [0, 2, 1, 3]), [b, l, h * d]);
+}
+
+interface MhaAttrs { heads: number; scale: number; chunk?: number; headChunk?: number }
+
+/** onnxruntime's fused multi-head attention on [B, L, H·D] tensors; backward = rematerialised explicit chunks. */
+export const FusedMhaOp: OpDef<MhaAttrs> = defineOp({
+  name: 'fusedMultiHeadAttention',
+  infer: (ins, { heads }) => {
+    sameFloat(ins);
+    const [q, k, v] = ins as [TensorInfo, TensorInfo, TensorInfo];
+    const ok = q.shape.length === 3 && k.shape.length === 3 && v.shape.length === 3 && q.shape[0] === k.shape[0] && k.shape[0] === v.shape[0]
+      && q.shape[2] === k.shape[2] && k.shape[1] === v.shape[1] && q.shape[2]! % heads === 0 && v.shape[2]! % heads === 0;
+    if (!ok) throw new Error(`expected q [B,Lq,H·D], k [B,Lk,H·D], v [B,Lk,H·Dv] with H = ${heads}`);
+    return { shape: [q.shape[0]!, q.shape[1]!, v.shape[2]!], dtype: q.dtype };
+  },
+  lower: (b, [q, k, v], { heads, scale }) => b.node('MultiHeadAttention', [q!, k!, v!], { num_heads: A.i(heads), scale: A.f(scale) }, 'com.microsoft'),
+  grad: (g, [q, k, v], _y, { heads, scale, chunk, headChunk }) => {
+    const explicit = (qq: Tensor, kk: Tensor, vv: Tensor): Tensor => mergeHeads(sdpa(splitHeads(qq, heads), splitHeads(kk, heads), splitHeads(vv, heads), {
+      scale, remat: true, ...(chunk ? { chunk } : {}), ...(headChunk ? { headChunk } : {}),
+    }));
+    return vjp([explicit(q!, k!, v!)], [g], [q!, k!, v!]);
+  },
+});
+
+/** Attention of q [B,Lq,C] over k [B,Lk,C], v [B,Lk,Cv] with `heads` heads; returns [B,Lq,Cv]. */
+export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: SdpaOptions = {}): Tensor {
+  if (!opts.fused) return mergeHeads(sdpa(splitHeads(q, heads), splitHeads(k, heads), splitHeads(v, heads), opts));
+  const d = (q.shape[2] ?? 0) / heads;
+  const attrs: MhaAttrs = { heads, scale: opts.scale ?? 1 / Math.sqrt(d) };
+  if (opts.chunk) attrs.chunk = opts.chunk;
+  if (opts.headChunk) attrs.headChunk = opts.headChunk;
+  return q.graph.apply(FusedMhaOp, [q, k, v], attrs);
 }

@@ -61,9 +61,13 @@ const cases: Record<string, GradCase> = {
     inputs: { q: [1, 2, 7, 4], k: [1, 2, 5, 4], v: [1, 2, 5, 3] },
     build: ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk: 4, remat: true, scale: 0.3 }),
   },
-  'sdpa fused (ONNX Attention forward, recomputed backward)': {
+  'sdpa fused (ORT MultiHeadAttention forward, recomputed backward)': {
     inputs: { q: [1, 2, 6, 4], k: [1, 2, 5, 4], v: [1, 2, 5, 4] },
     build: ({ q, k, v }) => C.sdpa(q!, k!, v!, { chunk: 4, fused: true }),
+  },
+  'multiHeadAttention fused on [B,L,C], Dv ≠ D': {
+    inputs: { q: [2, 5, 6], k: [2, 4, 6], v: [2, 4, 4] },
+    build: ({ q, k, v }) => C.multiHeadAttention(q!, k!, v!, 2, { fused: true, chunk: 2, headChunk: 1 }),
   },
 };
 

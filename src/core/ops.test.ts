@@ -143,14 +143,29 @@ test('chunked attention equals the reference, for several chunkings', async () =
   }
 });
 
+test('multiHeadAttention on [B,L,C] (explicit and fused, Dv ≠ D) equals the reference', async () => {
+  const inputs = { q: [2, 9, 12], k: [2, 7, 12], v: [2, 7, 6] };
+  for (const opts of [{ chunk: 4 }, { fused: true }] as C.SdpaOptions[]) {
+    const { out, refs } = await runCase({ inputs }, ({ q, k, v }) => C.multiHeadAttention(q!, k!, v!, 3, opts));
+    const heads = (x: R.Arr) => R.transpose({ ...x, shape: [2, x.shape[1]!, 3, x.shape[2]! / 3] }, [0, 2, 1, 3]);
+    const o = R.attention(heads(refs.q!), heads(refs.k!), heads(refs.v!), 0.5);
+    assertClose(out, { ...R.transpose(o, [0, 2, 1, 3]), shape: [2, 9, 6] }, 1e-5, 1e-4, JSON.stringify(opts));
+  }
+});
+
 test('chunked attention equals unchunked attention on a mid-size case (2×4 heads × 1000 tokens × 64)', async () => {
   const g = new C.Graph();
   const q = g.input('q', [2, 4, 1000, 64]), k = g.input('k', [2, 4, 1000, 64]), v = g.input('v', [2, 4, 1000, 64]);
   const r = R.rng(5);
   const feeds = { q: R.randn(r, 512000), k: R.randn(r, 512000), v: R.randn(r, 512000) };
-  const res = await C.evaluate({ full: C.sdpa(q, k, v), chunked: C.sdpa(q, k, v, { chunk: 96, headChunk: 3 }) }, feeds);
-  const a = res.full!.data as Float32Array, b = res.chunked!.data as Float32Array;
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  assert.ok(worst < 1e-5, `max |full − chunked| = ${worst}`);
+  const res = await C.evaluate({
+    full: C.sdpa(q, k, v), chunked: C.sdpa(q, k, v, { chunk: 96, headChunk: 3 }), remat: C.sdpa(q, k, v, { chunk: 300, remat: true }), fused: C.sdpa(q, k, v, { fused: true }),
+  }, feeds);
+  const a = res.full!.data as Float32Array;
+  for (const name of ['chunked', 'remat', 'fused']) {
+    const b = res[name]!.data as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    assert.ok(worst < 1e-5, `max |full − ${name}| = ${worst}`);
+  }
 });
