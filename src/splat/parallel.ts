@@ -3,7 +3,9 @@
  * (renderer.ts) sends these as messages; a worker (render-worker.ts) or the main thread itself executes them.
  */
 import { allocGrads, projectBackwardRange, type GaussianGrads } from './project-backward.ts';
-import { allocProjected, projectRange, scatterRange, type CamParams, type GaussianArrays, type Projected } from './project.ts';
+import {
+  allocProjected, cacheRange, projectRange, scatterRange, type CamParams, type GaussianArrays, type Projected, type SceneCache,
+} from './project.ts';
 import { allocImage, binGaussians, type RasterResult } from './rasterize.ts';
 import { allocTileScratch, backwardTile, blendTile, sortTile, type ImagePlanes, type TileScratch } from './tiles.ts';
 
@@ -17,7 +19,14 @@ export interface FrameShared {
   image: ImagePlanes;
 }
 
+/** A scene as the workers hold it: the parameters and their camera-independent cache, both in shared memory. */
+export interface SceneData {
+  g: GaussianArrays;
+  cache: SceneCache;
+}
+
 export type Job =
+  | { kind: 'cache'; begin: number; end: number }
   | { kind: 'project'; cam: CamParams; tileCull: boolean; P: Projected; counts: Int32Array; begin: number; end: number }
   | { kind: 'scatter'; cam: CamParams; P: Projected; cursor: Int32Array; ids: Int32Array; begin: number; end: number }
   | {
@@ -33,11 +42,15 @@ export type JobResult = { pairs?: number; image?: RasterResult };
 let scratch: TileScratch | null = null;
 let frameP: Projected | null = null;
 
-/** Runs one job on this thread against the scene `g`. */
-export function runJob(g: GaussianArrays, job: Job): JobResult {
+/** Runs one job on this thread against `scene`. */
+export function runJob(scene: SceneData, job: Job): JobResult {
+  const { g, cache } = scene;
   switch (job.kind) {
+    case 'cache':
+      cacheRange(g, cache, job.begin, job.end);
+      return {};
     case 'project': {
-      const pairs = projectRange(g, job.cam, { tileCull: job.tileCull }, job.P, job.begin, job.end, job.counts);
+      const pairs = projectRange(g, cache, job.cam, { tileCull: job.tileCull }, job.P, job.begin, job.end, job.counts);
       return { pairs };
     }
     case 'scatter':
@@ -66,7 +79,7 @@ export function runJob(g: GaussianArrays, job: Job): JobResult {
       // A whole frame on this thread (frame-parallel turntables).
       const { cam, bg } = job;
       if (!frameP || frameP.depth.length !== g.count) frameP = allocProjected(g.count);
-      const { P, tileStart, ids } = binGaussians(g, cam, job.tileCull, frameP);
+      const { P, tileStart, ids } = binGaussians(g, cam, job.tileCull, frameP, cache);
       const out = allocImage(cam.width, cam.height);
       const s = (scratch ??= allocTileScratch());
       for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {

@@ -95,13 +95,54 @@ export interface ProjectOptions {
 }
 
 /**
- * Preprocesses Gaussians [begin, end) and adds, for every tile, how many of them touch it to `tileCount`.
- * Returns the number of (Gaussian, tile) pairs.
+ * The camera-independent part of preprocessing, computed once per scene (SplatRenderer) or per call (rasterize):
+ * Σ3 = R_q S Sᵀ R_qᵀ (xx, xy, xz, yy, yz, zz), sigmoid opacity, and for SH degree 0 the colour.
+ */
+export interface SceneCache {
+  cov3: Float64Array;
+  opacity: Float64Array;
+  /** degree 0 only (view-independent); empty otherwise. */
+  color: Float64Array;
+}
+
+export function allocSceneCache(count: number, shDegree: number, shared = false): SceneCache {
+  const mk = (n: number) => new Float64Array(shared ? new SharedArrayBuffer(8 * n) : new ArrayBuffer(8 * n));
+  return { cov3: mk(6 * count), opacity: mk(count), color: mk(shDegree === 0 ? 3 * count : 0) };
+}
+
+export function cacheRange(g: GaussianArrays, cache: SceneCache, begin: number, end: number): void {
+  const { scales, rotations, opacities, sh } = g;
+  const { cov3, opacity, color } = cache;
+  const deg0 = g.shDegree === 0;
+  for (let i = begin; i < end; i++) {
+    opacity[i] = 1 / (1 + Math.exp(-opacities[i]));
+    let qw = rotations[4 * i], qx = rotations[4 * i + 1], qy = rotations[4 * i + 2], qz = rotations[4 * i + 3];
+    const qn = Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz);
+    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
+    const s0 = Math.exp(scales[3 * i]), s1 = Math.exp(scales[3 * i + 1]), s2 = Math.exp(scales[3 * i + 2]);
+    const m00 = (1 - 2 * (qy * qy + qz * qz)) * s0, m01 = 2 * (qx * qy - qw * qz) * s1, m02 = 2 * (qx * qz + qw * qy) * s2;
+    const m10 = 2 * (qx * qy + qw * qz) * s0, m11 = (1 - 2 * (qx * qx + qz * qz)) * s1, m12 = 2 * (qy * qz - qw * qx) * s2;
+    const m20 = 2 * (qx * qz - qw * qy) * s0, m21 = 2 * (qy * qz + qw * qx) * s1, m22 = (1 - 2 * (qx * qx + qy * qy)) * s2;
+    const o6 = 6 * i;
+    cov3[o6] = m00 * m00 + m01 * m01 + m02 * m02;
+    cov3[o6 + 1] = m00 * m10 + m01 * m11 + m02 * m12;
+    cov3[o6 + 2] = m00 * m20 + m01 * m21 + m02 * m22;
+    cov3[o6 + 3] = m10 * m10 + m11 * m11 + m12 * m12;
+    cov3[o6 + 4] = m10 * m20 + m11 * m21 + m12 * m22;
+    cov3[o6 + 5] = m20 * m20 + m21 * m21 + m22 * m22;
+    if (deg0) for (let c = 0; c < 3; c++) color[3 * i + c] = Math.max(0, 0.28209479177387814 * sh[3 * i + c] + 0.5);
+  }
+}
+
+/**
+ * Preprocesses Gaussians [begin, end) for one camera (using `cache` filled by cacheRange) and adds, for every
+ * tile, how many of them touch it to `tileCount`. Returns the number of (Gaussian, tile) pairs.
  */
 export function projectRange(
-  g: GaussianArrays, cam: CamParams, opts: ProjectOptions, out: Projected, begin: number, end: number, tileCount: Int32Array,
+  g: GaussianArrays, cache: SceneCache, cam: CamParams, opts: ProjectOptions, out: Projected, begin: number, end: number, tileCount: Int32Array,
 ): number {
-  const { means, scales, rotations, opacities, sh } = g;
+  const { means, sh } = g;
+  const { cov3, opacity: opac, color } = cache;
   const K = (g.shDegree + 1) * (g.shDegree + 1);
   const basis = new Float64Array(16);
   const { fx, fy, cx, cy, R, t, campos, tilesX, tilesY } = cam;
@@ -118,31 +159,23 @@ export function projectRange(
     const Z = r20 * mx + r21 * my + r22 * mz + t[2];
     depth[i] = Z;
     if (!(Z > NEAR)) continue;
-    const opacity = 1 / (1 + Math.exp(-opacities[i]));
+    const opacity = opac[i];
     // alpha = opacity·exp(power) ≤ opacity, so such a Gaussian is skipped at every pixel.
     if (opacity < ALPHA_MIN) continue;
     const u = fx * X / Z + cx, v = fy * Y / Z + cy;
 
-    // Σ3 = M Mᵀ, M = R_q·diag(exp(scale)).
-    let qw = rotations[4 * i], qx = rotations[4 * i + 1], qy = rotations[4 * i + 2], qz = rotations[4 * i + 3];
-    const qn = Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz);
-    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
-    const s0 = Math.exp(scales[3 * i]), s1 = Math.exp(scales[3 * i + 1]), s2 = Math.exp(scales[3 * i + 2]);
-    const m00 = (1 - 2 * (qy * qy + qz * qz)) * s0, m01 = 2 * (qx * qy - qw * qz) * s1, m02 = 2 * (qx * qz + qw * qy) * s2;
-    const m10 = 2 * (qx * qy + qw * qz) * s0, m11 = (1 - 2 * (qx * qx + qz * qz)) * s1, m12 = 2 * (qy * qz - qw * qx) * s2;
-    const m20 = 2 * (qx * qz - qw * qy) * s0, m21 = 2 * (qy * qz + qw * qx) * s1, m22 = (1 - 2 * (qx * qx + qy * qy)) * s2;
-
-    // J·W (2×3) with the clamped ratios inside J only.
+    // J·W (2×3) with the clamped ratios inside J only; Σ2 = (JW) Σ3 (JW)ᵀ + 0.3 I.
     const txz = Math.min(limX, Math.max(-limX, X / Z)), tyz = Math.min(limY, Math.max(-limY, Y / Z));
     const j00 = fx / Z, j02 = -fx * txz / Z, j11 = fy / Z, j12 = -fy * tyz / Z;
     const a0 = j00 * r00 + j02 * r20, a1 = j00 * r01 + j02 * r21, a2 = j00 * r02 + j02 * r22;
     const b0 = j11 * r10 + j12 * r20, b1 = j11 * r11 + j12 * r21, b2 = j11 * r12 + j12 * r22;
-    // T·M rows, then Σ2 = (T M)(T M)ᵀ + 0.3 I.
-    const am0 = a0 * m00 + a1 * m10 + a2 * m20, am1 = a0 * m01 + a1 * m11 + a2 * m21, am2 = a0 * m02 + a1 * m12 + a2 * m22;
-    const bm0 = b0 * m00 + b1 * m10 + b2 * m20, bm1 = b0 * m01 + b1 * m11 + b2 * m21, bm2 = b0 * m02 + b1 * m12 + b2 * m22;
-    const ca = am0 * am0 + am1 * am1 + am2 * am2 + 0.3;
-    const cb = am0 * bm0 + am1 * bm1 + am2 * bm2;
-    const cc = bm0 * bm0 + bm1 * bm1 + bm2 * bm2 + 0.3;
+    const o6 = 6 * i;
+    const sxx = cov3[o6], sxy = cov3[o6 + 1], sxz = cov3[o6 + 2], syy = cov3[o6 + 3], syz = cov3[o6 + 4], szz = cov3[o6 + 5];
+    const as0 = a0 * sxx + a1 * sxy + a2 * sxz, as1 = a0 * sxy + a1 * syy + a2 * syz, as2 = a0 * sxz + a1 * syz + a2 * szz;
+    const bs0 = b0 * sxx + b1 * sxy + b2 * sxz, bs1 = b0 * sxy + b1 * syy + b2 * syz, bs2 = b0 * sxz + b1 * syz + b2 * szz;
+    const ca = as0 * a0 + as1 * a1 + as2 * a2 + 0.3;
+    const cb = as0 * b0 + as1 * b1 + as2 * b2;
+    const cc = bs0 * b0 + bs1 * b1 + bs2 * b2 + 0.3;
     const det = ca * cc - cb * cb;
     if (det === 0) continue;
     const mid = 0.5 * (ca + cc);
@@ -178,10 +211,10 @@ export function projectRange(
     for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) tileCount[ty * tilesX + tx]++;
     pairs += (tx1 - tx0) * (ty1 - ty0);
 
-    const base = i * K * 3;
     if (K === 1) {
-      for (let c = 0; c < 3; c++) proj[o12 + 8 + c] = Math.max(0, 0.28209479177387814 * sh[base + c] + 0.5);
+      proj[o12 + 8] = color[3 * i]; proj[o12 + 9] = color[3 * i + 1]; proj[o12 + 10] = color[3 * i + 2];
     } else {
+      const base = i * K * 3;
       let dx = mx - campos[0], dy = my - campos[1], dz = mz - campos[2];
       const dn = Math.sqrt(dx * dx + dy * dy + dz * dz);
       dx /= dn; dy /= dn; dz /= dn;

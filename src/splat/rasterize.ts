@@ -13,7 +13,9 @@
 import type { Camera } from '../cameras/camera.ts';
 import { validateGaussians, type GaussianSet } from './gaussians.ts';
 import { allocGrads, projectBackwardRange, type GaussianGrads } from './project-backward.ts';
-import { allocProjected, camParams, projectRange, scatterRange, type CamParams, type Projected } from './project.ts';
+import {
+  allocProjected, allocSceneCache, cacheRange, camParams, projectRange, scatterRange, type CamParams, type Projected, type SceneCache,
+} from './project.ts';
 import { allocTileScratch, backwardTile, blendTile, sortTile, type ImagePlanes } from './tiles.ts';
 
 export type { GaussianGrads } from './project-backward.ts';
@@ -74,12 +76,16 @@ export function resolveBackground(opts: RasterOptions): [number, number, number]
 
 /** Phases 1–2 on this thread: projection and per-tile lists. */
 export function binGaussians(
-  g: GaussianSet, cam: CamParams, tileCull: boolean, reuse?: Projected,
+  g: GaussianSet, cam: CamParams, tileCull: boolean, reuse?: Projected, cache?: SceneCache,
 ): { P: Projected; tileStart: Int32Array; ids: Int32Array } {
   const nTiles = cam.tilesX * cam.tilesY;
   const P = reuse ?? allocProjected(g.count);
+  if (!cache) {
+    cache = allocSceneCache(g.count, g.shDegree);
+    cacheRange(g, cache, 0, g.count);
+  }
   const count = new Int32Array(nTiles);
-  const pairs = projectRange(g, cam, { tileCull }, P, 0, g.count, count);
+  const pairs = projectRange(g, cache, cam, { tileCull }, P, 0, g.count, count);
   const tileStart = new Int32Array(nTiles + 1);
   for (let t = 0; t < nTiles; t++) tileStart[t + 1] = tileStart[t] + count[t];
   const ids = new Int32Array(pairs);

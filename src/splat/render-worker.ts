@@ -3,14 +3,13 @@
  * (parallel.ts) on request. Messages: {scene} → 'ok'; {id, job} → {id, result} or {id, error}.
  */
 import { parentPort } from 'node:worker_threads';
-import type { GaussianArrays } from './project.ts';
-import { runJob, type Job } from './parallel.ts';
+import { runJob, type Job, type SceneData } from './parallel.ts';
 
 if (!parentPort) throw new Error('render-worker.ts must run as a worker thread');
 const port = parentPort;
-let scene: GaussianArrays | null = null;
+let scene: SceneData | null = null;
 
-port.on('message', (msg: { scene?: GaussianArrays; id?: number; job?: Job }) => {
+port.on('message', (msg: { scene?: SceneData; id?: number; job?: Job }) => {
   if (msg.scene) {
     scene = msg.scene;
     port.postMessage({ id: msg.id, result: {} });

@@ -12,10 +12,10 @@ import { Worker } from 'node:worker_threads';
 import type { Camera } from '../cameras/camera.ts';
 import { validateGaussians, type GaussianSet } from './gaussians.ts';
 import { allocGrads, type GaussianGrads } from './project-backward.ts';
-import { allocProjected, camParams, type CamParams, type GaussianArrays, type Projected } from './project.ts';
-import { runJob, type Job, type JobResult } from './parallel.ts';
+import { allocProjected, allocSceneCache, cacheRange, camParams, type CamParams, type Projected } from './project.ts';
+import { runJob, type Job, type JobResult, type SceneData } from './parallel.ts';
 import {
-  allocImage, checkUpstream, rasterize, rasterizeBackward, resolveBackground,
+  allocImage, checkUpstream, rasterizeBackward, resolveBackground,
   type BackwardInput, type BackwardOptions, type RasterOptions, type RasterResult,
 } from './rasterize.ts';
 
@@ -29,7 +29,7 @@ export interface RendererOptions {
 interface Pending { resolve: (r: JobResult) => void; reject: (e: Error) => void }
 
 export class SplatRenderer {
-  private scene: GaussianArrays | null = null;
+  private scene: SceneData | null = null;
   private sceneSet: GaussianSet | null = null;
   private pending = new Map<number, Pending>();
   private nextId = 1;
@@ -74,19 +74,31 @@ export class SplatRenderer {
   async setScene(g: GaussianSet): Promise<void> {
     validateGaussians(g);
     this.sceneSet = g;
-    if (this.workers.length === 0) { this.scene = g; return; }
-    const share = (a: Float32Array) => { const s = new Float32Array(new SharedArrayBuffer(a.byteLength)); s.set(a); return s; };
-    const scene: GaussianArrays = {
-      count: g.count, shDegree: g.shDegree, means: share(g.means), scales: share(g.scales),
-      rotations: share(g.rotations), opacities: share(g.opacities), sh: share(g.sh),
-    };
-    this.scene = scene;
     this.P = null;
     this.parts = [];
+    if (this.workers.length === 0) {
+      const cache = allocSceneCache(g.count, g.shDegree);
+      cacheRange(g, cache, 0, g.count);
+      this.scene = { g, cache };
+      return;
+    }
+    const share = (a: Float32Array) => { const s = new Float32Array(new SharedArrayBuffer(a.byteLength)); s.set(a); return s; };
+    const scene: SceneData = {
+      g: {
+        count: g.count, shDegree: g.shDegree, means: share(g.means), scales: share(g.scales),
+        rotations: share(g.rotations), opacities: share(g.opacities), sh: share(g.sh),
+      },
+      cache: allocSceneCache(g.count, g.shDegree, true),
+    };
+    this.scene = scene;
     await Promise.all(this.workers.map((w) => this.send(w, { scene })));
+    const W = this.workers.length;
+    await Promise.all(this.workers.map((w, i) => this.send(w, {
+      job: { kind: 'cache', begin: Math.floor((g.count * i) / W), end: Math.floor((g.count * (i + 1)) / W) },
+    })));
   }
 
-  private send(w: Worker, msg: { scene?: GaussianArrays; job?: Job }): Promise<JobResult> {
+  private send(w: Worker, msg: { scene?: SceneData; job?: Job }): Promise<JobResult> {
     const id = this.nextId++;
     if (this.pending.size === 0) for (const x of this.workers) x.ref();
     return new Promise<JobResult>((resolve, reject) => {
@@ -95,7 +107,7 @@ export class SplatRenderer {
     });
   }
 
-  private need(): GaussianArrays {
+  private need(): SceneData {
     if (!this.scene) throw new Error('SplatRenderer: call setScene(gaussians) before rendering');
     return this.scene;
   }
@@ -106,7 +118,7 @@ export class SplatRenderer {
 
   /** Projection and binning over Gaussian ranges; returns the per-tile lists in shared memory. */
   private async bin(cam: CamParams, tileCull: boolean): Promise<{ P: Projected; tileStart: Int32Array; ids: Int32Array }> {
-    const g = this.need(), W = this.workers.length, nT = cam.tilesX * cam.tilesY;
+    const { g } = this.need(), W = this.workers.length, nT = cam.tilesX * cam.tilesY;
     const P = (this.P ??= allocProjected(g.count, true));
     const counts = new Int32Array(new SharedArrayBuffer(4 * W * nT));
     const range = (i: number) => [Math.floor((g.count * i) / W), Math.floor((g.count * (i + 1)) / W)];
@@ -133,10 +145,10 @@ export class SplatRenderer {
 
   /** Renders one camera; the same image as `rasterize(scene, camera, opts)`. */
   async render(camera: Camera, opts: RasterOptions = {}): Promise<RasterResult> {
-    const g = this.need();
+    const scene = this.need();
     const cam = camParams(camera);
-    if (!this.parallel(cam)) return rasterize(this.sceneSet ?? (g as GaussianSet), camera, opts);
     const bg = resolveBackground(opts);
+    if (!this.parallel(cam)) return runJob(scene, { kind: 'frame', cam, tileCull: opts.tileCull ?? true, bg }).image!;
     const { P, tileStart, ids } = await this.bin(cam, opts.tileCull ?? true);
     const image = allocImage(cam.width, cam.height, true);
     const W = this.workers.length;
@@ -153,11 +165,11 @@ export class SplatRenderer {
   async renderFrames(
     cameras: readonly Camera[], opts: RasterOptions = {}, onFrame: (index: number, image: RasterResult) => void | Promise<void> = () => {},
   ): Promise<void> {
-    const g = this.need();
+    const scene = this.need();
     const bg = resolveBackground(opts);
     const tileCull = opts.tileCull ?? true;
     if (this.workers.length === 0) {
-      for (let i = 0; i < cameras.length; i++) await onFrame(i, runJob(g, { kind: 'frame', cam: camParams(cameras[i]), tileCull, bg }).image!);
+      for (let i = 0; i < cameras.length; i++) await onFrame(i, runJob(scene, { kind: 'frame', cam: camParams(cameras[i]), tileCull, bg }).image!);
       return;
     }
     const done = new Map<number, RasterResult>();
@@ -190,9 +202,9 @@ export class SplatRenderer {
 
   /** Tile-parallel `rasterizeBackward` for the scene. */
   async backward(camera: Camera, upstream: BackwardInput, opts: BackwardOptions = {}): Promise<GaussianGrads & { image: RasterResult }> {
-    const g = this.need();
+    const { g } = this.need();
     const cam = camParams(camera);
-    if (!this.parallel(cam)) return rasterizeBackward(this.sceneSet ?? (g as GaussianSet), camera, upstream, opts);
+    if (!this.parallel(cam)) return rasterizeBackward(this.sceneSet!, camera, upstream, opts);
     checkUpstream(cam, upstream);
     const bg = resolveBackground(opts);
     const { P, tileStart, ids } = await this.bin(cam, opts.tileCull ?? true);
