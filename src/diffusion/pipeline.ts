@@ -13,7 +13,7 @@
  * when η > 0 — so a recorded run can be replayed exactly.
  */
 import { join } from 'node:path';
-import { Graph, Session, fromHalf, toHalf, type ParamStore, type Tensor } from '../core/index.ts';
+import { Graph, Session, cast, fromHalf, toHalf, type ParamStore, type Tensor } from '../core/index.ts';
 import { UserError } from '../util/errors.ts';
 import { ClipVision } from './clip.ts';
 import { declareClipVisionParams } from './clip-params.ts';
@@ -25,10 +25,10 @@ import {
 import { ddimSchedule, ddimStep, ddimStepScalars, ddimTimesteps, guide, type DdimSchedule } from './ddim.ts';
 import { imageClassLabel, noiseLevelZero, timestepEmbedding, type NoiseLevelZero } from './image-conditioning.ts';
 import { readSchedulerConfig } from './noise-schedule.ts';
-import { paramSpecs } from './params.ts';
+import { paramSpecs, type ParamDeclarer } from './params.ts';
 import { computePromptEmbeds, loadPromptEmbeds, type PromptEmbeds } from './prompt-embeds.ts';
 import { PhiloxNormal, type NoiseSource } from './rng.ts';
-import { MultiViewUNet, unetInputs } from './unet.ts';
+import { MultiViewUNet, unetInputs, type AttentionOptions } from './unet.ts';
 import { declareUNetParams } from './unet-params.ts';
 import { VaeDecoder, VaeEncoder } from './vae.ts';
 import { declareVaeParams } from './vae-params.ts';
@@ -78,6 +78,10 @@ export interface PipelineOptions {
   promptEmbeds?: string;
   /** Where computed prompt embeddings are cached (default: not cached). */
   cacheDir?: string;
+  /** Keep the UNet weights as fp16 (half the memory) and compute in fp32 (weights cast at use). */
+  unetFp16Weights?: boolean;
+  /** UNet attention blocks (memory bound / fused kernel). */
+  attention?: AttentionOptions;
   threads?: number;
 }
 
@@ -96,7 +100,7 @@ export class MvDiffusionPipeline {
     private readonly normalizer: { mean: Float32Array; std: Float32Array },
     private readonly weights: { unet: ParamStore; vae: ParamStore; clip: ParamStore },
     readonly prompts: PromptEmbeds,
-    private readonly threads: number | undefined,
+    private readonly opts: PipelineOptions,
   ) {}
 
   static async load(dir: string, opts: PipelineOptions = {}): Promise<MvDiffusionPipeline> {
@@ -116,7 +120,7 @@ export class MvDiffusionPipeline {
     }
     const normStore = await loadWeights(join(dir, 'image_normalizer'), [{ name: 'mean', shape: [1, normDim] }, { name: 'std', shape: [1, normDim] }], 'image_normalizer');
     const weights = {
-      unet: await loadWeights(join(dir, 'unet'), paramSpecs((d) => declareUNetParams(d, unetConfig)), 'unet'),
+      unet: await loadWeights(join(dir, 'unet'), paramSpecs((d) => declareUNetParams(d, unetConfig)), 'unet', { dtype: opts.unetFp16Weights ? 'float16' : 'float32' }),
       vae: await loadWeights(join(dir, 'vae'), paramSpecs((d) => declareVaeParams(d, vaeConfig)), 'vae'),
       clip: await loadWeights(join(dir, 'image_encoder'), paramSpecs((d) => declareClipVisionParams(d, clipConfig)), 'image_encoder'),
     };
@@ -128,7 +132,7 @@ export class MvDiffusionPipeline {
       throw new UserError(`${dir}: the text encoder gives [${prompts.views}, ${prompts.tokens}, ${prompts.width}] prompt embeddings, the UNet needs [${expect.views}, tokens, ${expect.width}]`);
     }
     return new MvDiffusionPipeline(dir, unetConfig, vaeConfig, clipConfig, preprocess, schedule, level0,
-      { mean: normStore.get('mean') as Float32Array, std: normStore.get('std') as Float32Array }, weights, prompts, opts.threads);
+      { mean: normStore.get('mean') as Float32Array, std: normStore.get('std') as Float32Array }, weights, prompts, opts);
   }
 
   /** Image side the pipeline works at (8 × UNet sample size; 512 for the official model). */
@@ -140,7 +144,7 @@ export class MvDiffusionPipeline {
     let s = this.sessions.get(key);
     if (!s) {
       const g = new Graph(key);
-      s = await Session.create(build(g), { params, ...(this.threads ? { threads: this.threads } : {}) });
+      s = await Session.create(build(g), { params, ...(this.opts.threads ? { threads: this.opts.threads } : {}) });
       this.sessions.set(key, s);
     }
     return s;
@@ -185,7 +189,12 @@ export class MvDiffusionPipeline {
 
   private async unet(batch: number): Promise<Session> {
     const c = this.unetConfig;
-    return this.session(`unet-${batch}`, (g) => ({ noise_pred: new MultiViewUNet(g, c).forward(unetInputs(g, c, batch, c.sampleSize, this.prompts.tokens)) }), this.weights.unet);
+    const build = (g: Graph) => {
+      const declarer: ParamDeclarer<Tensor> = this.opts.unetFp16Weights ? { param: (name, shape) => cast(g.param(name, shape, 'float16'), 'float32') } : g;
+      const unet = new MultiViewUNet(g, c, this.opts.attention ?? {}, declarer);
+      return { noise_pred: unet.forward(unetInputs(g, c, batch, c.sampleSize, this.prompts.tokens)) };
+    };
+    return this.session(`unet-${batch}`, build, this.weights.unet);
   }
 
   /** Runs the sampler, yielding after every DDIM step; returns the views. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Graph, Session, type HostTensor } from '../core/index.ts';
+import { Graph, Session, cast, type HostTensor } from '../core/index.ts';
 import { parseUNetConfig, type UNetConfig } from './config.ts';
 import { timestepEmbedding } from './image-conditioning.ts';
 import { JsonFields } from './json-fields.ts';
@@ -95,4 +95,22 @@ test('chunked attention (61-query blocks, with a remainder) and the fused ONNX A
     await s.release();
     assert.ok(maxAbsDiff(r.noise_pred!.data as Float32Array, ref) <= 1e-4, JSON.stringify(attention));
   }
+});
+
+test('fp16 weight storage (cast to fp32 at use) stays close to the fp32 golden', async () => {
+  const g = new Graph('unet');
+  const declarer = { param: (name: string, shape: readonly number[]) => cast(g.param(name, shape, 'float16'), 'float32') };
+  const out = new MultiViewUNet(g, config, {}, declarer).forward(unetInputs(g, config, 12, 16));
+  const params = await loadWeights(dir, g.params(), 'unet', { dtype: 'float16' });
+  assert.ok([...params.values()].every((a) => a instanceof Uint16Array));
+  const s = await Session.create({ noise_pred: out }, { params, threads: 2 });
+  const r = await s.run({
+    sample: f32(tensor(inputs, 'sample')),
+    timestep_embedding: timestepEmbedding(Array.from(tensor(inputs, 'timestep').data), 8, { flipSinToCos: true, downscaleFreqShift: 0 }),
+    class_labels: f32(tensor(inputs, 'class_labels')),
+    encoder_hidden_states: f32(tensor(inputs, 'encoder_hidden_states')),
+  });
+  await s.release();
+  const d = maxAbsDiff(r.noise_pred!.data as Float32Array, tensor(outputs, 'sample').data);
+  assert.ok(d > 0 && d < 1e-2, `fp16-weight deviation ${d}`);
 });

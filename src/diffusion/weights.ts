@@ -7,7 +7,7 @@
 import { openWeights } from '../io/weights.ts';
 import type { TensorSource } from '../io/tensor-source.ts';
 import { UserError } from '../util/errors.ts';
-import type { ParamStore } from '../core/index.ts';
+import { toHalfArray, type ParamStore } from '../core/index.ts';
 
 export interface DeclaredParam {
   readonly name: string;
@@ -30,13 +30,22 @@ export function checkWeights(src: TensorSource, declared: readonly DeclaredParam
   }
 }
 
-/** Reads the declared parameters of a component folder or weight file into a float32 ParamStore. */
-export async function loadWeights(path: string, declared: readonly DeclaredParam[], label: string): Promise<ParamStore> {
+/**
+ * Reads the declared parameters of a component folder or weight file into a ParamStore: float32 arrays, or with
+ * `dtype: 'float16'` IEEE-half bits (Uint16Array; fp16 files are taken as they are, others rounded).
+ */
+export async function loadWeights(path: string, declared: readonly DeclaredParam[], label: string, opts: { dtype?: 'float32' | 'float16' } = {}): Promise<ParamStore> {
   const src = await openWeights(path);
   try {
     checkWeights(src, declared, label);
     const store: ParamStore = new Map();
-    for (const p of declared) store.set(p.name, await src.readF32(p.name));
+    for (const p of declared) {
+      if (opts.dtype === 'float16') {
+        store.set(p.name, src.info(p.name).dtype === 'F16' ? (await src.read(p.name)) as Uint16Array : toHalfArray(await src.readF32(p.name)));
+      } else {
+        store.set(p.name, await src.readF32(p.name));
+      }
+    }
     return store;
   } finally {
     await src.close();
