@@ -7,4 +7,5 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./models.ts'),
   () => import('./synth.ts'),
   () => import('./render.ts'),
+  () => import('./infer.ts'),
 ];

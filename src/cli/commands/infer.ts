@@ -1,0 +1,158 @@
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { basename } from 'node:path';
+import { runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
+import type { ProgressEvent } from '../../pipeline/events.ts';
+import { loadModels, type MattingChoice } from '../../pipeline/models.ts';
+import { UserError } from '../../util/errors.ts';
+
+interface InferOpts {
+  inputDir?: string;
+  input_dir?: string;
+  outputDir?: string;
+  output_dir?: string;
+  autoCrop: boolean;
+  auto_crop?: boolean;
+  seed: number;
+  guidanceScale?: number;
+  guidance_scale_2D?: number;
+  steps?: number;
+  step_2D?: number;
+  weights?: string;
+  promptEmbeds?: string;
+  matting: MattingChoice;
+  mattingModel?: string;
+  frames: number;
+  threads?: number;
+  json?: boolean;
+}
+
+function int(name: string, lo: number, hi: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
+    return n;
+  };
+}
+
+function positive(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new UserError(`${name} must be a positive number, got "${v}"`);
+    return n;
+  };
+}
+
+/** The new spelling or the reference's; both given and different is an error. */
+function either<T>(a: T | undefined, b: T | undefined, names: string, fallback: T): T {
+  if (a !== undefined && b !== undefined && a !== b) throw new UserError(`${names} are the same option; give one of them`);
+  return a ?? b ?? fallback;
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** One cli-progress bar per stage (ETA from the stage's own rate); plain lines when stderr is not a terminal. */
+class StageBars {
+  private bar: cliProgress.SingleBar | undefined;
+  private key = '';
+  prefix = '';
+  private readonly tty = Boolean(process.stderr.isTTY);
+
+  on(e: ProgressEvent): void {
+    const key = `${e.image ?? ''}|${e.stage}`;
+    const payload = { prefix: this.prefix, stage: e.stage.padEnd(11), detail: e.detail ?? '' };
+    if (key !== this.key) {
+      this.bar?.stop();
+      this.key = key;
+      this.bar = undefined;
+      if (this.tty) {
+        this.bar = new cliProgress.SingleBar({
+          stream: process.stderr, hideCursor: true, etaBuffer: 8, fps: 5,
+          format: '{prefix}{stage} {bar} {value}/{total} | {duration_formatted} | ETA {eta_formatted} {detail}',
+        }, cliProgress.Presets.shades_classic);
+        this.bar.start(e.total, e.step, payload);
+      }
+    }
+    this.bar?.setTotal(e.total);
+    this.bar?.update(e.step, payload);
+    if (e.step >= e.total) {
+      this.bar?.stop();
+      this.bar = undefined;
+      this.key = '';
+      if (!this.tty) process.stderr.write(`${this.prefix}${e.stage} done in ${secs(e.elapsedMs)}\n`);
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+  }
+}
+
+export function register(program: Command): void {
+  program.command('infer')
+    .description('portraits → 3D Gaussian heads: for every .png/.jpg/.jpeg in the input folder, OUT/<name>/ with input.png, ' +
+      'multiview.png, gaussians.ply, output.png, turntable.mp4 and result.json')
+    .option('-i, --input-dir <dir>', 'folder of portrait photos (default: examples)')
+    .addOption(new Option('--input_dir <dir>', 'alias of --input-dir (reference spelling)').hideHelp())
+    .option('-o, --output-dir <dir>', 'results go to DIR/<name>/ (default: outputs)')
+    .addOption(new Option('--output_dir <dir>').hideHelp())
+    .option('--auto-crop', 'detect the face and crop it to the training framing (default)', true)
+    .option('--no-auto-crop', 'no face detection: matting + resize to 512² (for photos already framed like examples/)')
+    .addOption(new Option('--auto_crop', 'reference spelling of --auto-crop').hideHelp())
+    .option('--seed <n>', 'seed of the sampler noise, applied afresh to every image', int('--seed', 0, Number.MAX_SAFE_INTEGER), 4)
+    .option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positive('--guidance-scale'))
+    .addOption(new Option('--guidance_scale_2D <x>').argParser(positive('--guidance_scale_2D')).hideHelp())
+    .option('--steps <n>', 'DDIM steps (default 50)', int('--steps', 1, 1000))
+    .addOption(new Option('--step_2D <n>').argParser(int('--step_2D', 1, 1000)).hideHelp())
+    .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: ' +
+      '$FACELIFT_WEIGHTS, ./checkpoints, or the facelift cache (downloaded from Hugging Face when missing)')
+    .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed from text_encoder/ and cached)")
+    .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
+    .option('--matting-model <file>', 'local ONNX file of the matting model (default: MODNet fetched once into the Hugging Face cache)')
+    .option('--frames <n>', 'turntable frames (30 fps)', int('--frames', 1, 100_000), 150)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads', 1, 1024))
+    .option('--json', 'print one JSON result per image on stdout instead of progress bars')
+    .action(async (o: InferOpts) => {
+      const inputDir = either(o.inputDir, o.input_dir, '--input-dir and --input_dir', 'examples');
+      const outputDir = either(o.outputDir, o.output_dir, '--output-dir and --output_dir', 'outputs');
+      const guidanceScale = either(o.guidanceScale, o.guidance_scale_2D, '--guidance-scale and --guidance_scale_2D', 3);
+      const steps = either(o.steps, o.step_2D, '--steps and --step_2D', 50);
+      // --auto_crop is the reference's store_true flag (always on there); --no-auto-crop wins only when given alone.
+      if (o.auto_crop && !o.autoCrop) throw new UserError('--auto_crop and --no-auto-crop contradict each other');
+      const bars = o.json ? undefined : new StageBars();
+      const onProgress = bars ? (e: ProgressEvent) => bars.on(e) : undefined;
+      const models = await loadModels({
+        ...(o.weights ? { weights: o.weights } : {}),
+        ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds } : {}),
+        matting: o.matting,
+        ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
+        ...(o.threads ? { threads: o.threads } : {}),
+      }, onProgress);
+      let outcomes: BatchOutcome[];
+      try {
+        outcomes = await runFolder(inputDir, {
+          models, outputDir, autoCrop: o.autoCrop, seed: o.seed, guidanceScale, steps, turntableFrames: o.frames,
+          onImage: (item, i, n) => { if (bars) bars.prefix = `[${i + 1}/${n}] ${basename(item.file)} `; },
+          onOutcome: (r) => {
+            if (o.json) {
+              process.stdout.write(`${JSON.stringify(r.ok ? { ok: true, file: r.file, name: r.name, ...r.result } : r)}\n`);
+            } else if (r.ok) {
+              const fb = r.result.preprocess.usedFallback ? ` (face crop fell back: ${r.result.preprocess.fallbackReason})` : '';
+              process.stderr.write(`${basename(r.file)} → ${r.result.outDir} in ${secs(r.result.timings.total)}, ${r.result.gaussians.filtered} Gaussians${fb}\n`);
+            } else {
+              bars?.stop();
+              process.stderr.write(`facelift: skipped ${basename(r.file)}: ${r.error}\n`);
+            }
+          },
+        }, onProgress);
+      } finally {
+        bars?.stop();
+        await models.close();
+      }
+      const failed = outcomes.filter((r) => !r.ok);
+      if (!o.json) {
+        process.stderr.write(`${outcomes.length - failed.length} of ${outcomes.length} image(s) done${failed.length ? `, ${failed.length} failed` : ''}; results in ${outputDir}\n`);
+      }
+      if (failed.length) process.exitCode = 1;
+    });
+}

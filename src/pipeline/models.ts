@@ -1,0 +1,130 @@
+/**
+ * Everything `runInference` needs, loaded once per process and reused for every image: the multi-view diffusion
+ * pipeline, the GS-LRM weights, the matting model, the splat renderer (worker threads).
+ */
+import { basename, join } from 'node:path';
+import { parseUNetConfig, readComponentConfig } from '../diffusion/config.ts';
+import { MvDiffusionPipeline } from '../diffusion/pipeline.ts';
+import { snapshotDownload, type SnapshotProgress } from '../io/hf-hub.ts';
+import { loadGslrmConfig } from '../lrm/config.ts';
+import type { GslrmModel } from '../lrm/reconstruct.ts';
+import { loadGslrmWeights } from '../lrm/weights.ts';
+import { MATTING_SOURCES, OnnxMatter, type FaceDetector, type Matter, type MattingModel } from '../preprocess/index.ts';
+import { SplatRenderer } from '../splat/renderer.ts';
+import { UserError } from '../util/errors.ts';
+import { StageClock, type ProgressListener } from './events.ts';
+import { resolvePromptEmbeds, type PromptEmbedsSource } from './prompt-embeds.ts';
+import { faceliftCacheDir, resolveWeights, type WeightsLayout } from './weights.ts';
+
+export type MattingChoice = MattingModel | 'none';
+
+export interface LoadModelsOptions {
+  /** `--weights DIR` (official layout); absent: see resolveWeights. */
+  weights?: string;
+  /** FaceLift's clr_embeds.pt; absent: looked up in the weights folder, else computed from text_encoder and cached. */
+  promptEmbeds?: string;
+  /** Background matting (default 'modnet', fetched once into the HF cache); 'none' skips it. */
+  matting?: MattingChoice;
+  /** A local ONNX file for the matting model instead of the download. */
+  mattingModel?: string;
+  /** A face detector to use instead of face-api's SSD (tests, other detectors). */
+  detector?: FaceDetector;
+  /** onnxruntime intra-op threads (default: ORT's choice). */
+  threads?: number;
+  /** Rasterizer worker threads (default: all cores). */
+  renderThreads?: number;
+  /** facelift's cache (prompt embeddings); default faceliftCacheDir(). */
+  cacheDir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface FaceliftModels {
+  weights: WeightsLayout;
+  diffusion: MvDiffusionPipeline;
+  gslrm: GslrmModel;
+  promptEmbeds: PromptEmbedsSource;
+  matter?: Matter;
+  mattingModel?: { kind: MattingModel; path: string };
+  detector?: FaceDetector;
+  renderer: SplatRenderer;
+  /** Side of the generated views, the GS-LRM input, the renders and the video (512 for the official models). */
+  imageSize: number;
+  threads?: number;
+  close(): Promise<void>;
+}
+
+async function mattingPath(kind: MattingModel, explicit: string | undefined, onDownload?: (p: SnapshotProgress) => void): Promise<string> {
+  if (explicit) return explicit;
+  const src = MATTING_SOURCES[kind];
+  if (!src.repo) {
+    throw new UserError(`the ${kind} matting model has no known download location; give the file with --matting-model PATH (${src.description}, ${src.licence}), or use --matting modnet`);
+  }
+  try {
+    const r = await snapshotDownload({ repo: src.repo, allowPatterns: [src.file], ...(onDownload ? { onProgress: onDownload } : {}) });
+    return join(r.dir, src.file);
+  } catch (e) {
+    throw new UserError(
+      `the ${kind} matting model (${src.repo}/${src.file}, ~${src.approxMB} MB, ${src.licence}) is not cached and could not be fetched: ` +
+      `${String((e as Error).message).split('\n')[0]}. Give a local file with --matting-model PATH, or run with --matting none ` +
+      '(no background removal: photos with a plain light background or a transparent PNG work best then)',
+      { cause: e },
+    );
+  }
+}
+
+/** Resolves and loads every model; emits 'download' and 'load' progress. */
+export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: ProgressListener): Promise<FaceliftModels> {
+  const env = opts.env ?? process.env;
+  const dl: { clock?: StageClock } = {};
+  const onDownload = (p: SnapshotProgress) => {
+    dl.clock ??= new StageClock(onProgress, 'download', Math.max(1, p.totalBytes));
+    dl.clock.emit(p.bytes, p.file, Math.max(1, p.totalBytes));
+  };
+  const downloaded = () => { dl.clock?.done(); delete dl.clock; };
+  const weights = await resolveWeights({ ...(opts.weights ? { dir: opts.weights } : {}), env, onDownload });
+  downloaded();
+
+  const matting = opts.matting ?? 'modnet';
+  const mattingFile = matting === 'none' ? undefined : await mattingPath(matting, opts.mattingModel, onDownload);
+  downloaded();
+
+  const load = new StageClock(onProgress, 'load', 5);
+  const threads = opts.threads;
+  const gslrmConfig = loadGslrmConfig(weights.gslrmConfig);
+  load.emit(0, 'prompt embeddings');
+  const unetViews = readComponentConfig(weights.pipeckpts, 'unet', parseUNetConfig).numViews;
+  const promptEmbeds = await resolvePromptEmbeds({
+    pipeckpts: weights.pipeckpts, weightsDir: weights.root, cacheDir: join(opts.cacheDir ?? faceliftCacheDir(env), 'prompt-embeds'),
+    views: unetViews, ...(opts.promptEmbeds ? { explicit: opts.promptEmbeds } : {}), ...(threads ? { threads } : {}),
+  });
+  load.emit(1, 'multi-view diffusion');
+  const diffusion = await MvDiffusionPipeline.load(weights.pipeckpts, { promptEmbeds: promptEmbeds.path, ...(threads ? { threads } : {}) });
+  const imageSize = diffusion.imageSize;
+  try {
+    if (gslrmConfig.image_tokenizer.image_size !== imageSize) {
+      throw new UserError(`the GS-LRM config (${weights.gslrmConfig}) takes ${gslrmConfig.image_tokenizer.image_size}² views but the diffusion model ` +
+        `(${weights.pipeckpts}) makes ${imageSize}² views; put a config.yaml with image_tokenizer.image_size: ${imageSize} beside ${basename(weights.gslrmCheckpoint)}`);
+    }
+    load.emit(2, `GS-LRM ${basename(weights.gslrmCheckpoint)}`);
+    const gslrm: GslrmModel = { config: gslrmConfig, weights: await loadGslrmWeights(weights.gslrmCheckpoint, gslrmConfig) };
+    load.emit(3, 'matting');
+    const matter = mattingFile ? await OnnxMatter.open(matting as MattingModel, mattingFile) : undefined;
+    load.emit(4, 'renderer');
+    const renderer = await SplatRenderer.create(opts.renderThreads ? { threads: opts.renderThreads } : {});
+    load.done();
+    return {
+      weights, diffusion, gslrm, promptEmbeds, renderer, imageSize,
+      ...(matter ? { matter, mattingModel: { kind: matting as MattingModel, path: mattingFile! } } : {}),
+      ...(opts.detector ? { detector: opts.detector } : {}),
+      ...(threads ? { threads } : {}),
+      async close() {
+        await diffusion.close();
+        await renderer.close();
+        if (matter) await matter.dispose();
+      },
+    };
+  } catch (e) {
+    await diffusion.close();
+    throw e;
+  }
+}
