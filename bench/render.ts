@@ -1,0 +1,91 @@
+/**
+ * `npm run bench -- render [--gaussians 500000] [--frames 150] [--resolution 512] [--threads 2] [--baseline-frames 16]`
+ *
+ * A generated head-sized scene (src/splat/testing/scene.ts: 500k Gaussians on and inside a 0.62×0.72×0.85
+ * ellipsoid, 4–20 mm scales, mixed opacities) rendered as FaceLift's turntable (150 frames at 512², elevation 0).
+ * Figures: turntable wall time and frames/s with the frame-parallel worker path, the same with H.264 encoding,
+ * one frame with the tile-parallel path, and the backward pass per frame; each against the single-thread path
+ * (which, for the turntable, is timed on `--baseline-frames` evenly spaced frames and scaled to the full count).
+ * Goal (issue 4): the 150-frame turntable in ≤ 20 s on 2 cores.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { turntableCameras } from '../src/cameras/rigs.ts';
+import { rasterize, rasterizeBackward } from '../src/splat/rasterize.ts';
+import { SplatRenderer } from '../src/splat/renderer.ts';
+import { headScene } from '../src/splat/testing/scene.ts';
+import { renderTurntable } from '../src/splat/turntable.ts';
+import type { BenchRun, Figure } from './figure.ts';
+
+function arg(args: string[], name: string, def: number): number {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = Number(args[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
+  return v;
+}
+
+export const run: BenchRun = async function* (args): AsyncGenerator<Figure> {
+  const N = arg(args, 'gaussians', 500_000), frames = arg(args, 'frames', 150), res = arg(args, 'resolution', 512);
+  const threads = arg(args, 'threads', 2), B = Math.min(frames, arg(args, 'baseline-frames', 16));
+  const g = headScene(N, 1);
+  const cams = turntableCameras(frames, res);
+  const tag = `${frames}×${res}², ${(N / 1000).toFixed(0)}k Gaussians`;
+
+  // Single-thread baseline on B evenly spaced frames.
+  const single = await SplatRenderer.create({ threads: 1 });
+  await single.setScene(g);
+  const sub = Array.from({ length: B }, (_, i) => cams[Math.floor((i * frames) / B)]);
+  let t = performance.now();
+  await single.renderFrames(sub);
+  const perFrame1 = (performance.now() - t) / 1000 / B;
+  await single.close();
+
+  const r = await SplatRenderer.create({ threads });
+  t = performance.now();
+  await r.setScene(g);
+  const setup = (performance.now() - t) / 1000;
+  t = performance.now();
+  let blended = 0;
+  await r.renderFrames(cams, {}, (i, img) => { if (i === 0) for (const v of img.nBlended) blended += v; });
+  const wall = (performance.now() - t) / 1000;
+  yield {
+    name: `turntable render, ${tag}`, value: wall, unit: 's', baseline: perFrame1 * frames,
+    baselineName: `1 thread (${B} frames, scaled)`,
+    note: `${threads} workers, frame-parallel; goal ≤ 20 s; scene upload+cache ${setup.toFixed(2)} s; ${(blended / (res * res)).toFixed(1)} Gaussians blended/pixel`,
+  };
+  yield { name: 'turntable frames/s', value: frames / wall, unit: 'frames/s', baseline: 1 / perFrame1, baselineName: '1 thread' };
+
+  const dir = await mkdtemp(join(tmpdir(), 'bench-render-'));
+  try {
+    const tt = await renderTurntable(g, { out: join(dir, 'turntable.mp4'), frames, resolution: res, renderer: r });
+    yield { name: `renderTurntable → MP4, ${tag}`, value: tt.seconds, unit: 's', note: 'incl. scene upload and H.264 yuv420p encode (ffmpeg, piped)' };
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+
+  // One frame, tile-parallel vs single thread.
+  const probe = [0, 37, 75].map((i) => cams[i % frames]);
+  t = performance.now();
+  for (const c of probe) await r.render(c);
+  const tilePar = (performance.now() - t) / probe.length;
+  t = performance.now();
+  for (const c of probe) rasterize(g, c);
+  const tileOne = (performance.now() - t) / probe.length;
+  yield { name: `one frame (tile-parallel), ${res}²`, value: tilePar, unit: 'ms/frame', baseline: tileOne, baselineName: 'rasterize() on 1 thread', note: `${threads} workers` };
+
+  // Backward: dL/drgb for L = mean squared difference to grey.
+  const ups = await Promise.all(probe.map(async (c) => {
+    const img = await r.render(c);
+    return { dRgb: Float32Array.from(img.rgb, (v) => (2 * (v - 0.5)) / img.rgb.length) };
+  }));
+  t = performance.now();
+  for (let i = 0; i < probe.length; i++) await r.backward(probe[i], ups[i]);
+  const bwdPar = (performance.now() - t) / probe.length;
+  t = performance.now();
+  for (let i = 0; i < probe.length; i++) rasterizeBackward(g, probe[i], ups[i]);
+  const bwdOne = (performance.now() - t) / probe.length;
+  yield { name: `backward per frame, ${res}²`, value: bwdPar, unit: 'ms/frame', baseline: bwdOne, baselineName: 'rasterizeBackward() on 1 thread', note: `${threads} workers; both include the forward pass the backward recomputes` };
+  await r.close();
+};
