@@ -45,6 +45,9 @@ export interface Anatomy {
 }
 
 /** The crop box of the reconstruction filters (pipeline.md §6.1), shrunk slightly so nothing sits on it. */
+/** Highest point of any surface: the crop box top (1.0) less a margin for Gaussian extent. */
+const TOP = 0.975;
+
 export const SAFE_BOX = { min: [-0.9, -0.9, -0.99] as Vec3, max: [0.9, 0.9, 0.99] as Vec3 };
 
 /** y of the first surface point met walking from the front (y = −1.2) toward +y at (x, z). */
@@ -62,6 +65,13 @@ export function frontY(f: Sdf, x: number, z: number): number {
     else hi = mid;
   }
   return (lo + hi) / 2;
+}
+
+/** Highest z of a surface near the z axis (|x| ≤ 0.02, y scanned over the head's depth). */
+export function topZ(f: Sdf): number {
+  let top = -Infinity;
+  for (let y = -0.4; y <= 0.6; y += 0.05) top = Math.max(top, -frontY((a, b, c) => f(a, c, -b), 0, y));
+  return top;
 }
 
 /** x of the first surface point met walking from x = +1.2 toward −x at (y, z). */
@@ -121,11 +131,11 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   const tipZ = ez - 0.245 * s * p.nose.length;
   const rootY = frontY(head, 0, nz0) + 0.035 * s;
   const tipY = frontY(head, 0, tipZ) - 0.15 * s * p.nose.protrusion;
-  const tipR = 0.045 * s * p.nose.tipSize;
-  const bridge = roundCone([0, rootY, nz0], [0, tipY + tipR, tipZ + 0.01 * s], 0.03 * s * p.nose.bridgeWidth, tipR);
-  const alaX = 0.05 * s * p.nose.width;
-  const alaR = 0.036 * s * p.nose.width;
-  const alaY = tipY + tipR + 0.045 * s;
+  const tipR = 0.05 * s * p.nose.tipSize;
+  const bridge = roundCone([0, rootY, nz0], [0, tipY + tipR, tipZ + 0.01 * s], 0.036 * s * p.nose.bridgeWidth, tipR);
+  const alaX = 0.058 * s * p.nose.width;
+  const alaR = 0.042 * s * p.nose.width;
+  const alaY = tipY + tipR + 0.055 * s;
   const alaZ = tipZ - 0.015 * s;
   const alaRt = sphere([alaX, alaY, alaZ], alaR);
   const alaLt = sphere([-alaX, alaY, alaZ], alaR);
@@ -134,9 +144,9 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   // ---- Lips and mouth ------------------------------------------------------------------------------------
   const mouthZ = tipZ - 0.135 * s;
   const mouthY = frontY(head, 0, mouthZ);
-  const lw = 0.105 * s * p.lips.width;
-  const upper = ellipsoid([0, mouthY + 0.026 * s, mouthZ + 0.022 * s], [lw, 0.055 * s, 0.024 * s * p.lips.upper], rotX(-18));
-  const lower = ellipsoid([0, mouthY + 0.030 * s, mouthZ - 0.026 * s], [lw * 0.92, 0.055 * s, 0.027 * s * p.lips.lower], rotX(15));
+  const lw = 0.12 * s * p.lips.width;
+  const upper = ellipsoid([0, mouthY + 0.026 * s, mouthZ + 0.022 * s], [lw, 0.055 * s, 0.021 * s * p.lips.upper], rotX(-18));
+  const lower = ellipsoid([0, mouthY + 0.030 * s, mouthZ - 0.026 * s], [lw * 0.9, 0.055 * s, 0.024 * s * p.lips.lower], rotX(15));
   const lips: Sdf = (x, y, z) => smin(upper(x, y, z), lower(x, y, z), 0.01 * s);
   const slit = ellipsoid([0, mouthY - 0.035 * s, mouthZ], [lw * 0.98, 0.045 * s, 0.005 * s]);
 
@@ -174,7 +184,7 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   // ---- Neck and shoulders ----------------------------------------------------------------------------------
   const nw = 0.31 * s * p.neck.width;
   const neck = ellipticCylinder(0, 0.06 * s, nw, nw * 0.92, -1.4, 0.1 * s);
-  const torso = ellipsoid([0, 0.08 * s, -1.36], [0.92 * p.shoulders.width, 0.36, 0.56]);
+  const torso = ellipsoid([0, 0.08 * s, -1.32], [Math.min(1.05, p.shoulders.width), 0.36, 0.56]);
 
   const body: Sdf = (x, y, z) => {
     let d = smin(head(x, y, z), nose(x, y, z), 0.035 * s);
@@ -183,11 +193,13 @@ export function buildAnatomy(p: HeadParams): Anatomy {
     d = smax(d, -openings(x, y, z), 0.012 * s);
     d = smin(d, ears(x, y, z), 0.02 * s);
     d = smin(d, smin(neck(x, y, z), torso(x, y, z), 0.22), 0.12 * s);
+    d = smax(d, z - TOP, 0.02); // only the tallest skulls are touched: keeps the crown inside the crop box
     return Math.min(d, eyes(x, y, z));
   };
 
   // ---- Hair ----------------------------------------------------------------------------------------------
-  const hair = buildHair(p, head, { earX, earY, earZ, eyeZ: ez });
+  const hairShape = buildHair(p, head, { earX, earY, earZ, eyeZ: ez });
+  const hair: Sdf | null = hairShape && ((x, y, z) => smax(hairShape(x, y, z), z - TOP, 0.04));
 
   // ---- Landmarks -----------------------------------------------------------------------------------------
   const noseTipY = frontY(body, 0, tipZ);
@@ -232,7 +244,10 @@ function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; e
   const sh = p.shape;
   const t = h.thickness;
   // A shell of thickness t over the head (fuller on top), so the hair follows whatever skull the head has.
-  const cap: Sdf = (x, y, z) => head(x, y, z) - t * (1 + 0.6 * smoothstep(0.3 * s, 0.8 * s, z));
+  // Fuller on top, but never above the crop box: the top thickness shrinks to what is left under TOP.
+  const skullTop = topZ(head);
+  const tTop = Math.max(0.01, Math.min(t * 1.4, TOP - 0.01 - skullTop));
+  const cap: Sdf = (x, y, z) => head(x, y, z) - (t + (tTop - t) * smoothstep(0.3 * s, 0.8 * s, z));
   // Hairline: a plane rising from the nape (back, low) to the forehead (front, high).
   const front = h.hairline * s;
   const nape = -0.22 * s;
@@ -257,12 +272,16 @@ function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; e
   }
   // bob / long: the cap plus a curtain that falls behind and beside the face to endZ.
   const endZ = h.endZ;
-  const curtainTop = 0.45 * s;
-  const curtainH = (curtainTop - endZ) / 2;
-  const curtain = ellipsoid(
-    [0, 0.10 * s, (curtainTop + endZ) / 2],
-    [0.5 * s * sh.skullWidth + t + (h.style === 'long' ? 0.03 : 0), 0.6 * s * sh.skullDepth + t, curtainH + 0.05],
-  );
+  const curtainTop = 0.35 * s;
+  // Hair falls from the widest part of the head, narrowing a little toward the ends.
+  const w = 0.5 * s * sh.skullWidth + t + (h.style === 'long' ? 0.03 : 0);
+  const yb = 0.6 * s * sh.skullDepth + t;
+  const curtain = profileSolid([
+    { z: endZ - 0.03, halfWidth: w * 0.8, yFront: -0.22 * s, yBack: yb * 0.85 },
+    { z: (endZ + curtainTop) / 2, halfWidth: w * 0.93, yFront: -0.3 * s, yBack: yb * 0.97 },
+    { z: curtainTop, halfWidth: w, yFront: -0.36 * s, yBack: yb },
+    { z: curtainTop + 0.2 * s, halfWidth: w * 0.75, yFront: -0.25 * s, yBack: yb * 0.75 }, // tucks under the cap
+  ], 2.2, 2.2);
   const faceCut = ellipticCylinder(0, -0.52 * s, 0.37 * s * sh.faceWidth, 0.58 * s, -2, at.eyeZ + 0.22 * s);
   const flat = (z: number): number => endZ - z; // cut the ends straight
   return (x, y, z) => {

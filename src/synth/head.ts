@@ -145,6 +145,10 @@ function addHair(out: GaussianBuilder, anat: Anatomy, p: HeadParams, hair: Sdf, 
     const albedo = hairAlbedo(p, x, y, z, jitter);
     const ao = occlusion(scene, x, y, z, nx, ny, nz, s);
     lit(albedo, light, nx, ny, nz, ao, rgb, 0);
+    // A soft sheen where the hair faces the light (baked, like the rest of the lighting).
+    const ndl = Math.max(0, nx * light.dir[0] + ny * light.dir[1] + nz * light.dir[2]);
+    const sheen = 0.16 * ndl ** 6 * (1 - ao);
+    for (let c = 0; c < 3; c++) rgb[c] = Math.min(1, rgb[c] + sheen * (0.35 + albedo[c]));
     addDisc(out, x, y, z, nx, ny, nz, h * 2.0, h * 0.5, h * DISC_THICKNESS, along, rgb);
   }
 }

@@ -120,7 +120,7 @@ const SKIN_TONES: Rgb[] = [
 ];
 
 const HAIR_COLOURS: ReadonlyArray<readonly [Rgb, number]> = [
-  [[0.05, 0.045, 0.045], 4], // black
+  [[0.075, 0.065, 0.06], 4], // black
   [[0.15, 0.09, 0.06], 4], // dark brown
   [[0.30, 0.19, 0.11], 3], // brown
   [[0.48, 0.33, 0.20], 2], // light brown
