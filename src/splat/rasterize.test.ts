@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rasterize, rasterizeBackward } from './rasterize.ts';
+import { binGaussians, rasterize, rasterizeBackward } from './rasterize.ts';
+import { camParams } from './project.ts';
+import { allocTileScratch, sortTile } from './tiles.ts';
 import { GOLDEN, f32, goldenCameras, maxAbs, maxAbsDiff, readAll, sceneFrom } from './testing/golden.ts';
 
 const dir = GOLDEN + 'render-tiny/';
@@ -77,4 +79,38 @@ test('gslrm-tiny: render_tile16 of the decoded Gaussians at the 4 input cameras'
       }
     }
   }
+});
+
+test('render-tiny preprocessing: mean2d, depth, conic, 3σ radius, and per-tile order = the reference sort_order', async () => {
+  const pre = await readAll(dir + 'preprocess.safetensors');
+  const valid = pre.get('valid') as Uint8Array, radius = pre.get('radius') as Int32Array, order = pre.get('sort_order') as BigInt64Array;
+  const mean2d = f32(pre, 'mean2d'), depth = f32(pre, 'depth'), conic = f32(pre, 'conic');
+  let compared = 0;
+  for (let v = 0; v < 2; v++) {
+    const cam = camParams(cams[v]);
+    const { P, tileStart, ids } = binGaussians(g, cam, true);
+    const conicMax = maxAbs(conic.subarray(v * 900, (v + 1) * 900));
+    for (let i = 0; i < 300; i++) {
+      const k = v * 300 + i;
+      if (!valid[k]) { assert.equal(P.radius[i], 0, `camera ${v}: Gaussian ${i} is behind the near plane`); continue; }
+      assert.ok(Math.abs(P.depth[i] - depth[k]) <= 1e-5 * depth[k]);
+      if (P.radius[i] === 0) continue; // off-screen: empty tile rectangle
+      compared++;
+      assert.equal(P.radius[i], radius[k], `camera ${v}: radius of Gaussian ${i}`);
+      assert.ok(Math.abs(P.proj[12 * i] - mean2d[2 * k]) <= 1e-4 && Math.abs(P.proj[12 * i + 1] - mean2d[2 * k + 1]) <= 1e-4);
+      for (let c = 0; c < 3; c++) {
+        const ref = conic[3 * k + c];
+        assert.ok(Math.abs(P.proj[12 * i + 2 + c] - ref) <= 1e-5 * conicMax + 1e-4 * Math.abs(ref), `conic ${i}.${c}`);
+      }
+    }
+    // within every tile the depth sort must reproduce the reference's (stable) global order
+    const rank = new Int32Array(300);
+    for (let r = 0; r < 300; r++) rank[Number(order[v * 300 + r])] = r;
+    const s = allocTileScratch();
+    for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {
+      sortTile(ids, tileStart[t], tileStart[t + 1], P.depth, s);
+      for (let k = tileStart[t] + 1; k < tileStart[t + 1]; k++) assert.ok(rank[ids[k - 1]] < rank[ids[k]], `tile ${t} out of order`);
+    }
+  }
+  assert.ok(compared > 400);
 });
