@@ -14,21 +14,20 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { faceliftViews, turntableCameras } from '../cameras/rigs.ts';
+import { faceliftViews } from '../cameras/rigs.ts';
 import type { SampleResult } from '../diffusion/pipeline.ts';
 import { reconstruct } from '../lrm/reconstruct.ts';
 import { preprocess, type PreprocessResult } from '../preprocess/index.ts';
 import { resizeRaw } from '../preprocess/image.ts';
 import type { GaussianSet } from '../splat/gaussians.ts';
-import type { RasterResult } from '../splat/rasterize.ts';
 import { UserError } from '../util/errors.ts';
 import { StageClock, type ImageStage, type ProgressListener } from './events.ts';
-import { INFERENCE_FILTER, filterGaussians, type FilterOptions } from './filters.ts';
-import { hstack, planarToRgb8, writePng } from './images.ts';
+import { hconcat, planarToImage, writePng, type RawImage } from '../io/image.ts';
+import { FACELIFT_FILTERS, filterGaussians, type FilterOptions, type FilterReport } from '../splat/filters.ts';
+import { writePly } from '../splat/ply.ts';
+import { renderTurntable } from '../splat/turntable.ts';
 import type { FaceliftModels } from './models.ts';
-import { writeFaceliftPly } from './ply.ts';
 import { softwareVersions } from './versions.ts';
-import { openMp4Writer } from './video.ts';
 
 export interface InferenceSettings {
   /** Face detection + similarity crop (default true); false: matting + resize. */
@@ -64,7 +63,7 @@ export interface InferenceResult {
   seed: number;
   /** Milliseconds per stage, and in total. */
   timings: Record<ImageStage, number> & { total: number };
-  gaussians: { raw: number; filtered: number };
+  gaussians: { raw: number; filtered: number; removed: FilterReport['removed'] };
   preprocess: {
     usedFallback: boolean;
     fallbackReason?: string;
@@ -86,7 +85,7 @@ function settingsOf(s: InferenceSettings): InferenceResult['settings'] {
     eta: s.eta ?? 1,
     turntableFrames: s.turntableFrames ?? 150,
     fps: s.fps ?? 30,
-    filter: s.filter ?? INFERENCE_FILTER,
+    filter: s.filter ?? FACELIFT_FILTERS,
   };
   if (!Number.isSafeInteger(out.seed) || out.seed < 0) throw new UserError(`seed must be a non-negative integer, got ${out.seed}`);
   if (!Number.isInteger(out.steps) || out.steps < 1 || out.steps > 1000) throw new UserError(`steps must be an integer in 1..1000, got ${out.steps}`);
@@ -137,7 +136,7 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
     const cond = pre.image.width === S ? pre.image : await resizeRaw(pre.image, S, S, 'cubic');
     const sampled = await m.diffusion.generate(cond, { steps, guidanceScale: settings.guidanceScale, eta: settings.eta, seed: settings.seed },
       (e) => st.emit(e.step + 1, `DDIM t=${e.timestep}`));
-    await writePng(join(tmp, 'multiview.png'), hstack(sampled.images.map((im) => ({ ...im, channels: 3 as const }))));
+    await writePng(join(tmp, 'multiview.png'), hconcat(sampled.images.map((im): RawImage => ({ ...im, channels: 3 }))));
     timings.diffusion = st.done();
 
     // [5] GS-LRM on the generated views (the generated front view, not the photo) at the fixed cameras.
@@ -154,34 +153,26 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
     // [6] renders of the unfiltered Gaussians (output.png, as the reference), then the filters.
     st = stage('render', cameras.length);
     await m.renderer.setScene(raw);
-    const renders: RasterResult[] = [];
+    const renders: RawImage[] = [];
     for (const cam of cameras) {
-      renders.push(await m.renderer.render(cam));
+      renders.push(planarToImage((await m.renderer.render(cam)).rgb, S, S));
       st.emit(renders.length);
     }
-    await writePng(join(tmp, 'output.png'), hstack(renders.map(planarToRgb8)));
+    await writePng(join(tmp, 'output.png'), hconcat(renders));
     timings.render = st.done();
 
     st = stage('filter', 1);
-    const filtered = filterGaussians(raw, settings.filter);
-    await writeFaceliftPly(join(tmp, 'gaussians.ply'), filtered);
+    const { gaussians: filtered, report } = filterGaussians(raw, settings.filter);
+    await writePly(join(tmp, 'gaussians.ply'), filtered, 'facelift');
     timings.filter = st.done();
 
     // [7] turntable of the filtered Gaussians, front first, towards the subject's left.
     const frames = settings.turntableFrames;
     st = stage('turntable', frames);
-    await m.renderer.setScene(filtered);
-    const video = openMp4Writer(join(tmp, 'turntable.mp4'), { width: S, height: S, fps: settings.fps });
-    try {
-      await m.renderer.renderFrames(turntableCameras(frames, S), {}, async (i, img) => {
-        await video.write(planarToRgb8(img).data);
-        st.emit(i + 1);
-      });
-      await video.finish();
-    } catch (e) {
-      video.abort();
-      throw e;
-    }
+    await renderTurntable(filtered, {
+      out: join(tmp, 'turntable.mp4'), frames, fps: settings.fps, resolution: S, renderer: m.renderer,
+      onProgress: (done) => st.emit(done),
+    });
     timings.turntable = st.done();
 
     st = stage('write', 1);
@@ -194,7 +185,7 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
       settings,
       seed: settings.seed,
       timings: { ...timings, total: 0 },
-      gaussians: { raw: raw.count, filtered: filtered.count },
+      gaussians: { raw: raw.count, filtered: filtered.count, removed: report.removed },
       preprocess: {
         usedFallback: pre.usedFallback,
         ...(pre.fallbackReason ? { fallbackReason: pre.fallbackReason } : {}),

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { ffmpegVersion } from './video.ts';
+import { spawn } from 'node:child_process';
+import { ffmpegPath } from '../io/video.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -35,4 +36,17 @@ export function softwareVersions(): Promise<Record<string, string>> {
     return out;
   })();
   return cached;
+}
+
+/** ffmpeg's version line, or undefined if it cannot be run. */
+async function ffmpegVersion(): Promise<string | undefined> {
+  try {
+    const child = spawn(ffmpegPath(), ['-version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const code = await new Promise<number | null>((res) => { child.on('error', () => res(null)); child.on('close', res); });
+    return code === 0 ? out.split('\n')[0]?.trim() : undefined;
+  } catch {
+    return undefined;
+  }
 }
