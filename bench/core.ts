@@ -6,6 +6,7 @@
  * Timings: one warm-up, then the median of interleaved runs (core, raw, core, raw, …).
  */
 import { spawnSync } from 'node:child_process';
+import os from 'node:os';
 import ort from 'onnxruntime-node';
 import type { BenchRun, Figure } from './figure.ts';
 import * as C from '../src/core/index.ts';
@@ -174,6 +175,11 @@ async function* bigAttention(mode: 'fused' | 'explicit', chunk: number, headChun
 }
 
 export const run: BenchRun = async function* (args) {
+  // The machine is shared: each figure's note carries the 1-minute load average when it was taken.
+  for await (const f of figures(args)) yield { ...f, note: [f.note, `load ${os.loadavg()[0]!.toFixed(1)}`].filter(Boolean).join('; ') };
+};
+
+async function* figures(args: string[]): AsyncGenerator<Figure> {
   const opt = (name: string, def: number): number => {
     const i = args.indexOf(name);
     return i >= 0 ? Number(args[i + 1]) : def;
@@ -188,4 +194,4 @@ export const run: BenchRun = async function* (args) {
     yield* bigAttention('fused', 0, 0);
     yield* bigAttention('explicit', opt('--chunk', 2048), opt('--head-chunk', 4));
   }
-};
+}

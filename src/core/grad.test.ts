@@ -35,6 +35,8 @@ const cases: Record<string, GradCase> = {
   clip: { inputs: { a: [8] }, build: ({ a }) => C.clip(a!, -0.5, 0.5), prep: { a: (v) => v.map((x) => (Math.abs(Math.abs(x) - 0.5) < 0.05 ? x + 0.1 : x)) } },
   'cast fp32→fp16→fp32 (gradient passes through)': { inputs: { a: [4] }, build: ({ a }) => C.cast(C.cast(a!, 'float16'), 'float32'), eps: 0.25, rtol: 2e-2, atol: 2e-2 },
   'matmul (batched, broadcast)': { inputs: { a: [2, 1, 3, 4], b: [3, 4, 2] }, build: ({ a, b }) => C.matmul(a!, b!) },
+  'linear with bias (x·Wᵀ + b)': { inputs: { x: [2, 3, 4], w: [5, 4], b: [5] }, build: ({ x, w, b }) => C.linear(x!, w!, b!) },
+  'linear without bias, 2-D': { inputs: { x: [3, 4], w: [2, 4] }, build: ({ x, w }) => C.linear(x!, w!) },
   softmax: { inputs: { a: [3, 5] }, build: ({ a }) => C.softmax(a!, 0) },
   logSoftmax: { inputs: { a: [3, 5] }, build: ({ a }) => C.logSoftmax(a!) },
   'layerNorm with bias': { inputs: { x: [3, 6], w: [6], b: [6] }, build: ({ x, w, b }) => C.layerNorm(x!, w!, b!) },

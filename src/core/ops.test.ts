@@ -60,6 +60,14 @@ test('matmul with broadcast batch dims [2,1,3,4] @ [3,4,5]', async () => {
   assertClose(out, R.matmul(refs.a!, refs.b!));
 });
 
+test('linear (FusedMatMul transB) with and without bias, fp32 and fp16', async () => {
+  const c = await runCase({ inputs: { x: [2, 3, 4], w: [5, 4], b: [5] } }, ({ x, w, b }) => C.linear(x!, w!, b!));
+  const want = R.binary(R.matmul(c.refs.x!, R.transpose(c.refs.w!, [1, 0])), c.refs.b!, (p, q) => p + q);
+  assertClose(c.out, want);
+  const h = await runCase({ inputs: { x: [3, 4], w: [5, 4] } }, ({ x, w }) => C.cast(C.linear(C.cast(x!, 'float16'), C.cast(w!, 'float16')), 'float32'));
+  assertClose(h.out, R.matmul(h.refs.x!, R.transpose(h.refs.w!, [1, 0])), 1e-2, 1e-2);
+});
+
 test('softmax and logSoftmax on a middle axis', async () => {
   const s = await runCase({ inputs: { a: [2, 5, 3] }, scale: 3 }, ({ a }) => C.softmax(a!, 1));
   assertClose(s.out, R.softmax(s.refs.a!, 1));

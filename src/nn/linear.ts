@@ -1,5 +1,5 @@
 /** `torch.nn.Linear`: y = x Wᵀ + b with W [out, in] (PyTorch layout, so state-dict tensors load as they are). */
-import { add, cast, matmul, mT, type DType, type Graph, type Tensor } from '../core/index.ts';
+import { cast, linear, type DType, type Graph, type Tensor } from '../core/index.ts';
 import { join } from './names.ts';
 
 export interface LinearOptions {
@@ -19,7 +19,6 @@ export class Linear {
   }
 
   forward(x: Tensor): Tensor {
-    const y = matmul(x, mT(cast(this.weight, x.dtype)));
-    return this.bias ? add(y, cast(this.bias, x.dtype)) : y;
+    return linear(x, cast(this.weight, x.dtype), this.bias && cast(this.bias, x.dtype));
   }
 }

@@ -29,6 +29,35 @@ export const MatMulOp: OpDef<void> = defineOp({
 /** Batched matrix product with broadcast batch dimensions; both operands rank ≥ 2. */
 export const matmul = (a: Tensor, b: Tensor): Tensor => apply(MatMulOp, [a, b], undefined);
 
+// ---- linear ----
+export const LinearOp: OpDef<void> = defineOp({
+  name: 'linear',
+  infer: (ins) => {
+    sameFloat(ins);
+    const [x, w, b] = ins as [TensorInfo, TensorInfo, TensorInfo | undefined];
+    const inF = x.shape[x.shape.length - 1];
+    if (x.shape.length < 1 || w.shape.length !== 2 || w.shape[1] !== inF) throw new Error(`weight must be [out, ${inF}] for input [..., ${inF}]`);
+    if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`bias must be [${w.shape[0]}]`);
+    return { shape: [...x.shape.slice(0, -1), w.shape[0]!], dtype: x.dtype };
+  },
+  lower: (b, [x, w, bias], _a, { out }) => {
+    // FusedMatMul reads W transposed in place (no per-run copy of the weight); ORT's CPU kernel is fp32-only.
+    const y = out.dtype === 'float32'
+      ? b.node('FusedMatMul', [x!, w!], { transB: A.i(1), alpha: A.f(1) }, 'com.microsoft')
+      : b.node('MatMul', [x!, b.node('Transpose', [w!], { perm: A.is([1, 0]) })]);
+    return bias ? b.node('Add', [y, bias]) : y;
+  },
+  grad: (g, [x, w, b]) => {
+    const [out, inF] = w!.shape as [number, number];
+    const gw = matmul(mT(reshape(g, [-1, out])), reshape(x!, [-1, inF]));
+    return [matmul(g, w!), gw, ...(b ? [reshape(reduceSum(reshape(g, [-1, out]), 0), [out])] : [])];
+  },
+});
+/** x·Wᵀ + b with W in PyTorch's [out, in] layout (bias may be null). */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return apply(LinearOp, bias ? [x, weight, bias] : [x, weight], undefined);
+}
+
 // ---- softmax ----
 export const SoftmaxOp: OpDef<{ axis: number }> = defineOp({
   name: 'softmax',
