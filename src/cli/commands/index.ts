@@ -8,4 +8,5 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./synth.ts'),
   () => import('./render.ts'),
   () => import('./infer.ts'),
+  () => import('./reconstruct.ts'),
 ];
