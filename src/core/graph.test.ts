@@ -56,7 +56,7 @@ test('session reuses parameter buffers: in-place updates are seen, setParam swap
   const w = g.param('w', [2]);
   const y = C.mul(x, w);
   const wData = Float32Array.of(1, 2);
-  const s = await C.Session.create({ y }, { params: new Map([['w', wData]]), threads: 1 });
+  const s = await C.Session.create({ y }, { params: new Map([['w', wData]]), threads: 1, arena: false });
   assert.equal(s.provider, 'cpu');
   assert.deepEqual([...(await s.run({ x: Float32Array.of(3, 4) })).y!.data as Float32Array], [3, 8]);
   wData[0] = 10;

@@ -29,6 +29,11 @@ export interface SessionOptions {
   provider?: Provider | 'auto';
   /** ORT graph optimisation level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Keep ORT's CPU memory arena (default true: fastest for repeated runs). False returns freed blocks to the
+   * system, lowering resident memory between runs of large graphs at some speed cost.
+   */
+  arena?: boolean;
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', bool: 'bool' };
@@ -88,6 +93,7 @@ export class Session {
     const useCuda = wanted === 'cuda' || (wanted === 'auto' && cudaAvailable());
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: opts.optimization ?? 'all',
+      enableCpuMemArena: opts.arena ?? true,
       ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     };
     let session: ort.InferenceSession;
