@@ -50,6 +50,16 @@ test('parameters: declared without data, listed with shapes, missing values name
     /parameter "a.weight": expected 12 values for shape \[3,4\], got 11/);
 });
 
+test('lowering emits only what the outputs need: unused params are not inputs of that model', () => {
+  const g = new C.Graph();
+  const x = g.input('x', [2]);
+  const a = C.mul(x, g.param('pa', [2]));
+  C.mul(x, g.param('pb', [2]));
+  const m = C.lower({ a });
+  assert.deepEqual(m.inputs.map((i) => `${i.kind}:${i.name}`), ['input:x', 'param:pa']);
+  assert.ok(m.bytes.length > 0 && m.bytes.length < 1000);
+});
+
 test('session reuses parameter buffers: in-place updates are seen, setParam swaps buffers; missing feeds are named', async () => {
   const g = new C.Graph();
   const x = g.input('x', [2]);
