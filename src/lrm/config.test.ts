@@ -72,3 +72,17 @@ test('the golden .pt checkpoint loads under the official names; a checkpoint of 
   const wider = { ...cfg, transformer: { ...cfg.transformer, n_layer: 3 } };
   await assert.rejects(loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', wider), /missing key transformer_layers\.2\.norm1\.weight/);
 });
+
+test('the full-size network graphs declare exactly the official parameters, 303,565,824 in all (built without weights)', async () => {
+  const { buildGslrmGraphs } = await import('./network.ts');
+  const g = buildGslrmGraphs(OFFICIAL_GSLRM_CONFIG, { views: 6 });
+  const declared = new Map<string, readonly number[]>();
+  for (const p of [...g.embed.graph.params(), ...g.heads.graph.params()]) declared.set(p.name, p.shape);
+  for (let l = 0; l < 24; l++) for (const p of g.block.graph.params()) declared.set(p.name.replace(/^block\./, `transformer_layers.${l}.`), p.shape);
+  const spec = gslrmParamSpec(OFFICIAL_GSLRM_CONFIG);
+  assert.deepEqual(new Map(spec.map((s) => [s.key, s.shape])), declared);
+  assert.equal(g.embed.graph.paramCount() + g.heads.graph.paramCount() + 24 * g.block.graph.paramCount(), 303_565_824);
+  assert.deepEqual(g.embed.outputs.tokensLn.shape, [1, 24_578, 1024]);
+  assert.deepEqual(g.heads.outputs.rawPixel.shape, [1, 6 * 512 * 512, 14]);
+  assert.deepEqual(g.heads.outputs.rawGlobal.shape, [1, 2, 14]);
+});

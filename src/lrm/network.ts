@@ -56,49 +56,12 @@ export class GslrmNetwork {
   }
 
   static async create(cfg: GslrmConfig, weights: GslrmWeights, opts: NetworkOptions): Promise<GslrmNetwork> {
-    const dims = gslrmDims(cfg);
-    const { d, nGlobal, patchDim, heads, gaussianDim, patch } = dims;
-    const nImg = opts.views * dims.tokensPerView;
-    const L = nGlobal + nImg;
+    const graphs = buildGslrmGraphs(cfg, opts);
     const sess = { threads: opts.threads, provider: 'cpu' as const };
-
-    // 1. Patch tokens → Linear(576 → d) → [global tokens ; patch tokens] → LayerNorm.
-    const ge = new Graph('gslrm_embed');
-    const patches = ge.input('patches', [1, nImg, patchDim]);
-    const patchTokens = new Linear(ge, 'patch_embedder.1', patchDim, d, { bias: false }).forward(patches);
-    const globalTokens = reshape(ge.param('gaussian_position_embeddings', [nGlobal, d]), [1, nGlobal, d]);
-    const tokensIn = concat([globalTokens, patchTokens], 1);
-    const tokensLn = new LayerNorm(ge, 'input_layer_norm', d, { bias: false }).forward(tokensIn);
-    const embed = await Session.create({ patchTokens, tokensIn, tokensLn }, { ...sess, params: pick(weights, ge) });
-
-    // 2. One pre-LN block: x += fc(attn(LN1 x)); x += W2·GELU_erf(W1·LN2 x). No biases, no positional encoding.
-    const gb = new Graph('gslrm_block');
-    const x = gb.input('x', [1, L, d]);
-    const norm1 = new LayerNorm(gb, `${BLOCK}.norm1`, d, { bias: false });
-    // to_qkv output channels are [q | k | v], each head-major (h·d_head + i), as the official split(d) + rearrange.
-    const toQkv = new Linear(gb, `${BLOCK}.attn.to_qkv`, d, 3 * d, { bias: false });
-    const fc = new Linear(gb, `${BLOCK}.attn.fc`, d, d, { bias: false });
-    const sdpaOpts: SdpaOptions = { chunk: opts.chunk ?? DEFAULT_CHUNK, ...(opts.headChunk ? { headChunk: opts.headChunk } : {}), ...(opts.fused ? { fused: true } : {}) };
-    const attn = (t: Tensor) => {
-      const [q, k, v] = split(toQkv.forward(t), 3, -1) as [Tensor, Tensor, Tensor];
-      return fc.forward(multiHeadAttention(q, k, v, heads, sdpaOpts));
-    };
-    const norm2 = new LayerNorm(gb, `${BLOCK}.norm2`, d, { bias: false });
-    const mlp = new Mlp(gb, `${BLOCK}.mlp.mlp`, d, { hidden: 4 * d, act: 'gelu', bias: false, names: ['0', '2'] });
-    const h = add(x, attn(norm1.forward(x)));
-    const y = add(h, mlp.forward(norm2.forward(h)));
-    const block = await Session.create({ y }, { ...sess, params: blockParams(weights, gb, 0) });
-
-    // 3. Heads: LN → Linear(d → 14) on the global tokens; LN → Linear(d → 64·14) on every image token, whose
-    //    output channel (py·8 + px)·14 + k is parameter k of that pixel's Gaussian, so a reshape gives Gaussian order.
-    const gh = new Graph('gslrm_heads');
-    const xo = gh.input('x', [1, L, d]);
-    const rawGlobal = headOf(gh, 'gaussian_upsampler.layernorm', 'gaussian_upsampler.linear', narrow(xo, 1, 0, nGlobal), d, gaussianDim);
-    const pix = headOf(gh, 'pixel_gaussian_decoder.0', 'pixel_gaussian_decoder.1', narrow(xo, 1, nGlobal, nImg), d, patch * patch * gaussianDim);
-    const rawPixel = reshape(pix, [1, nImg * patch * patch, gaussianDim]);
-    const heads_ = await Session.create({ rawGlobal, rawPixel }, { ...sess, params: pick(weights, gh) });
-
-    return new GslrmNetwork(dims, opts.views, weights, embed, block, heads_);
+    const embed = await Session.create(graphs.embed.outputs, { ...sess, params: pick(weights, graphs.embed.graph) });
+    const block = await Session.create(graphs.block.outputs, { ...sess, params: blockParams(weights, graphs.block.graph, 0) });
+    const heads = await Session.create(graphs.heads.outputs, { ...sess, params: pick(weights, graphs.heads.graph) });
+    return new GslrmNetwork(gslrmDims(cfg), opts.views, weights, embed, block, heads);
   }
 
   /**
@@ -127,6 +90,65 @@ export class GslrmNetwork {
   async release(): Promise<void> {
     await Promise.all([this.embed.release(), this.block.release(), this.heads.release()]);
   }
+}
+
+export interface GraphPart<K extends string> {
+  graph: Graph;
+  outputs: Record<K, Tensor>;
+}
+
+export interface GslrmGraphs {
+  embed: GraphPart<'patchTokens' | 'tokensIn' | 'tokensLn'>;
+  /** One transformer block; its parameters are named `block.*` (= `transformer_layers.<l>.*`). */
+  block: GraphPart<'y'>;
+  heads: GraphPart<'rawGlobal' | 'rawPixel'>;
+}
+
+/** Builds the three graphs (no weights, no runtime): shapes and parameter declarations only. */
+export function buildGslrmGraphs(cfg: GslrmConfig, opts: Omit<NetworkOptions, 'threads'>): GslrmGraphs {
+  const dims = gslrmDims(cfg);
+  const { d, nGlobal, patchDim, heads, gaussianDim, patch } = dims;
+  const nImg = opts.views * dims.tokensPerView;
+  const L = nGlobal + nImg;
+
+  // 1. Patch tokens → Linear(576 → d) → [global tokens ; patch tokens] → LayerNorm.
+  const ge = new Graph('gslrm_embed');
+  const patches = ge.input('patches', [1, nImg, patchDim]);
+  const patchTokens = new Linear(ge, 'patch_embedder.1', patchDim, d, { bias: false }).forward(patches);
+  const globalTokens = reshape(ge.param('gaussian_position_embeddings', [nGlobal, d]), [1, nGlobal, d]);
+  const tokensIn = concat([globalTokens, patchTokens], 1);
+  const tokensLn = new LayerNorm(ge, 'input_layer_norm', d, { bias: false }).forward(tokensIn);
+
+  // 2. One pre-LN block: x += fc(attn(LN1 x)); x += W2·GELU_erf(W1·LN2 x). No biases, no positional encoding.
+  const gb = new Graph('gslrm_block');
+  const x = gb.input('x', [1, L, d]);
+  const norm1 = new LayerNorm(gb, `${BLOCK}.norm1`, d, { bias: false });
+  // to_qkv output channels are [q | k | v], each head-major (h·d_head + i), as the official split(d) + rearrange.
+  const toQkv = new Linear(gb, `${BLOCK}.attn.to_qkv`, d, 3 * d, { bias: false });
+  const fc = new Linear(gb, `${BLOCK}.attn.fc`, d, d, { bias: false });
+  const sdpaOpts: SdpaOptions = { chunk: opts.chunk ?? DEFAULT_CHUNK, ...(opts.headChunk ? { headChunk: opts.headChunk } : {}), ...(opts.fused ? { fused: true } : {}) };
+  const attn = (t: Tensor) => {
+    const [q, k, v] = split(toQkv.forward(t), 3, -1) as [Tensor, Tensor, Tensor];
+    return fc.forward(multiHeadAttention(q, k, v, heads, sdpaOpts));
+  };
+  const norm2 = new LayerNorm(gb, `${BLOCK}.norm2`, d, { bias: false });
+  const mlp = new Mlp(gb, `${BLOCK}.mlp.mlp`, d, { hidden: 4 * d, act: 'gelu', bias: false, names: ['0', '2'] });
+  const h = add(x, attn(norm1.forward(x)));
+  const y = add(h, mlp.forward(norm2.forward(h)));
+
+  // 3. Heads: LN → Linear(d → 14) on the global tokens; LN → Linear(d → 64·14) on every image token, whose
+  //    output channel (py·8 + px)·14 + k is parameter k of that pixel's Gaussian, so a reshape gives Gaussian order.
+  const gh = new Graph('gslrm_heads');
+  const xo = gh.input('x', [1, L, d]);
+  const rawGlobal = headOf(gh, 'gaussian_upsampler.layernorm', 'gaussian_upsampler.linear', narrow(xo, 1, 0, nGlobal), d, gaussianDim);
+  const pix = headOf(gh, 'pixel_gaussian_decoder.0', 'pixel_gaussian_decoder.1', narrow(xo, 1, nGlobal, nImg), d, patch * patch * gaussianDim);
+  const rawPixel = reshape(pix, [1, nImg * patch * patch, gaussianDim]);
+
+  return {
+    embed: { graph: ge, outputs: { patchTokens, tokensIn, tokensLn } },
+    block: { graph: gb, outputs: { y } },
+    heads: { graph: gh, outputs: { rawGlobal, rawPixel } },
+  };
 }
 
 function headOf(g: Graph, lnName: string, linName: string, x: Tensor, d: number, out: number): Tensor {
