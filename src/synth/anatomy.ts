@@ -6,7 +6,7 @@
  */
 import type { HeadParams } from './params.ts';
 import {
-  ellipsoid, ellipticCylinder, mulMat3, profileSolid, rotX, rotY, rotZ, roundCone, smax, smin, smoothstep, sphere,
+  ellipsoid, ellipticCylinder, mulMat3, profileSolid, sphereBound, rotX, rotY, rotZ, roundCone, smax, smin, smoothstep, sphere,
   type ProfileRow, type Sdf, type Vec3,
 } from './sdf.ts';
 
@@ -102,7 +102,7 @@ export function buildAnatomy(p: HeadParams): Anatomy {
     { z: -0.48, halfWidth: 0.22 * sh.chinWidth, yFront: -0.47 - cp, yBack: -0.06 },
     { z: -0.56, halfWidth: 0.10 * sh.chinWidth, yFront: -0.40 - cp, yBack: -0.22 },
   ].reverse().map((r) => ({ z: fl(r.z), halfWidth: r.halfWidth * fw, yFront: r.yFront * s, yBack: r.yBack * s }));
-  const face = profileSolid(rows, 2.6, 2.2);
+  const face = profileSolid(rows, 2.5, 2);
   const chin = ellipsoid([0, (-0.43 - cp) * s, fl(-0.47)], [0.09 * s * sh.chinWidth, 0.05 * s, 0.06 * s]);
   const cheekC: Vec3 = [0.22 * s, -0.38 * s, fl(-0.12)];
   const cheekR = [0.14 * s * sh.cheekFullness, 0.10 * s * sh.cheekFullness, 0.12 * s] as const;
@@ -186,15 +186,26 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   const neck = ellipticCylinder(0, 0.06 * s, nw, nw * 0.92, -1.4, 0.1 * s);
   const torso = ellipsoid([0, 0.08 * s, -1.32], [Math.min(1.05, p.shoulders.width), 0.36, 0.56]);
 
+  // Bounding spheres of the small features: a feature whose bound is farther than the blend width cannot change
+  // the result, so it is not evaluated (the sampler calls this millions of times).
+  const noseFar = sphereBound(0, (rootY + tipY) / 2, (nz0 + tipZ) / 2, Math.hypot(rootY - tipY, nz0 - tipZ) / 2 + 0.12 * s);
+  const mouthFar = sphereBound(0, mouthY, mouthZ, lw + 0.08 * s);
+  const eyeFar = (x: number, y: number, z: number): number => Math.hypot(Math.abs(x) - ex, y - (eyeY - er), z - ez) - (openW + 2 * er + 0.03 * s);
+  const earFar = (x: number, y: number, z: number): number => Math.hypot(Math.abs(x) - earX, y - earY, z - earZ) - (0.22 * es + 0.06 * s);
+  const kNose = 0.035 * s, kLips = 0.018 * s, kSlit = 0.006 * s, kOpen = 0.012 * s, kEar = 0.02 * s;
+
   const body: Sdf = (x, y, z) => {
-    let d = smin(head(x, y, z), nose(x, y, z), 0.035 * s);
-    d = smin(d, lips(x, y, z), 0.018 * s);
-    d = smax(d, -slit(x, y, z), 0.006 * s);
-    d = smax(d, -openings(x, y, z), 0.012 * s);
-    d = smin(d, ears(x, y, z), 0.02 * s);
+    let d = head(x, y, z);
+    if (noseFar(x, y, z) < d + kNose) d = smin(d, nose(x, y, z), kNose);
+    const m = mouthFar(x, y, z);
+    if (m < d + kLips) d = smin(d, lips(x, y, z), kLips);
+    if (m < kSlit - d) d = smax(d, -slit(x, y, z), kSlit);
+    const e = eyeFar(x, y, z);
+    if (e < kOpen - d) d = smax(d, -openings(x, y, z), kOpen);
+    if (earFar(x, y, z) < d + kEar) d = smin(d, ears(x, y, z), kEar);
     d = smin(d, smin(neck(x, y, z), torso(x, y, z), 0.22), 0.12 * s);
     d = smax(d, z - TOP, 0.02); // only the tallest skulls are touched: keeps the crown inside the crop box
-    return Math.min(d, eyes(x, y, z));
+    return e < d ? Math.min(d, eyes(x, y, z)) : d;
   };
 
   // ---- Hair ----------------------------------------------------------------------------------------------

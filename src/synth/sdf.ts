@@ -218,9 +218,21 @@ export function profileSolid(rows: readonly ProfileRow[], nFront: number, nBack:
     const b = (val[2] - val[1]) / 2;
     const n = y < yc ? nFront : nBack;
     const u = Math.abs(x) / a, v = Math.abs(y - yc) / b;
-    const rho = (u ** n + v ** n) ** (1 / n);
+    const rho = superNorm(u, v, n);
     const side = (rho - 1) * Math.min(a, b);
     const cap = Math.max(z - zMax, zMin - z);
     return Math.max(side, cap);
   };
+}
+
+/** (uⁿ + vⁿ)^(1/n) for u, v ≥ 0, with the common exponents 2 and 2.5 computed without pow(). */
+function superNorm(u: number, v: number, n: number): number {
+  if (n === 2) return Math.sqrt(u * u + v * v);
+  if (n === 2.5) return Math.pow(u * u * Math.sqrt(u) + v * v * Math.sqrt(v), 0.4);
+  return (u ** n + v ** n) ** (1 / n);
+}
+
+/** Distance to a sphere: a cheap lower bound for any shape inside it, used to skip far features. */
+export function sphereBound(cx: number, cy: number, cz: number, r: number): Sdf {
+  return (x, y, z) => Math.hypot(x - cx, y - cy, z - cz) - r;
 }

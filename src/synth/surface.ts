@@ -30,7 +30,7 @@ export interface SurfaceOptions {
 
 /** Distance bounds of non-exact SDFs (ellipsoids, smooth unions) can be off by this factor. */
 const SLACK = 1.6;
-const PROJECT_STEPS = 4;
+const PROJECT_STEPS = 3;
 const SQRT3 = Math.sqrt(3);
 
 export function sampleSurface(sdf: Sdf, rng: Rng, opts: SurfaceOptions): SurfaceSamples {

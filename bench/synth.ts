@@ -1,0 +1,71 @@
+/**
+ * `npm run bench -- synth [--heads 2] [--resolution 512] [--threads 2]`
+ *
+ * Synthetic-head throughput: `facelift synth heads` end to end (generate the head, render every view, encode the
+ * PNGs, write opencv_cameras.json, head.json and gaussians.ply) for each layout on its own — gslrm (32 views)
+ * and mvdiffusion (6 views) — in heads per minute, each against the same run with the renderer on the calling
+ * thread. Also: head generation alone (heads/min, Gaussians per head), the baseline being generation at twice
+ * the default spacing (¼ of the Gaussians).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SplatRenderer } from '../src/splat/renderer.ts';
+import { writeHeadDataset, type Layout } from '../src/synth/dataset.ts';
+import { DEFAULT_SPACING, generateHead } from '../src/synth/head.ts';
+import { sampleHeadParams } from '../src/synth/params.ts';
+import type { BenchRun, Figure } from './figure.ts';
+
+function arg(args: string[], name: string, def: number): number {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = Number(args[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
+  return v;
+}
+
+/** Seconds to write `heads` heads in one layout with the given renderer. */
+async function timeLayout(layout: Layout, heads: number, resolution: number, renderer: SplatRenderer): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-synth-'));
+  try {
+    const t = performance.now();
+    for await (const _ of writeHeadDataset({ outDir: dir, count: heads, seed: 1, resolution, layouts: [layout], valFraction: 0.05, renderer })) { /* progress only */ }
+    return (performance.now() - t) / 1000;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export const run: BenchRun = async function* (args): AsyncGenerator<Figure> {
+  const heads = arg(args, 'heads', 2), res = arg(args, 'resolution', 512), threads = arg(args, 'threads', 2);
+
+  // Generation alone.
+  let t = performance.now();
+  let gaussians = 0;
+  for (let i = 0; i < heads; i++) gaussians += generateHead(sampleHeadParams(100 + i)).gaussians.count;
+  const gen = (performance.now() - t) / 1000;
+  t = performance.now();
+  for (let i = 0; i < heads; i++) generateHead(sampleHeadParams(100 + i), { spacing: 2 * DEFAULT_SPACING });
+  const genCoarse = (performance.now() - t) / 1000;
+  yield {
+    name: 'synth: head generation', value: (60 * heads) / gen, unit: 'heads/min', baseline: (60 * heads) / genCoarse,
+    baselineName: 'spacing ×2 (¼ the Gaussians)', note: `${Math.round(gaussians / heads / 1000)}k Gaussians/head`,
+  };
+
+  const parallel = await SplatRenderer.create({ threads });
+  const single = await SplatRenderer.create({ threads: 1 });
+  try {
+    for (const [layout, views] of [['gslrm', 32], ['mvdiffusion', 6]] as const) {
+      const tp = await timeLayout(layout, heads, res, parallel);
+      const ts = await timeLayout(layout, heads, res, single);
+      yield {
+        name: `synth heads --layout ${layout} (${views} views @${res}²)`, value: (60 * heads) / tp, unit: 'heads/min',
+        baseline: (60 * heads) / ts, baselineName: 'renderer on the calling thread',
+        note: `${heads} heads, ${parallel.threads} render threads, incl. PNG + PLY writing`,
+      };
+    }
+  } finally {
+    await parallel.close();
+    await single.close();
+  }
+};
