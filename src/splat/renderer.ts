@@ -176,6 +176,7 @@ export class SplatRenderer {
     let next = 0, delivered = 0;
     let failure: unknown = null;
     let wake: (() => void) | null = null;
+    let progressed: Array<() => void> = [];
     const worker = async (w: Worker) => {
       while (next < cameras.length && failure === null) {
         const i = next++;
@@ -185,7 +186,7 @@ export class SplatRenderer {
         } catch (err) { failure = err; }
         wake?.();
         // Do not run too far ahead of the consumer.
-        while (failure === null && i - delivered > 2 * this.workers.length) await new Promise<void>((r) => setImmediate(r));
+        while (failure === null && next - delivered > 2 * this.workers.length) await new Promise<void>((r) => progressed.push(r));
       }
     };
     const running = Promise.all(this.workers.map(worker));
@@ -193,9 +194,17 @@ export class SplatRenderer {
       const img = done.get(delivered);
       if (!img) { await new Promise<void>((r) => { wake = r; }); wake = null; continue; }
       done.delete(delivered);
-      await onFrame(delivered, img);
+      try {
+        await onFrame(delivered, img);
+      } catch (err) {
+        failure = err;
+      }
       delivered++;
+      const waiting = progressed;
+      progressed = [];
+      for (const r of waiting) r();
     }
+    for (const r of progressed) r();
     await running;
     if (failure !== null) throw failure;
   }
