@@ -107,10 +107,10 @@ test('finite differences: every parameter type incl. SH degree 3 and the FOV cla
   assert.ok(checked > 60);
 });
 
-test('SplatRenderer on 2 worker threads: same image as rasterize (non-square 150×90), backward agrees, frames in order', async () => {
+test('SplatRenderer on 2 worker threads, Morton-reordered scene: same image as rasterize (non-square 150×90), backward agrees in the caller order, frames in order', async () => {
   const g = randomScene(3000, 21, 1, [0.01, 0.05]);
   const cam = offCentre(150, 90, 200);
-  const r = await SplatRenderer.create({ threads: 2, minParallelPixels: 0 });
+  const r = await SplatRenderer.create({ threads: 2, minParallelPixels: 0, reorderFrom: 0 });
   try {
     await r.setScene(g);
     const a = await r.render(cam), b = rasterize(g, cam);

@@ -13,6 +13,7 @@ import type { Camera } from '../cameras/camera.ts';
 import { validateGaussians, type GaussianSet } from './gaussians.ts';
 import { allocGrads, type GaussianGrads } from './project-backward.ts';
 import { allocProjected, allocSceneCache, cacheRange, camParams, type CamParams, type Projected } from './project.ts';
+import { mortonOrder, permuteGaussians, unpermute } from './order.ts';
 import { runJob, type Job, type JobResult, type SceneData } from './parallel.ts';
 import {
   allocImage, checkUpstream, rasterizeBackward, resolveBackground,
@@ -24,6 +25,11 @@ export interface RendererOptions {
   threads?: number;
   /** Images with fewer pixels render on the calling thread (thread start-up and messages cost more). Default 128². */
   minParallelPixels?: number;
+  /**
+   * Scenes with at least this many Gaussians are stored in Morton order (better cache use when compositing;
+   * gradients are returned in the caller's order). Default 65536; Infinity disables it.
+   */
+  reorderFrom?: number;
 }
 
 interface Pending { resolve: (r: JobResult) => void; reject: (e: Error) => void }
@@ -37,9 +43,13 @@ export class SplatRenderer {
   private ids: Int32Array = new Int32Array(new SharedArrayBuffer(4));
   private parts: Float64Array[] = [];
   private readonly minParallelPixels: number;
+  private readonly reorderFrom: number;
+  /** Morton permutation of the current scene (position → caller's index), or null. */
+  private perm: Int32Array | null = null;
 
-  private constructor(private readonly workers: Worker[], minParallelPixels: number) {
-    this.minParallelPixels = minParallelPixels;
+  private constructor(private readonly workers: Worker[], opts: RendererOptions) {
+    this.minParallelPixels = opts.minParallelPixels ?? 128 * 128;
+    this.reorderFrom = opts.reorderFrom ?? 65536;
     for (const w of workers) {
       w.on('message', (m: { id: number; result?: JobResult; error?: string }) => {
         const p = this.pending.get(m.id);
@@ -64,7 +74,7 @@ export class SplatRenderer {
         workers.push(new Worker(new URL('./render-worker-boot.mjs', import.meta.url)));
       }
     }
-    return new SplatRenderer(workers, opts.minParallelPixels ?? 128 * 128);
+    return new SplatRenderer(workers, opts);
   }
 
   /** Worker threads in use (0 = everything on the calling thread). */
@@ -73,16 +83,23 @@ export class SplatRenderer {
   /** Copies `g` into shared memory for the workers. Later calls replace the scene. */
   async setScene(g: GaussianSet): Promise<void> {
     validateGaussians(g);
-    this.sceneSet = g;
     this.P = null;
     this.parts = [];
+    this.perm = g.count >= this.reorderFrom ? mortonOrder(g.means, g.count) : null;
+    if (this.perm) g = permuteGaussians(g, this.perm, this.workers.length > 0);
+    this.sceneSet = g;
     if (this.workers.length === 0) {
       const cache = allocSceneCache(g.count, g.shDegree);
       cacheRange(g, cache, 0, g.count);
       this.scene = { g, cache };
       return;
     }
-    const share = (a: Float32Array) => { const s = new Float32Array(new SharedArrayBuffer(a.byteLength)); s.set(a); return s; };
+    const share = (a: Float32Array) => {
+      if (a.buffer instanceof SharedArrayBuffer) return a;
+      const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
+      s.set(a);
+      return s;
+    };
     const scene: SceneData = {
       g: {
         count: g.count, shDegree: g.shDegree, means: share(g.means), scales: share(g.scales),
@@ -213,7 +230,7 @@ export class SplatRenderer {
   async backward(camera: Camera, upstream: BackwardInput, opts: BackwardOptions = {}): Promise<GaussianGrads & { image: RasterResult }> {
     const { g } = this.need();
     const cam = camParams(camera);
-    if (!this.parallel(cam)) return rasterizeBackward(this.sceneSet!, camera, upstream, opts);
+    if (!this.parallel(cam)) return this.original(rasterizeBackward(this.sceneSet!, camera, upstream, opts));
     checkUpstream(cam, upstream);
     const bg = resolveBackground(opts);
     const { P, tileStart, ids } = await this.bin(cam, opts.tileCull ?? true);
@@ -231,7 +248,18 @@ export class SplatRenderer {
     await Promise.all(this.workers.map((w, i) => this.send(w, {
       job: { kind: 'projectBackward', cam, parts, cudaJacobian: opts.cudaJacobian ?? false, grads, begin: range(i)[0], end: range(i)[1] },
     })));
-    return { ...grads, image };
+    return this.original({ ...grads, image });
+  }
+
+  /** Gradients back in the caller's Gaussian order. */
+  private original(r: GaussianGrads & { image: RasterResult }): GaussianGrads & { image: RasterResult } {
+    const p = this.perm;
+    if (!p) return r;
+    const S = r.sh.length / p.length || 0;
+    return {
+      means: unpermute(r.means, p, 3), scales: unpermute(r.scales, p, 3), rotations: unpermute(r.rotations, p, 4),
+      opacities: unpermute(r.opacities, p, 1), sh: unpermute(r.sh, p, S), image: r.image,
+    };
   }
 
   /** Stops the workers. */
