@@ -61,6 +61,7 @@ interface HeadsOpts {
   layout: Layout | 'both';
   valFraction: number;
   spacing: number;
+  ply: boolean;
   preview?: boolean;
 }
 
@@ -76,6 +77,7 @@ export function register(program: Command): void {
     .option('--layout <layout>', 'gslrm | mvdiffusion | both', 'both')
     .option('--val-fraction <f>', 'fraction of heads listed in the val files', num('--val-fraction', 0, 1), 0.05)
     .option('--spacing <units>', 'surface spacing between Gaussians (smaller = denser)', num('--spacing', 0.002, 0.05), DEFAULT_SPACING)
+    .option('--no-ply', 'skip gaussians.ply (about 250 bytes per Gaussian, ~40 MB per head)')
     .option('--preview', 'also write contact sheets (PNG grids of views) under DIR/preview/')
     .action(async (o: HeadsOpts) => {
       if (o.layout !== 'both' && !LAYOUTS.includes(o.layout)) throw new UserError(`--layout must be gslrm, mvdiffusion or both, got "${o.layout}"`);
@@ -84,7 +86,7 @@ export function register(program: Command): void {
       const progress = bar('heads', o.count);
       try {
         for await (const w of writeHeadDataset({
-          outDir: o.output, count: o.count, seed: o.seed, resolution: o.resolution, layouts, valFraction: o.valFraction, spacing: o.spacing,
+          outDir: o.output, count: o.count, seed: o.seed, resolution: o.resolution, layouts, valFraction: o.valFraction, spacing: o.spacing, writePly: o.ply,
         })) {
           if (o.preview) {
             if (w.views.gslrm) rows.gslrm.push(GSLRM_PREVIEW.map((i) => thumbnail(w.views.gslrm![i], THUMB)));

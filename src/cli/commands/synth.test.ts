@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+
+const run = promisify(execFile);
+const BIN = new URL('../../../bin/facelift.js', import.meta.url).pathname;
+
+test('facelift synth heads --layout mvdiffusion --no-ply --preview, and one-line errors for bad flags', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'synth-cli-'));
+  try {
+    const { stdout } = await run(process.execPath, [
+      BIN, 'synth', 'heads', '-o', dir, '--count', '2', '--resolution', '32', '--layout', 'mvdiffusion', '--spacing', '0.03', '--no-ply', '--preview',
+    ]);
+    assert.match(stdout, /^wrote 2 heads \(mvdiffusion\) to /);
+    assert.deepEqual((await readdir(dir)).sort(), ['mvdiffusion', 'preview']);
+    assert.deepEqual((await readdir(join(dir, 'mvdiffusion'))).sort(), ['data_mvdiff_train.txt', 'data_mvdiff_val.txt', 'sample_000000', 'sample_000001']);
+    assert.deepEqual((await readdir(join(dir, 'mvdiffusion', 'sample_000000'))).sort(),
+      ['cam_000.png', 'cam_001.png', 'cam_002.png', 'cam_003.png', 'cam_004.png', 'cam_005.png', 'head.json']);
+    // Contact sheet: 2 rows × 6 views of 32-px thumbnails with 4-px gutters.
+    const meta = await sharp(join(dir, 'preview', 'contact_mvdiffusion_000.png')).metadata();
+    assert.equal(meta.width, 6 * 32 + 7 * 4);
+    assert.equal(meta.height, 2 * 32 + 3 * 4);
+
+    for (const [args, message] of [
+      [['--count', '0'], 'facelift: --count must be an integer in 1..10000000, got "0"\n'],
+      [['--count', '1', '--layout', 'nerf'], 'facelift: --layout must be gslrm, mvdiffusion or both, got "nerf"\n'],
+      [['--count', '1', '--val-fraction', '1.5'], 'facelift: --val-fraction must be a number in [0, 1), got "1.5"\n'],
+    ] as const) {
+      await assert.rejects(run(process.execPath, [BIN, 'synth', 'heads', '-o', dir, ...args]), (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 1);
+        assert.equal(e.stderr, message);
+        return true;
+      });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
