@@ -1,0 +1,266 @@
+/**
+ * The job queue: uploads wait in a bounded FIFO and run one at a time on the single model instance (like gradio's
+ * queue(max_size=10)); every change of a job is pushed to its listeners (the SSE streams) as a JobView. Finished
+ * jobs keep their folder until `keep` newer ones have finished, then the oldest is deleted.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.ts';
+import { RESULT_FILES, type JobRunner, type ResultFile, type StageEvent } from './runner.ts';
+import type { JobSettings } from './settings.ts';
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export interface StageView {
+  name: string;
+  state: 'pending' | 'running' | 'done';
+  step: number;
+  total: number;
+  detail?: string;
+  /** Duration once done, milliseconds. */
+  ms?: number;
+}
+
+/** What clients see of a job (GET /api/jobs/:id and every SSE message). */
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  /** Jobs ahead of this one while queued (0: next to run); null otherwise. */
+  position: number | null;
+  settings: JobSettings;
+  stages: StageView[];
+  /** Fraction of the stages done, 0..1. */
+  progress: number;
+  /** Why the job failed, in plain words. */
+  error?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** URLs of the result files and of the zip of all, once done. */
+  files?: Record<ResultFile, string>;
+  zip?: string;
+}
+
+export type JobListener = (view: JobView) => void;
+
+interface Job {
+  id: string;
+  dir: string;
+  input: string;
+  status: JobStatus;
+  settings: JobSettings;
+  stages: Array<StageView & { started?: number }>;
+  error?: string;
+  createdAt: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  inputWritten: Promise<void>;
+  listeners: Set<JobListener>;
+}
+
+/** The queue is full; the HTTP layer answers 503 with this message. */
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+export interface JobQueueOptions {
+  runner: JobRunner;
+  /** Folder that holds one sub-folder per job. */
+  root: string;
+  /** Jobs that may wait behind the running one (default 10). */
+  capacity?: number;
+  /** Finished jobs whose files are kept (default 100). */
+  keep?: number;
+  /** Where unexpected job errors are logged (default console.error). */
+  log?: (message: string) => void;
+}
+
+/** 128 random bits, URL-safe: ids cannot be guessed or enumerated. */
+export function newJobId(): string {
+  return randomBytes(16).toString('base64url');
+}
+export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+export function resultUrl(id: string, file: ResultFile): string {
+  return `/api/jobs/${id}/files/${file}`;
+}
+
+export class JobQueue {
+  readonly capacity: number;
+  private readonly keep: number;
+  private readonly jobs = new Map<string, Job>();
+  private readonly waiting: Job[] = [];
+  private running: Job | null = null;
+  private current: Promise<void> | null = null;
+  private closed = false;
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly opts: JobQueueOptions) {
+    this.capacity = opts.capacity ?? 10;
+    this.keep = opts.keep ?? 100;
+    if (!(Number.isInteger(this.capacity) && this.capacity >= 1)) throw new UserError(`queue size must be a whole number ≥ 1, got ${this.capacity}`);
+    this.log = opts.log ?? ((m) => console.error(m));
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /** Queues a job for the photo `bytes` (format from its first bytes); throws QueueFullError when full. */
+  submit(bytes: Uint8Array, format: string, settings: JobSettings): JobView {
+    if (this.closed) throw new QueueFullError('the server is shutting down; try again later');
+    if (this.waiting.length >= this.capacity) {
+      throw new QueueFullError(`the queue is full (${this.capacity} jobs are waiting); please try again in a few minutes`);
+    }
+    const id = newJobId();
+    const dir = join(this.opts.root, id);
+    const input = join(dir, `upload.${format === 'jpeg' ? 'jpg' : format}`);
+    const stages = this.opts.runner.stages.map((name) => ({ name, state: 'pending' as const, step: 0, total: 1 }));
+    const job: Job = {
+      id, dir, input, status: 'queued', settings, stages, createdAt: new Date(), listeners: new Set(),
+      inputWritten: mkdir(dir, { recursive: true }).then(() => writeFile(input, bytes)),
+    };
+    job.inputWritten.catch(() => {}); // awaited (and reported) when the job runs
+    this.jobs.set(id, job);
+    this.waiting.push(job);
+    this.pump();
+    return this.view(job);
+  }
+
+  get(id: string): JobView | undefined {
+    const job = this.jobs.get(id);
+    return job && this.view(job);
+  }
+
+  /** The folder of a finished job's files (undefined unless done). */
+  resultDir(id: string): string | undefined {
+    const job = this.jobs.get(id);
+    return job?.status === 'done' ? join(job.dir, 'result') : undefined;
+  }
+
+  /** Calls `listener` on every change of the job until the returned function is called. */
+  subscribe(id: string, listener: JobListener): () => void {
+    const job = this.jobs.get(id);
+    if (!job) return () => {};
+    job.listeners.add(listener);
+    return () => job.listeners.delete(listener);
+  }
+
+  /** Refuses new jobs, fails the waiting ones, waits for the running one and closes the runner. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.waiting.splice(0)) this.finish(job, 'failed', 'the server shut down before this job started');
+    await this.current;
+    await this.opts.runner.close();
+  }
+
+  private pump(): void {
+    if (this.running || this.closed) return;
+    const job = this.waiting.shift();
+    if (!job) return;
+    this.running = job;
+    for (const w of this.waiting) this.notify(w);
+    this.current = this.execute(job).finally(() => {
+      this.running = null;
+      this.current = null;
+      this.evict();
+      this.pump();
+    });
+  }
+
+  private async execute(job: Job): Promise<void> {
+    job.status = 'running';
+    job.startedAt = new Date();
+    this.notify(job);
+    let stageName: string | undefined;
+    try {
+      await job.inputWritten;
+      try {
+        await this.opts.runner.ready();
+      } catch (e) {
+        throw new UserError(`the models could not be loaded, so no job can run: ${messageOf(e)}`, { cause: e });
+      }
+      await this.opts.runner.run({ input: job.input, outDir: join(job.dir, 'result'), settings: job.settings }, (e) => {
+        stageName = e.stage;
+        this.onProgress(job, e);
+      });
+      this.finish(job, 'done');
+    } catch (e) {
+      if (!(e instanceof UserError)) this.log(`job ${job.id} failed${stageName ? ` in ${stageName}` : ''}: ${(e as Error)?.stack ?? String(e)}`);
+      const where = stageName && !(e instanceof UserError) ? ` during ${stageName}` : '';
+      this.finish(job, 'failed', `The job failed${where}: ${messageOf(e)}`);
+    }
+  }
+
+  private onProgress(job: Job, e: StageEvent): void {
+    let i = job.stages.findIndex((s) => s.name === e.stage);
+    if (i < 0) i = job.stages.push({ name: e.stage, state: 'pending', step: 0, total: 1 }) - 1;
+    const now = performance.now();
+    job.stages.forEach((s, k) => {
+      if (k < i && s.state !== 'done') Object.assign(s, { state: 'done', step: s.total });
+    });
+    const s = job.stages[i]!;
+    if (s.state !== 'running') s.started = now;
+    s.step = e.step;
+    s.total = Math.max(1, e.total);
+    if (e.detail !== undefined) s.detail = e.detail;
+    if (e.step >= e.total) {
+      s.state = 'done';
+      s.ms = Math.round(now - (s.started ?? now));
+    } else {
+      s.state = 'running';
+    }
+    this.notify(job);
+  }
+
+  private finish(job: Job, status: 'done' | 'failed', error?: string): void {
+    job.status = status;
+    job.finishedAt = new Date();
+    if (error !== undefined) job.error = error;
+    if (status === 'done') for (const s of job.stages) Object.assign(s, { state: 'done', step: s.total });
+    this.notify(job);
+    job.listeners.clear();
+  }
+
+  /** Deletes the oldest finished jobs beyond `keep`. */
+  private evict(): void {
+    const finished = [...this.jobs.values()].filter((j) => j.finishedAt).sort((a, b) => a.finishedAt!.getTime() - b.finishedAt!.getTime());
+    for (const job of finished.slice(0, Math.max(0, finished.length - this.keep))) {
+      this.jobs.delete(job.id);
+      rm(job.dir, { recursive: true, force: true }).catch((e) => this.log(`could not delete ${job.dir}: ${messageOf(e)}`));
+    }
+  }
+
+  private notify(job: Job): void {
+    if (job.listeners.size === 0) return;
+    const v = this.view(job);
+    for (const l of job.listeners) l(v);
+  }
+
+  private view(job: Job): JobView {
+    const done = job.stages.reduce((a, s) => a + (s.state === 'done' ? 1 : s.state === 'running' ? s.step / s.total : 0), 0);
+    const v: JobView = {
+      id: job.id,
+      status: job.status,
+      position: job.status === 'queued' ? this.waiting.indexOf(job) : null,
+      settings: job.settings,
+      stages: job.stages.map(({ started: _s, ...s }) => ({ ...s })),
+      progress: job.status === 'done' ? 1 : job.stages.length ? done / job.stages.length : 0,
+      createdAt: job.createdAt.toISOString(),
+    };
+    if (job.startedAt) v.startedAt = job.startedAt.toISOString();
+    if (job.finishedAt) v.finishedAt = job.finishedAt.toISOString();
+    if (job.error !== undefined) v.error = job.error;
+    if (job.status === 'done') {
+      v.files = Object.fromEntries(RESULT_FILES.map((f) => [f, resultUrl(job.id, f)])) as Record<ResultFile, string>;
+      v.zip = `/api/jobs/${job.id}/facelift-${job.id.slice(0, 8)}.zip`;
+    }
+    return v;
+  }
+}
+
+function messageOf(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n')[0]!.trim() || 'unknown error';
+}

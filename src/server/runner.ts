@@ -1,0 +1,36 @@
+/**
+ * What the job queue needs from a model: load once, then turn one uploaded photo into a result folder, reporting
+ * per-stage progress. The real implementation wraps the pipeline (pipeline-runner.ts); tests may use any runner
+ * that writes the same files.
+ */
+import type { JobSettings } from './settings.ts';
+
+/** The files a finished job offers, in the order the UI shows them (spec/pipeline.md §6). */
+export const RESULT_FILES = ['input.png', 'multiview.png', 'output.png', 'turntable.mp4', 'gaussians.ply'] as const;
+export type ResultFile = (typeof RESULT_FILES)[number];
+
+/** One progress report: `step` of `total` in `stage`; step 0 starts a stage and step === total ends it. */
+export interface StageEvent {
+  stage: string;
+  step: number;
+  total: number;
+  detail?: string;
+}
+
+export interface RunRequest {
+  /** The uploaded photo (already checked to be an image). */
+  input: string;
+  /** Where the result files go; the runner creates it. */
+  outDir: string;
+  settings: JobSettings;
+}
+
+export interface JobRunner {
+  /** The per-image stages, in order, that `run` reports. */
+  readonly stages: readonly string[];
+  /** Resolves once the models are loaded (started at most once); rejects with the reason they cannot be. */
+  ready(): Promise<void>;
+  /** Writes every file of RESULT_FILES into `req.outDir`, or throws. Called for one job at a time. */
+  run(req: RunRequest, onProgress: (e: StageEvent) => void): Promise<void>;
+  close(): Promise<void>;
+}
