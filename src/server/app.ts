@@ -13,6 +13,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RESULT_FILES, type JobRunner, type ResultFile } from './runner.ts';
@@ -173,7 +174,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         }
         if (parts.length === 4 && job.zip === url.pathname) {
           if (!dir) throw new HttpError(409, `the job is ${job.status}; its files exist once it is done`);
-          return sendZip(res, sub!, RESULT_FILES.map((f) => [f, join(dir, f)] as [string, string]));
+          // result.json (settings, timings, versions), where the runner writes one, goes into the zip too.
+          const names = [...RESULT_FILES, ...(existsSync(join(dir, 'result.json')) ? ['result.json'] : [])];
+          return sendZip(res, sub!, names.map((f) => [f, join(dir, f)] as [string, string]));
         }
       }
       throw new HttpError(404, `no such API route: ${method} ${url.pathname}`);

@@ -9,4 +9,5 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./render.ts'),
   () => import('./infer.ts'),
   () => import('./reconstruct.ts'),
+  () => import('./serve.ts'),
 ];

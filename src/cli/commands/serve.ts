@@ -1,0 +1,88 @@
+import { Option, type Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { MattingChoice } from '../../pipeline/models.ts';
+import { startServer } from '../../server/app.ts';
+import { PipelineRunner, GRADIO_TURNTABLE_FRAMES } from '../../server/pipeline-runner.ts';
+import { UserError } from '../../util/errors.ts';
+
+interface ServeOpts {
+  port: number;
+  host: string;
+  weights?: string;
+  queueSize: number;
+  maxUploadMb: number;
+  out: string;
+  examples: string;
+  keepJobs: number;
+  promptEmbeds?: string;
+  matting: MattingChoice;
+  mattingModel?: string;
+  frames: number;
+  threads?: number;
+}
+
+function int(name: string, lo: number, hi: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
+    return n;
+  };
+}
+
+/** The repository's bundled example portraits. */
+const BUNDLED_EXAMPLES = new URL('../../../examples', import.meta.url).pathname;
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('web app: upload a portrait, watch it lift, orbit the 3D head (HTTP API + browser UI)')
+    .option('--port <n>', 'port to listen on', int('--port', 0, 65535), 7860)
+    .option('--host <addr>', 'address to listen on (0.0.0.0 to serve the network: there is no authentication)', '127.0.0.1')
+    .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: as facelift infer')
+    .option('--queue-size <n>', 'jobs that may wait behind the running one; more get HTTP 503', int('--queue-size', 1, 10_000), 10)
+    .option('--max-upload-mb <n>', 'largest accepted photo, MB', int('--max-upload-mb', 1, 1024), 20)
+    .option('--out <dir>', 'folder for uploads and results (one sub-folder per job)', 'outputs/web')
+    .option('--examples <dir>', 'folder of example photos shown in the UI', BUNDLED_EXAMPLES)
+    .option('--keep-jobs <n>', 'finished jobs whose files are kept (older ones are deleted)', int('--keep-jobs', 1, 1_000_000), 100)
+    .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
+    .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
+    .option('--matting-model <file>', 'local ONNX file of the matting model')
+    .option('--frames <n>', 'turntable frames (30 fps)', int('--frames', 1, 100_000), GRADIO_TURNTABLE_FRAMES)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads', 1, 1024))
+    .action(async (o: ServeOpts) => {
+      if (!existsSync(o.examples)) throw new UserError(`--examples ${o.examples}: no such folder`);
+      const runner = new PipelineRunner({
+        ...(o.weights ? { weights: o.weights } : {}),
+        ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds } : {}),
+        matting: o.matting,
+        ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
+        ...(o.threads ? { threads: o.threads } : {}),
+        turntableFrames: o.frames,
+        onLoadProgress: (e) => {
+          if (e.step === 0 || e.step === e.total) process.stderr.write(`models: ${e.stage} ${e.step}/${e.total}${e.detail ? ` ${e.detail}` : ''}\n`);
+        },
+      });
+      let srv;
+      try {
+        srv = await startServer({
+          runner, root: resolve(o.out), host: o.host, port: o.port, queueSize: o.queueSize, keepJobs: o.keepJobs,
+          maxUploadBytes: o.maxUploadMb * 2 ** 20, examplesDir: o.examples,
+        });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') throw new UserError(`port ${o.port} on ${o.host} is in use; pick another with --port`);
+        if (code === 'EACCES') throw new UserError(`not allowed to listen on ${o.host}:${o.port}; use a port above 1023`);
+        throw e;
+      }
+      process.stderr.write(`facelift web app on ${srv.url} (jobs in ${resolve(o.out)}; models loading in the background)\n`);
+      runner.ready().then(() => process.stderr.write('models ready\n'), () => {});
+      const stop = () => {
+        process.stderr.write('shutting down (waiting for the running job)…\n');
+        void srv.close().then(() => process.exit(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await new Promise<void>((r) => srv.server.once('close', () => r()));
+    });
+}

@@ -1,0 +1,49 @@
+/**
+ * The JobRunner over the real pipeline: models are loaded once (loadModels) and every job is one runInference
+ * call with the gradio app's post-processing (spec/pipeline.md §8: filter scaling 0.2 / floater 0.75, a 180-frame
+ * turntable at 30 fps).
+ */
+import { IMAGE_STAGES, type ProgressListener } from '../pipeline/events.ts';
+import { loadModels, type FaceliftModels, type LoadModelsOptions } from '../pipeline/models.ts';
+import { runInference } from '../pipeline/run.ts';
+import { GRADIO_FILTERS, type FilterOptions } from '../splat/filters.ts';
+import type { JobRunner, RunRequest, StageEvent } from './runner.ts';
+
+export interface PipelineRunnerOptions extends LoadModelsOptions {
+  /** Turntable frames (default 180, as the gradio app). */
+  turntableFrames?: number;
+  filter?: FilterOptions;
+  /** Model download/load progress. */
+  onLoadProgress?: ProgressListener;
+}
+
+export const GRADIO_TURNTABLE_FRAMES = 180;
+
+export class PipelineRunner implements JobRunner {
+  readonly stages = IMAGE_STAGES;
+  private models: Promise<FaceliftModels> | undefined;
+
+  constructor(private readonly opts: PipelineRunnerOptions = {}) {}
+
+  ready(): Promise<void> {
+    this.models ??= loadModels(this.opts, this.opts.onLoadProgress);
+    return this.models.then(() => {});
+  }
+
+  async run(req: RunRequest, onProgress: (e: StageEvent) => void): Promise<void> {
+    await this.ready();
+    const models = await this.models!;
+    const s = req.settings;
+    await runInference(req.input, {
+      models, outDir: req.outDir,
+      autoCrop: s.autoCrop, seed: s.seed, guidanceScale: s.guidanceScale, steps: s.steps,
+      turntableFrames: this.opts.turntableFrames ?? GRADIO_TURNTABLE_FRAMES,
+      filter: this.opts.filter ?? GRADIO_FILTERS,
+    }, (e) => onProgress({ stage: e.stage, step: e.step, total: e.total, ...(e.detail !== undefined ? { detail: e.detail } : {}) }));
+  }
+
+  async close(): Promise<void> {
+    const models = await this.models?.catch(() => undefined);
+    await models?.close();
+  }
+}
