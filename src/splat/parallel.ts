@@ -41,6 +41,7 @@ export type JobResult = { pairs?: number; image?: RasterResult };
 
 let scratch: TileScratch | null = null;
 let frameP: Projected | null = null;
+const frameIds = { ids: new Int32Array(0) };
 
 /** Runs one job on this thread against `scene`. */
 export function runJob(scene: SceneData, job: Job): JobResult {
@@ -79,7 +80,7 @@ export function runJob(scene: SceneData, job: Job): JobResult {
       // A whole frame on this thread (frame-parallel turntables).
       const { cam, bg } = job;
       if (!frameP || frameP.depth.length !== g.count) frameP = allocProjected(g.count);
-      const { P, tileStart, ids } = binGaussians(g, cam, job.tileCull, frameP, cache);
+      const { P, tileStart, ids } = binGaussians(g, cam, job.tileCull, frameP, cache, frameIds);
       const out = allocImage(cam.width, cam.height);
       const s = (scratch ??= allocTileScratch());
       for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {

@@ -96,26 +96,28 @@ export interface ProjectOptions {
 
 /**
  * The camera-independent part of preprocessing, computed once per scene (SplatRenderer) or per call (rasterize):
- * Σ3 = R_q S Sᵀ R_qᵀ (xx, xy, xz, yy, yz, zz), sigmoid opacity, and for SH degree 0 the colour.
+ * Σ3 = R_q S Sᵀ R_qᵀ (xx, xy, xz, yy, yz, zz), sigmoid opacity, 2·ln(255·opacity), and for SH degree 0 the colour.
  */
 export interface SceneCache {
   cov3: Float64Array;
   opacity: Float64Array;
+  logAlpha: Float64Array;
   /** degree 0 only (view-independent); empty otherwise. */
   color: Float64Array;
 }
 
 export function allocSceneCache(count: number, shDegree: number, shared = false): SceneCache {
   const mk = (n: number) => new Float64Array(shared ? new SharedArrayBuffer(8 * n) : new ArrayBuffer(8 * n));
-  return { cov3: mk(6 * count), opacity: mk(count), color: mk(shDegree === 0 ? 3 * count : 0) };
+  return { cov3: mk(6 * count), opacity: mk(count), logAlpha: mk(count), color: mk(shDegree === 0 ? 3 * count : 0) };
 }
 
 export function cacheRange(g: GaussianArrays, cache: SceneCache, begin: number, end: number): void {
   const { scales, rotations, opacities, sh } = g;
-  const { cov3, opacity, color } = cache;
+  const { cov3, opacity, logAlpha, color } = cache;
   const deg0 = g.shDegree === 0;
   for (let i = begin; i < end; i++) {
     opacity[i] = 1 / (1 + Math.exp(-opacities[i]));
+    logAlpha[i] = 2 * Math.log(255 * opacity[i]);
     let qw = rotations[4 * i], qx = rotations[4 * i + 1], qy = rotations[4 * i + 2], qz = rotations[4 * i + 3];
     const qn = Math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz);
     qw /= qn; qx /= qn; qy /= qn; qz /= qn;
@@ -142,7 +144,7 @@ export function projectRange(
   g: GaussianArrays, cache: SceneCache, cam: CamParams, opts: ProjectOptions, out: Projected, begin: number, end: number, tileCount: Int32Array,
 ): number {
   const { means, sh } = g;
-  const { cov3, opacity: opac, color } = cache;
+  const { cov3, opacity: opac, logAlpha, color } = cache;
   const K = (g.shDegree + 1) * (g.shDegree + 1);
   const basis = new Float64Array(16);
   const { fx, fy, cx, cy, R, t, campos, tilesX, tilesY } = cam;
@@ -195,7 +197,7 @@ export function projectRange(
     radius[i] = rad;
     // Outside the ellipse dᵀΣ2⁻¹d ≤ 2 ln(255·opacity) every alpha is < 1/255: the pixels (and tiles) there can be
     // dropped without changing any result. The 1 px margin covers rounding.
-    const k = 2 * Math.log(255 * opacity);
+    const k = logAlpha[i];
     const ex = Math.sqrt(Math.max(0, k) * ca) + 1, ey = Math.sqrt(Math.max(0, k) * cc) + 1;
     tx0 = Math.max(tx0, Math.floor((px - ex) / TILE));
     ty0 = Math.max(ty0, Math.floor((py - ey) / TILE));

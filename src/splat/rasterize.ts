@@ -76,7 +76,7 @@ export function resolveBackground(opts: RasterOptions): [number, number, number]
 
 /** Phases 1–2 on this thread: projection and per-tile lists. */
 export function binGaussians(
-  g: GaussianSet, cam: CamParams, tileCull: boolean, reuse?: Projected, cache?: SceneCache,
+  g: GaussianSet, cam: CamParams, tileCull: boolean, reuse?: Projected, cache?: SceneCache, idsBuffer?: { ids: Int32Array },
 ): { P: Projected; tileStart: Int32Array; ids: Int32Array } {
   const nTiles = cam.tilesX * cam.tilesY;
   const P = reuse ?? allocProjected(g.count);
@@ -88,7 +88,12 @@ export function binGaussians(
   const pairs = projectRange(g, cache, cam, { tileCull }, P, 0, g.count, count);
   const tileStart = new Int32Array(nTiles + 1);
   for (let t = 0; t < nTiles; t++) tileStart[t + 1] = tileStart[t] + count[t];
-  const ids = new Int32Array(pairs);
+  // The per-tile lists; `idsBuffer` lets repeated calls reuse one growing array.
+  let ids: Int32Array;
+  if (idsBuffer) {
+    if (idsBuffer.ids.length < pairs) idsBuffer.ids = new Int32Array(Math.ceil(pairs * 1.25));
+    ids = idsBuffer.ids;
+  } else ids = new Int32Array(pairs);
   scatterRange(P, cam.tilesX, 0, g.count, tileStart.slice(0, nTiles), ids);
   return { P, tileStart, ids };
 }
