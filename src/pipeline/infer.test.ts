@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -16,7 +16,7 @@ import { decodePly } from '../splat/ply.ts';
 import { IMAGE_STAGES, type ProgressEvent } from './events.ts';
 import { loadModels, type FaceliftModels } from './models.ts';
 import { OUTPUT_FILES, runInference, type InferenceResult } from './run.ts';
-import { makeTinyWeights } from './testing/tiny-weights.ts';
+import { TINY_CLR_EMBEDS, makeTinyWeights } from './testing/tiny-weights.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'fl-infer-'));
 const weights = makeTinyWeights(join(root, 'weights'));
@@ -103,8 +103,8 @@ async function checkResultFolder(dir: string, expect: { seed: number; steps: num
   assert.equal(removed.opacity + removed.scale + removed.floater + removed.box + r.gaussians.filtered, r.gaussians.raw);
   assert.equal(r.imageSize, S);
   assert.equal(r.preprocess.matting, expect.matting);
-  assert.equal(r.weights.gslrmCheckpoint, join(weights, 'gslrm/ckpt_0000000000000042.pt'));
-  assert.equal(r.weights.gslrmConfig, join(weights, 'gslrm/config.yaml'));
+  assert.match(r.weights.gslrmCheckpoint, /gslrm\/ckpt_0000000000000042\.pt$/);
+  assert.match(r.weights.gslrmConfig, /gslrm\/config\.yaml$/);
   assert.match(r.versions['facelift-ts']!, /^\d+\.\d+\.\d+/);
   assert.ok(r.versions['onnxruntime-node'] && r.versions.node && r.versions.ffmpeg);
   checkPly(join(dir, 'gaussians.ply'), r.gaussians.filtered);
@@ -126,11 +126,12 @@ test('facelift infer CLI: three generated portraits processed, a broken file rep
   assert.deepEqual(readdirSync(out).sort(), ['a_face', 'b_gray', 'c_cutout']);
   const settings = { seed: 4, steps: 2, guidanceScale: 3, autoCrop: false, frames: 150 };
   const a = await checkResultFolder(join(out, 'a_face'), { ...settings, matting: 'none' });
-  assert.equal(a.weights.promptEmbedsOrigin, 'computed');
+  // No clr_embeds.pt in the hub layout: computed from text_encoder/ and cached.
+  assert.match(a.weights.promptEmbeds, /computed from pipeckpts\/text_encoder/);
+  assert.equal(readdirSync(join(root, 'cli-cache/prompt-embeds')).filter((f) => f.endsWith('.safetensors')).length, 1);
   assert.deepEqual([a.preprocess.source.width, a.preprocess.source.height], [96, 80]);
   await checkResultFolder(join(out, 'b_gray'), { ...settings, matting: 'none' });
-  const c = await checkResultFolder(join(out, 'c_cutout'), { ...settings, matting: 'input-alpha' });
-  assert.equal(c.weights.promptEmbedsOrigin, 'computed'); // models (and embeddings) are loaded once per process
+  await checkResultFolder(join(out, 'c_cutout'), { ...settings, matting: 'input-alpha' });
 });
 
 test("facelift infer accepts the reference's flag spelling; auto-crop without a detectable face takes the RGB fallback", async () => {
@@ -138,12 +139,17 @@ test("facelift infer accepts the reference's flag spelling; auto-crop without a 
   mkdirSync(input);
   await sharp(blob(80, 80, 1), { raw: { width: 80, height: 80, channels: 3 } }).png().toFile(join(input, 'x.png'));
   const out = join(root, 'out2');
-  const r = facelift(['infer', '--input_dir', input, '--output_dir', out, '--weights', weights, '--auto_crop', '--matting', 'none',
+  // A weights folder that also holds FaceLift's clr_embeds.pt where the reference keeps it: that file is used.
+  const w2 = makeTinyWeights(join(root, 'weights2'));
+  const clr = join(w2, 'mvdiffusion/data/fixed_prompt_embeds_6view/clr_embeds.pt');
+  mkdirSync(join(clr, '..'), { recursive: true });
+  copyFileSync(TINY_CLR_EMBEDS, clr);
+  const r = facelift(['infer', '--input_dir', input, '--output_dir', out, '--weights', w2, '--auto_crop', '--matting', 'none',
     '--guidance_scale_2D', '2.5', '--step_2D', '1', '--seed', '9', '--frames', '8']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /1 of 1 image\(s\) done/);
   const res = await checkResultFolder(join(out, 'x'), { seed: 9, steps: 1, guidanceScale: 2.5, autoCrop: true, frames: 8, matting: 'none' });
-  assert.equal(res.weights.promptEmbedsOrigin, 'cache'); // computed by an earlier process with the same cache
+  assert.equal(res.weights.promptEmbeds, clr);
   assert.equal(res.preprocess.usedFallback, true);
   assert.match(res.preprocess.fallbackReason!, /no face/);
   const bad = facelift(['infer', '-i', input, '--input_dir', join(root, 'other'), '--weights', weights]);

@@ -3,7 +3,6 @@
  * pipeline, the GS-LRM weights, the matting model, the splat renderer (worker threads).
  */
 import { basename, join } from 'node:path';
-import { parseUNetConfig, readComponentConfig } from '../diffusion/config.ts';
 import { MvDiffusionPipeline } from '../diffusion/pipeline.ts';
 import { snapshotDownload, type SnapshotProgress } from '../io/hf-hub.ts';
 import { loadGslrmConfig } from '../lrm/config.ts';
@@ -13,7 +12,7 @@ import { MATTING_SOURCES, OnnxMatter, type FaceDetector, type Matter, type Matti
 import { SplatRenderer } from '../splat/renderer.ts';
 import { UserError } from '../util/errors.ts';
 import { StageClock, type ProgressListener } from './events.ts';
-import { resolvePromptEmbeds, type PromptEmbedsSource } from './prompt-embeds.ts';
+import { findPromptEmbeds, type PromptEmbedsSource } from './prompt-embeds.ts';
 import { faceliftCacheDir, resolveWeights, type WeightsLayout } from './weights.ts';
 
 export type MattingChoice = MattingModel | 'none';
@@ -23,6 +22,8 @@ export interface LoadModelsOptions {
   weights?: string;
   /** FaceLift's clr_embeds.pt; absent: looked up in the weights folder, else computed from text_encoder and cached. */
   promptEmbeds?: string;
+  /** Keep the UNet weights in fp16 (half its ~3.5 GB; computed in fp32). */
+  unetFp16Weights?: boolean;
   /** Background matting (default 'modnet', fetched once into the HF cache); 'none' skips it. */
   matting?: MattingChoice;
   /** A local ONNX file for the matting model instead of the download. */
@@ -33,7 +34,7 @@ export interface LoadModelsOptions {
   threads?: number;
   /** Rasterizer worker threads (default: all cores). */
   renderThreads?: number;
-  /** facelift's cache (prompt embeddings); default faceliftCacheDir(). */
+  /** facelift's cache (computed prompt embeddings); default faceliftCacheDir(). */
   cacheDir?: string;
   env?: NodeJS.ProcessEnv;
 }
@@ -91,14 +92,13 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
   const load = new StageClock(onProgress, 'load', 5);
   const threads = opts.threads;
   const gslrmConfig = loadGslrmConfig(weights.gslrmConfig);
-  load.emit(0, 'prompt embeddings');
-  const unetViews = readComponentConfig(weights.pipeckpts, 'unet', parseUNetConfig).numViews;
-  const promptEmbeds = await resolvePromptEmbeds({
-    pipeckpts: weights.pipeckpts, weightsDir: weights.root, cacheDir: join(opts.cacheDir ?? faceliftCacheDir(env), 'prompt-embeds'),
-    views: unetViews, ...(opts.promptEmbeds ? { explicit: opts.promptEmbeds } : {}), ...(threads ? { threads } : {}),
+  const promptEmbeds = findPromptEmbeds(weights.root, opts.promptEmbeds);
+  load.emit(1, `multi-view diffusion${promptEmbeds.path ? '' : ' (prompt embeddings from text_encoder)'}`);
+  const diffusion = await MvDiffusionPipeline.load(weights.pipeckpts, {
+    ...(promptEmbeds.path ? { promptEmbeds: promptEmbeds.path } : { cacheDir: join(opts.cacheDir ?? faceliftCacheDir(env), 'prompt-embeds') }),
+    ...(opts.unetFp16Weights ? { unetFp16Weights: true } : {}),
+    ...(threads ? { threads } : {}),
   });
-  load.emit(1, 'multi-view diffusion');
-  const diffusion = await MvDiffusionPipeline.load(weights.pipeckpts, { promptEmbeds: promptEmbeds.path, ...(threads ? { threads } : {}) });
   const imageSize = diffusion.imageSize;
   try {
     if (gslrmConfig.image_tokenizer.image_size !== imageSize) {

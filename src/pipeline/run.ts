@@ -72,7 +72,7 @@ export interface InferenceResult {
     source: PreprocessResult['source'];
   };
   imageSize: number;
-  weights: { root: string; pipeckpts: string; gslrmCheckpoint: string; gslrmConfig: string; promptEmbeds: string; promptEmbedsOrigin: string; mattingModel?: string };
+  weights: { root: string; pipeckpts: string; gslrmCheckpoint: string; gslrmConfig: string; promptEmbeds: string; mattingModel?: string };
   versions: Record<string, string>;
 }
 
@@ -196,7 +196,7 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
       imageSize: S,
       weights: {
         root: m.weights.root, pipeckpts: m.weights.pipeckpts, gslrmCheckpoint: m.weights.gslrmCheckpoint, gslrmConfig: m.weights.gslrmConfig,
-        promptEmbeds: m.promptEmbeds.path, promptEmbedsOrigin: m.promptEmbeds.origin,
+        promptEmbeds: m.promptEmbeds.path ?? 'computed from pipeckpts/text_encoder',
         ...(m.mattingModel ? { mattingModel: m.mattingModel.path } : {}),
       },
       versions: await softwareVersions(),
