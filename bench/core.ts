@@ -3,7 +3,8 @@
  * hand-built raw ONNX graphs run by onnxruntime in the same process (same thread count, same ORT build),
  * then one GS-LRM-sized self-attention layer (24,578 tokens × 1024, 16 heads), fused and explicit-chunked,
  * each in a child process with its peak RSS.
- * Timings: one warm-up, then the median of interleaved runs (core, raw, core, raw, …).
+ * Timings: one warm-up, then the median of N interleaved runs (core, raw, raw, core, …), so that load from
+ * other work on the shared 2-core machine hits both sides alike; each figure notes the load average.
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -37,7 +38,7 @@ async function rawSession(nodes: NodeSpec[], inputs: ValueInfoSpec[], output: Va
   return ort.InferenceSession.create(bytes, { intraOpNumThreads: THREADS, graphOptimizationLevel: 'all' });
 }
 
-/** Medians of interleaved runs; the order alternates each round so neither side always runs second. */
+/** Median times of interleaved runs; the order alternates each round so neither side always runs second. */
 async function compare(runs: number, core: () => Promise<unknown>, raw: () => Promise<unknown>): Promise<{ core: number; raw: number }> {
   await core(); await raw();
   const tc: number[] = [], tr: number[] = [];
@@ -65,7 +66,7 @@ async function* matmulBench(): AsyncGenerator<Figure> {
   const s = await C.Session.create({ y }, { params: new Map([['b', b]]), threads: THREADS });
   const raw = await rawSession([node('MatMul', ['a', 'b'], ['y'])], [vi('a', [n, n]), vi('b', [n, n])], vi('y', [n, n]));
   const ta = new ort.Tensor('float32', a, [n, n]), tb = new ort.Tensor('float32', b, [n, n]);
-  const t = await compare(15, () => s.run({ a }), () => raw.run({ a: ta, b: tb }));
+  const t = await compare(31, () => s.run({ a }), () => raw.run({ a: ta, b: tb }));
   const flop = 2 * n ** 3 / 1e9;
   yield { name: 'matmul 1024³', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw ORT graph' };
 }
@@ -81,7 +82,7 @@ async function* linearBench(): AsyncGenerator<Figure> {
   for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) wt[j * d + i] = w[i * d + j]!;
   const raw = await rawSession([node('MatMul', ['x', 'wt'], ['y'])], [vi('x', [1, L, d]), vi('wt', [d, d])], vi('y', [1, L, d]));
   const tx = new ort.Tensor('float32', x, [1, L, d]), tw = new ort.Tensor('float32', wt, [d, d]);
-  const t = await compare(11, () => s.run({ x }), () => raw.run({ x: tx, wt: tw }));
+  const t = await compare(21, () => s.run({ x }), () => raw.run({ x: tx, wt: tw }));
   const flop = 2 * L * d * d / 1e9;
   yield { name: 'nn.Linear [1,4096,1024]→1024', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw MatMul, pre-transposed W' };
 }
@@ -95,7 +96,7 @@ async function* convBench(): AsyncGenerator<Figure> {
   const raw = await rawSession([node('Conv', ['x', 'w'], ['y'], { kernel_shape: A.is([3, 3]), pads: A.is([1, 1, 1, 1]) })],
     [vi('x', [1, 64, 128, 128]), vi('w', [64, 64, 3, 3])], vi('y', [1, 64, 128, 128]));
   const tx = new ort.Tensor('float32', x, [1, 64, 128, 128]), tw = new ort.Tensor('float32', w, [64, 64, 3, 3]);
-  const t = await compare(15, () => s.run({ x }), () => raw.run({ x: tx, w: tw }));
+  const t = await compare(31, () => s.run({ x }), () => raw.run({ x: tx, w: tw }));
   const flop = 2 * 64 * 64 * 9 * 128 * 128 / 1e9;
   yield { name: 'conv 3×3 [1,64,128,128]→64', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw ORT graph' };
 }
@@ -121,19 +122,19 @@ async function* attentionBench(): AsyncGenerator<Figure> {
     return C.sdpa(g.input('q', shape), g.input('k', shape), g.input('v', shape), opts);
   };
   const full = await C.Session.create({ y: build({}) }, { threads: THREADS });
-  const t = await compare(11, () => full.run({ q, k, v }), runRaw);
+  const t = await compare(21, () => full.run({ q, k, v }), runRaw);
   yield { name: 'attention 4096×64 (1 head)', value: flop / t.core, unit: 'GFLOP/s', baseline: flop / t.raw, baselineName: 'raw ORT graph' };
   const chunked = await C.Session.create({ y: build({ chunk: 1024 }) }, { threads: THREADS });
-  const tc = await compare(11, () => chunked.run({ q, k, v }), runRaw);
+  const tc = await compare(21, () => chunked.run({ q, k, v }), runRaw);
   yield { name: 'attention 4096×64, chunk 1024', value: flop / tc.core, unit: 'GFLOP/s', baseline: flop / tc.raw, baselineName: 'raw ORT graph (unchunked)' };
 
   const fused = await C.Session.create({ y: build({ fused: true }) }, { threads: THREADS });
-  const tfc = await compare(11, () => fused.run({ q, k, v }), runRaw);
+  const tfc = await compare(21, () => fused.run({ q, k, v }), runRaw);
   yield { name: 'attention 4096×64, fused (ORT MHA kernel)', value: flop / tfc.core, unit: 'GFLOP/s', baseline: flop / tfc.raw, baselineName: 'raw ORT graph (explicit)' };
 
   // ONNX's own opset-23 Attention, for the record (the core does not use it: slower than the explicit graph here).
   const fused23 = await rawSession([node('Attention', ['q', 'k', 'v'], ['y'])], ins, vi('y', shape), [], 23);
-  const tf = await compare(11, () => fused23.run(feeds), runRaw);
+  const tf = await compare(21, () => fused23.run(feeds), runRaw);
   yield { name: 'ONNX-23 Attention op 4096×64', value: flop / tf.core, unit: 'GFLOP/s', baseline: flop / tf.raw, baselineName: 'raw explicit graph' };
 }
 
