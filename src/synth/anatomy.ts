@@ -92,8 +92,8 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   const cp = 0.03 * (sh.chinProtrusion - 1);
   const cf = 0.04 * (sh.cheekFullness - 1);
   const rows: ProfileRow[] = [
-    { z: 0.46, halfWidth: 0.38, yFront: -0.44, yBack: 0.52 },
-    { z: 0.30, halfWidth: 0.44, yFront: -0.50, yBack: 0.60 },
+    { z: 0.46, halfWidth: 0.30, yFront: -0.38, yBack: 0.42 }, // tucked inside the skull
+    { z: 0.30, halfWidth: 0.42, yFront: -0.47, yBack: 0.56 },
     { z: 0.18, halfWidth: 0.465, yFront: -0.52, yBack: 0.62 },
     { z: 0.05, halfWidth: 0.47, yFront: -0.50, yBack: 0.56 },
     { z: -0.10, halfWidth: 0.455 + cf, yFront: -0.50 - cf, yBack: 0.46 },
@@ -117,7 +117,7 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   const socketL = ellipsoid([-ex, -0.58 * s, ez], [0.10 * s, 0.10 * s, 0.07 * s]);
 
   const head: Sdf = (x, y, z) => {
-    let d = smin(skull(x, y, z), face(x, y, z), 0.15 * s);
+    let d = smin(skull(x, y, z), face(x, y, z), 0.08 * s);
     d = smin(d, chin(x, y, z), 0.06 * s);
     d = smin(d, smin(cheekRt(x, y, z), cheekLt(x, y, z), 0.01), 0.10 * s);
     d = smin(d, smin(boneR(x, y, z), boneL(x, y, z), 0.01), 0.08 * s);
@@ -209,7 +209,9 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   };
 
   // ---- Hair ----------------------------------------------------------------------------------------------
-  const hairShape = buildHair(p, head, { earX, earY, earZ, eyeZ: ez });
+  const scalp = buildHair(p, head, { earX, earY, earZ, eyeZ: ez });
+  const beard = buildBeard(p, head, { mouthY, mouthZ, lipHalfWidth: lw, noseBaseZ: alaZ, earY, earZ });
+  const hairShape: Sdf | null = scalp && beard ? (x, y, z) => Math.min(scalp(x, y, z), beard(x, y, z)) : scalp ?? beard;
   const hair: Sdf | null = hairShape && ((x, y, z) => smax(hairShape(x, y, z), z - TOP, 0.04));
 
   // ---- Landmarks -----------------------------------------------------------------------------------------
@@ -304,4 +306,35 @@ function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; e
     d = smax(d, flat(z), 0.02);
     return d;
   };
+}
+
+/**
+ * Facial hair as a shell over the lower face: a moustache over the upper lip, a goatee on the chin (with the
+ * moustache), or a full beard along the jaw up to the sideburns; the mouth stays clear.
+ */
+function buildBeard(
+  p: HeadParams, head: Sdf,
+  at: { mouthY: number; mouthZ: number; lipHalfWidth: number; noseBaseZ: number; earY: number; earZ: number },
+): Sdf | null {
+  const b = p.beard;
+  if (!b) return null;
+  const s = p.shape.scale;
+  const t = b.thickness;
+  const { mouthY, mouthZ, lipHalfWidth: lw } = at;
+  const shell: Sdf = (x, y, z) => head(x, y, z) - t;
+  const mouth = ellipsoid([0, mouthY, mouthZ - 0.004 * s], [lw + 0.012 * s, 0.2 * s, 0.036 * s]);
+  // Moustache: the band between the nose and the upper lip, in front.
+  const moustache = ellipsoid([0, mouthY - 0.05 * s, (mouthZ + at.noseBaseZ) / 2 - 0.008 * s], [lw + 0.03 * s, 0.14 * s, (at.noseBaseZ - mouthZ) / 2 + 0.004 * s]);
+  // Goatee: the chin below the mouth.
+  const goatee = ellipsoid([0, mouthY, mouthZ - 0.13 * s], [0.13 * s, 0.25 * s, 0.13 * s]);
+  // Full beard: everything below a cheek line that rises from the mouth corners to the sideburns, in front of the ears.
+  const full = (x: number, y: number, z: number): number => {
+    const line = mouthZ + 0.09 * s + (at.earZ + 0.02 * s - mouthZ - 0.09 * s) * smoothstep(mouthY + 0.1 * s, at.earY - 0.05 * s, y);
+    return Math.max(z - line, y - (at.earY - 0.03 * s), -(z - (mouthZ - 0.36 * s)));
+  };
+  const region: Sdf =
+    b.style === 'moustache' ? moustache
+      : b.style === 'goatee' ? (x, y, z) => Math.min(moustache(x, y, z), goatee(x, y, z))
+        : (x, y, z) => Math.min(moustache(x, y, z), full(x, y, z));
+  return (x, y, z) => smax(smax(shell(x, y, z), region(x, y, z), 0.015 * s), -mouth(x, y, z), 0.01 * s);
 }

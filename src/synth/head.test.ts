@@ -37,11 +37,11 @@ test('params: every hair style is drawn, and parameters are reproducible', () =>
 
 test('head: inside the crop box, sizes and opacities survive FaceLift filters, byte-identical per seed', () => {
   for (const style of HAIR_STYLES) {
-    const p = sampleHeadParams(5, { hairStyle: style, glasses: style === 'long' });
+    const p = sampleHeadParams(5, { hairStyle: style, glasses: style === 'long', beard: style === 'bald' ? 'full' : null });
     const h = generateHead(p, { spacing: SPACING });
     const g = h.gaussians;
     assert.ok(g.count > 5000, `${style}: ${g.count} Gaussians`);
-    if (style === 'bald') assert.equal(h.counts.hair, 0);
+    if (style === 'bald') assert.ok(h.counts.hair > 500 && h.counts.hair < 0.3 * h.counts.body, 'bald with a beard');
     else assert.ok(h.counts.hair > 1000, `${style} has hair`);
     if (style === 'long') assert.ok(h.counts.glasses > 100, 'glasses drawn');
     for (let i = 0; i < g.count; i++) {

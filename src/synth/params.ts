@@ -16,6 +16,9 @@ export type Rgb = readonly [number, number, number];
 export type HairStyle = 'bald' | 'short' | 'bob' | 'long' | 'bun';
 export const HAIR_STYLES: readonly HairStyle[] = ['bald', 'short', 'bob', 'long', 'bun'];
 
+export type BeardStyle = 'moustache' | 'goatee' | 'full';
+export const BEARD_STYLES: readonly BeardStyle[] = ['moustache', 'goatee', 'full'];
+
 export interface HeadParams {
   /** The seed the parameters were drawn from (informational). */
   seed: number;
@@ -83,6 +86,12 @@ export interface HeadParams {
     endZ: number;
     /** Parting position along x, world units (0 = centre). */
     partX: number;
+  };
+  /** Facial hair (in the hair colour), or null. */
+  beard: null | {
+    style: BeardStyle;
+    /** Shell thickness, world units. */
+    thickness: number;
   };
   glasses: null | {
     frameColour: Rgb;
@@ -185,6 +194,8 @@ export interface SampleOptions {
   glasses?: boolean;
   /** Draw a mirror-symmetric head (see HeadParams.symmetric). */
   symmetric?: boolean;
+  /** Force a beard style, or none with null (otherwise 18 % of heads have one). */
+  beard?: BeardStyle | null;
   /** Lighting style: 'studio' (soft, for training renders) or 'photo' (stronger directional, for portraits). */
   lighting?: 'studio' | 'photo';
 }
@@ -287,6 +298,10 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
     necklineDepth: bd.range(0, 0.12),
   };
 
+  const bdr = r('beard');
+  const beardStyle = opts.beard !== undefined ? opts.beard : bdr.chance(0.18) ? bdr.weighted<BeardStyle>([['full', 2], ['goatee', 1], ['moustache', 1]]) : null;
+  const beard = beardStyle ? { style: beardStyle, thickness: bdr.range(0.012, 0.035) } : null;
+
   const gr = r('glasses');
   const wearsGlasses = opts.glasses ?? gr.chance(0.25);
   const glasses = wearsGlasses
@@ -313,5 +328,5 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
     tint: [1 + warm, 1, 1 - warm] as const,
   };
 
-  return { seed, symmetric, shape, nose, eyes, brows, lips, ears, neck, shoulders, skin, hair, glasses, clothing, lighting };
+  return { seed, symmetric, shape, nose, eyes, brows, lips, ears, neck, shoulders, skin, hair, beard, glasses, clothing, lighting };
 }
