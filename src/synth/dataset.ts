@@ -18,7 +18,7 @@ import { formatCameraJson } from '../cameras/opencv-json.ts';
 import { faceliftViews, trainingRig } from '../cameras/rigs.ts';
 import { generateHead, type Head } from './head.ts';
 import { sampleHeadParams } from './params.ts';
-import { encodePng } from './png.ts';
+import { encodePng } from '../io/image.ts';
 import { BLACK, straightRgba, type RgbaImage } from './render.ts';
 import { writePly } from '../splat/ply.ts';
 import { SplatRenderer } from '../splat/renderer.ts';
@@ -84,7 +84,7 @@ async function writeViews(renderer: SplatRenderer, cameras: Camera[], dir: strin
   await renderer.renderFrames(cameras, { background: BLACK }, (i, r) => {
     const img = straightRgba(r);
     views.push(img);
-    writes.push(encodePng(img.data, img.width, img.height, 4).then((png) => writeFile(join(dir, fileOf(i)), png)));
+    writes.push(encodePng({ width: img.width, height: img.height, channels: 4, data: img.data }).then((png) => writeFile(join(dir, fileOf(i)), png)));
   });
   await Promise.all(writes);
   return views;

@@ -10,7 +10,7 @@ import { invertRigid, orbitCamera, type Camera } from '../cameras/camera.ts';
 import { FACELIFT_FOV_DEG, FACELIFT_RADIUS } from '../cameras/rigs.ts';
 import { generateHead, type Head } from './head.ts';
 import { sampleHeadParams, type Rgb } from './params.ts';
-import { encodePng } from './png.ts';
+import { writePng } from '../io/image.ts';
 import { compositeRgb, renderRgba, type RgbaImage } from './render.ts';
 import { createRng, hashString } from './rng.ts';
 
@@ -105,7 +105,7 @@ export async function* writePortraits(o: PortraitOptions): AsyncGenerator<Portra
       return [background.top[0] + (background.bottom[0] - background.top[0]) * t, background.top[1] + (background.bottom[1] - background.top[1]) * t, background.top[2] + (background.bottom[2] - background.top[2]) * t];
     });
     const file = `portrait_${String(index).padStart(6, '0')}.png`;
-    await writeFile(join(root, file), await encodePng(rgb, img.width, img.height, 3));
+    await writePng(join(root, file), { width: img.width, height: img.height, channels: 3, data: rgb });
     const record: PortraitRecord = { file, seed, pose, background };
     records.push(record);
     const rgba = new Uint8Array(4 * img.width * img.height).fill(255);

@@ -1,11 +1,11 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { contactSheet, thumbnail, type Thumb } from '../../synth/contact-sheet.ts';
 import { LAYOUTS, writeHeadDataset, type Layout } from '../../synth/dataset.ts';
 import { DEFAULT_SPACING } from '../../synth/head.ts';
-import { encodePng } from '../../synth/png.ts';
+import { writePng } from '../../io/image.ts';
 import { writePortraits } from '../../synth/portraits.ts';
 import { UserError } from '../../util/errors.ts';
 
@@ -47,7 +47,7 @@ async function writeSheets(dir: string, rows: Thumb[][], stem: string): Promise<
   for (let s = 0; s * SHEET_ROWS < rows.length; s++) {
     const sheet = contactSheet(rows.slice(s * SHEET_ROWS, (s + 1) * SHEET_ROWS));
     const file = join(dir, `${stem}_${String(s).padStart(3, '0')}.png`);
-    await writeFile(file, await encodePng(sheet.rgb, sheet.width, sheet.height, 3));
+    await writePng(file, { width: sheet.width, height: sheet.height, channels: 3, data: sheet.rgb });
     files.push(file);
   }
   return files;
