@@ -24,6 +24,7 @@ interface InferOpts {
   mattingModel?: string;
   frames: number;
   threads?: number;
+  fp16Unet?: boolean;
   json?: boolean;
 }
 
@@ -110,6 +111,7 @@ export function register(program: Command): void {
     .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
     .option('--matting-model <file>', 'local ONNX file of the matting model (default: MODNet fetched once into the Hugging Face cache)')
     .option('--frames <n>', 'turntable frames (30 fps)', int('--frames', 1, 100_000), 150)
+    .option('--fp16-unet', 'keep the UNet weights in fp16 (about 1.7 GB less memory; computed in fp32)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads', 1, 1024))
     .option('--json', 'print one JSON result per image on stdout instead of progress bars')
     .action(async (o: InferOpts) => {
@@ -127,6 +129,7 @@ export function register(program: Command): void {
         matting: o.matting,
         ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
+        ...(o.fp16Unet ? { unetFp16Weights: true } : {}),
       }, onProgress);
       let outcomes: BatchOutcome[];
       try {
