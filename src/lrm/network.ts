@@ -7,7 +7,7 @@
  * layer with that layer's weights swapped in: parameters are graph inputs, so one compiled block serves all 24
  * layers, peak memory is one block's working set, and progress can be reported per layer.
  */
-import { add, concat, Graph, narrow, reshape, Session, split, type HostTensor, type SdpaOptions, type Tensor } from '../core/index.ts';
+import { add, concat, Graph, narrow, reshape, Session, split, type HostTensor, type Provider, type SdpaOptions, type Tensor } from '../core/index.ts';
 import { LayerNorm, Linear, Mlp, multiHeadAttention } from '../nn/index.ts';
 import { gslrmDims, type GslrmConfig, type GslrmDims } from './config.ts';
 import type { GslrmWeights } from './weights.ts';
@@ -23,6 +23,8 @@ export interface NetworkOptions {
   fused?: boolean;
   /** onnxruntime intra-op threads (default: ORT's choice). */
   threads?: number;
+  /** Execution provider (default 'auto': CUDA when onnxruntime-node's CUDA library is installed, else CPU). */
+  provider?: Provider | 'auto';
 }
 
 export interface ForwardHooks {
@@ -57,7 +59,7 @@ export class GslrmNetwork {
 
   static async create(cfg: GslrmConfig, weights: GslrmWeights, opts: NetworkOptions): Promise<GslrmNetwork> {
     const graphs = buildGslrmGraphs(cfg, opts);
-    const sess = { threads: opts.threads, provider: 'cpu' as const };
+    const sess = { threads: opts.threads, provider: opts.provider ?? 'auto' };
     const embed = await Session.create(graphs.embed.outputs, { ...sess, params: pick(weights, graphs.embed.graph) });
     const block = await Session.create(graphs.block.outputs, { ...sess, params: blockParams(weights, graphs.block.graph, 0) });
     const heads = await Session.create(graphs.heads.outputs, { ...sess, params: pick(weights, graphs.heads.graph) });
@@ -105,7 +107,7 @@ export interface GslrmGraphs {
 }
 
 /** Builds the three graphs (no weights, no runtime): shapes and parameter declarations only. */
-export function buildGslrmGraphs(cfg: GslrmConfig, opts: Omit<NetworkOptions, 'threads'>): GslrmGraphs {
+export function buildGslrmGraphs(cfg: GslrmConfig, opts: Omit<NetworkOptions, 'threads' | 'provider'>): GslrmGraphs {
   const dims = gslrmDims(cfg);
   const { d, nGlobal, patchDim, heads, gaussianDim, patch } = dims;
   const nImg = opts.views * dims.tokensPerView;
