@@ -40,21 +40,22 @@ export function encodePly(g: GaussianSet, layout: PlyLayout = 'facelift'): Buffe
   const head = Buffer.from(header, 'ascii');
   const buf = Buffer.alloc(head.length + rec * g.count);
   head.copy(buf, 0);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let o = head.length;
   for (let i = 0; i < g.count; i++) {
-    for (let k = 0; k < 3; k++) { buf.writeFloatLE(g.means[3 * i + k], o); o += 4; }
+    for (let k = 0; k < 3; k++) { dv.setFloat32(o, g.means[3 * i + k], true); o += 4; }
     if (layout === 'facelift') {
       for (let c = 0; c < 3; c++) buf[o++] = Math.trunc(Math.min(255, Math.max(0, (SH_C0 * g.sh[3 * K * i + c] + 0.5) * 255)));
     } else {
       o += 12; // normals stay 0
     }
-    for (let c = 0; c < 3; c++) { buf.writeFloatLE(g.sh[3 * K * i + c], o); o += 4; }
+    for (let c = 0; c < 3; c++) { dv.setFloat32(o, g.sh[3 * K * i + c], true); o += 4; }
     for (let c = 0; c < 3; c++) {
-      for (let k = 1; k < restK; k++) { buf.writeFloatLE(k < K ? g.sh[3 * K * i + 3 * k + c] : 0, o); o += 4; }
+      for (let k = 1; k < restK; k++) { if (k < K) dv.setFloat32(o, g.sh[3 * K * i + 3 * k + c], true); o += 4; }
     }
-    buf.writeFloatLE(g.opacities[i], o); o += 4;
-    for (let k = 0; k < 3; k++) { buf.writeFloatLE(g.scales[3 * i + k], o); o += 4; }
-    for (let k = 0; k < 4; k++) { buf.writeFloatLE(g.rotations[4 * i + k], o); o += 4; }
+    dv.setFloat32(o, g.opacities[i], true); o += 4;
+    for (let k = 0; k < 3; k++) { dv.setFloat32(o, g.scales[3 * i + k], true); o += 4; }
+    for (let k = 0; k < 4; k++) { dv.setFloat32(o, g.rotations[4 * i + k], true); o += 4; }
   }
   return buf;
 }
@@ -120,81 +121,92 @@ export function decodePly(buf: Buffer, source = 'PLY'): GaussianSet {
   }
   const K = nRest / 3 + 1;
   const n = vertex.count;
-  const values = new Float64Array(n * vertex.props.length);
-  if (format === 'ascii') readAscii(buf, dataStart, elements, vi, values, source);
-  else readBinary(buf, dataStart, elements, vi, values, format === 'binary_little_endian', source);
-  const P = vertex.props.length;
+  const get = format === 'ascii'
+    ? asciiColumns(buf, dataStart, elements, vi, source)
+    : binaryColumns(buf, dataStart, elements, vi, format === 'binary_little_endian', source);
   const c = (name: string) => col.get(name)!;
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) throw new UserError(`${source}: vertex ${Math.floor(i / P)} has a non-finite ${vertex.props[i % P].name}`);
-  }
+  const rest = Array.from({ length: nRest }, (_, j) => c(`f_rest_${j}`));
+  // Row-major passes: the records are read in file order.
   let allZero = true;
-  for (let i = 0; i < n && allZero; i++) for (let j = 0; j < nRest; j++) if (values[i * P + c(`f_rest_${j}`)] !== 0) { allZero = false; break; }
+  for (let i = 0; i < n && allZero; i++) for (let j = 0; j < nRest; j++) if (get(i, rest[j]) !== 0) { allZero = false; break; }
   const degree = allZero ? 0 : Math.sqrt(K) - 1;
   const Kd = shCoeffs(degree);
   const g = allocGaussians(n, degree);
-  const rest = Array.from({ length: nRest }, (_, j) => c(`f_rest_${j}`));
-  const cx = c('x'), cdc = c('f_dc_0'), cop = c('opacity'), cs = c('scale_0'), cr = c('rot_0');
-  const cy = c('y'), cz = c('z'), cdc1 = c('f_dc_1'), cdc2 = c('f_dc_2'), cs1 = c('scale_1'), cs2 = c('scale_2');
-  const cr1 = c('rot_1'), cr2 = c('rot_2'), cr3 = c('rot_3');
+  const fields: Array<{ p: number; dst: Float32Array; stride: number; off: number }> = [];
+  const add = (name: string, dst: Float32Array, stride: number, off: number) => fields.push({ p: c(name), dst, stride, off });
+  ['x', 'y', 'z'].forEach((name, k) => add(name, g.means, 3, k));
+  ['scale_0', 'scale_1', 'scale_2'].forEach((name, k) => add(name, g.scales, 3, k));
+  ['rot_0', 'rot_1', 'rot_2', 'rot_3'].forEach((name, k) => add(name, g.rotations, 4, k));
+  add('opacity', g.opacities, 1, 0);
+  ['f_dc_0', 'f_dc_1', 'f_dc_2'].forEach((name, ch) => add(name, g.sh, 3 * Kd, ch));
+  if (degree > 0) {
+    for (let ch = 0; ch < 3; ch++) for (let k = 1; k < Kd; k++) add(`f_rest_${ch * (K - 1) + k - 1}`, g.sh, 3 * Kd, 3 * k + ch);
+  }
   for (let i = 0; i < n; i++) {
-    const b = i * P;
-    g.means[3 * i] = values[b + cx]; g.means[3 * i + 1] = values[b + cy]; g.means[3 * i + 2] = values[b + cz];
-    g.sh[3 * Kd * i] = values[b + cdc]; g.sh[3 * Kd * i + 1] = values[b + cdc1]; g.sh[3 * Kd * i + 2] = values[b + cdc2];
-    for (let ch = 0; ch < 3; ch++) for (let k = 1; k < Kd; k++) g.sh[3 * Kd * i + 3 * k + ch] = values[b + rest[ch * (K - 1) + k - 1]];
-    g.opacities[i] = values[b + cop];
-    g.scales[3 * i] = values[b + cs]; g.scales[3 * i + 1] = values[b + cs1]; g.scales[3 * i + 2] = values[b + cs2];
-    g.rotations[4 * i] = values[b + cr]; g.rotations[4 * i + 1] = values[b + cr1]; g.rotations[4 * i + 2] = values[b + cr2]; g.rotations[4 * i + 3] = values[b + cr3];
+    for (const f of fields) {
+      const x = get(i, f.p);
+      if (!Number.isFinite(x)) throw new UserError(`${source}: vertex ${i} has a non-finite ${vertex.props[f.p].name}`);
+      f.dst[f.stride * i + f.off] = x;
+    }
   }
   return g;
 }
 
-function readBinary(buf: Buffer, start: number, elements: PlyElement[], vi: number, out: Float64Array, le: boolean, source: string): void {
+/** Value of property p of vertex i, from the binary records (fixed offsets; elements before "vertex" are skipped). */
+function binaryColumns(buf: Buffer, start: number, elements: PlyElement[], vi: number, le: boolean, source: string): (i: number, p: number) => number {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let o = start;
-  const read = (type: string): number => {
-    if (o + TYPE_SIZE[type] > buf.length) throw new UserError(`${source}: file ends inside the data (truncated? ${buf.length} bytes)`);
-    let v: number;
-    switch (type) {
-      case 'char': case 'int8': v = dv.getInt8(o); break;
-      case 'uchar': case 'uint8': v = dv.getUint8(o); break;
-      case 'short': case 'int16': v = dv.getInt16(o, le); break;
-      case 'ushort': case 'uint16': v = dv.getUint16(o, le); break;
-      case 'int': case 'int32': v = dv.getInt32(o, le); break;
-      case 'uint': case 'uint32': v = dv.getUint32(o, le); break;
-      case 'float': case 'float32': v = dv.getFloat32(o, le); break;
-      default: v = dv.getFloat64(o, le);
-    }
-    o += TYPE_SIZE[type];
-    return v;
+  const need = (bytes: number) => {
+    if (o + bytes > buf.length) throw new UserError(`${source}: file ends inside the data (truncated? ${buf.length} bytes)`);
   };
-  for (let e = 0; e <= vi; e++) {
-    const el = elements[e];
-    if (e === vi) {
-      const P = el.props.length;
-      const need = el.count * el.props.reduce((a, p) => a + TYPE_SIZE[p.type], 0);
-      if (o + need > buf.length) throw new UserError(`${source}: file is truncated: ${el.count} vertices need ${need} bytes of data, ${buf.length - o} present`);
-      if (le && el.props.every((p) => p.type === 'float' || p.type === 'float32') && (buf.byteOffset + o) % 4 === 0) {
-        const f = new Float32Array(buf.buffer, buf.byteOffset + o, el.count * P);
-        out.set(f);
-        return;
-      }
-      for (let i = 0; i < el.count; i++) for (let p = 0; p < P; p++) out[i * P + p] = read(el.props[p].type);
-      return;
-    }
-    for (let i = 0; i < el.count; i++) {
-      for (const p of el.props) {
-        if (p.listCount !== undefined) { const m = read(p.listCount); for (let j = 0; j < m; j++) read(p.type); } else read(p.type);
+  for (let e = 0; e < vi; e++) {
+    for (let i = 0; i < elements[e].count; i++) {
+      for (const p of elements[e].props) {
+        if (p.listCount !== undefined) {
+          need(TYPE_SIZE[p.listCount]);
+          const m = readScalar(dv, o, p.listCount, le);
+          o += TYPE_SIZE[p.listCount] + m * TYPE_SIZE[p.type];
+        } else o += TYPE_SIZE[p.type];
+        need(0);
       }
     }
   }
+  const el = elements[vi];
+  const offs: number[] = [];
+  let rec = 0;
+  for (const p of el.props) { offs.push(rec); rec += TYPE_SIZE[p.type]; }
+  if (o + rec * el.count > buf.length) {
+    throw new UserError(`${source}: file is truncated: ${el.count} vertices need ${rec * el.count} bytes of data, ${buf.length - o} present`);
+  }
+  const base = o;
+  const types = el.props.map((p) => p.type);
+  const isF32 = types.map((t) => t === 'float' || t === 'float32');
+  return (i: number, p: number): number => {
+    const at = base + i * rec + offs[p];
+    return isF32[p] ? dv.getFloat32(at, le) : readScalar(dv, at, types[p], le);
+  };
 }
 
-function readAscii(buf: Buffer, start: number, elements: PlyElement[], vi: number, out: Float64Array, source: string): void {
+function readScalar(dv: DataView, o: number, type: string, le: boolean): number {
+  switch (type) {
+    case 'char': case 'int8': return dv.getInt8(o);
+    case 'uchar': case 'uint8': return dv.getUint8(o);
+    case 'short': case 'int16': return dv.getInt16(o, le);
+    case 'ushort': case 'uint16': return dv.getUint16(o, le);
+    case 'int': case 'int32': return dv.getInt32(o, le);
+    case 'uint': case 'uint32': return dv.getUint32(o, le);
+    case 'float': case 'float32': return dv.getFloat32(o, le);
+    default: return dv.getFloat64(o, le);
+  }
+}
+
+/** Value of property p of vertex i, from ASCII vertex lines (parsed once into a value table). */
+function asciiColumns(buf: Buffer, start: number, elements: PlyElement[], vi: number, source: string): (i: number, p: number) => number {
   const lines = buf.toString('latin1', start).split(/\r?\n/);
   let line = 0;
   for (let e = 0; e < vi; e++) line += elements[e].count;
   const el = elements[vi], P = el.props.length;
+  const out = new Float64Array(el.count * P);
   for (let i = 0; i < el.count; i++) {
     const text = lines[line + i];
     if (text === undefined || text.trim() === '') throw new UserError(`${source}: file ends after ${i} of ${el.count} vertices`);
@@ -206,6 +218,7 @@ function readAscii(buf: Buffer, start: number, elements: PlyElement[], vi: numbe
       out[i * P + p] = v;
     }
   }
+  return (i: number, p: number): number => out[i * P + p];
 }
 
 /** Encodes `g` as an ASCII PLY (same properties as the binary layout; for debugging and tests). */
