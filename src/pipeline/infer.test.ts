@@ -164,7 +164,8 @@ test("facelift infer accepts the reference's flag spelling; auto-crop without a 
 
 let models: FaceliftModels;
 before(async () => {
-  models = await loadModels({ weights, matting: 'none', cacheDir: cache, threads: 2, renderThreads: 2 });
+  // releaseSessions: the diffusion sessions are rebuilt for every image, as at the official size on small machines.
+  models = await loadModels({ weights, matting: 'none', cacheDir: cache, threads: 2, renderThreads: 2, releaseSessions: true });
 });
 after(async () => {
   await models?.close();
@@ -175,7 +176,7 @@ async function pixels(path: string): Promise<Uint8Array> {
   return (await readImage(path)).data;
 }
 
-test('runInference: progress events per stage in order; the seed alone fixes the views (same seed → same views, other seed → other views)', async () => {
+test('runInference: progress events per stage in order; the seed alone fixes the views (same seed → same views, also after the sessions were rebuilt; other seed → other views)', async () => {
   const input = join(root, 'api-in');
   await writeInputs(input);
   const events: ProgressEvent[] = [];
@@ -202,6 +203,14 @@ test('runInference: progress events per stage in order; the seed alone fixes the
   assert.deepEqual(await mv(r1), await mv(r2));
   assert.notDeepEqual(await mv(r1), await mv(r3));
   assert.equal(r1.gaussians.filtered, r2.gaussians.filtered);
+});
+
+test('runInference: cancelling through the signal stops the run and writes nothing', async () => {
+  const ac = new AbortController();
+  const outDir = join(root, 'api-abort', 'a');
+  await assert.rejects(runInference(join(root, 'api-in', 'a_face.png'), { models, outDir, autoCrop: false, steps: 3, turntableFrames: 4, signal: ac.signal },
+    (e) => { if (e.stage === 'diffusion' && e.step === 1) ac.abort(); }), { name: 'AbortError' });
+  assert.deepEqual(readdirSync(join(root, 'api-abort')), []);
 });
 
 test('runInference: a failing stage leaves no result folder and no partial files; an earlier result survives a failed re-run', async () => {

@@ -2,6 +2,7 @@
  * Everything `runInference` needs, loaded once per process and reused for every image: the multi-view diffusion
  * pipeline, the GS-LRM weights, the matting model, the splat renderer (worker threads).
  */
+import { totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { MvDiffusionPipeline } from '../diffusion/pipeline.ts';
 import { snapshotDownload, type SnapshotProgress } from '../io/hf-hub.ts';
@@ -34,6 +35,11 @@ export interface LoadModelsOptions {
   threads?: number;
   /** Rasterizer worker threads (default: all cores). */
   renderThreads?: number;
+  /**
+   * Release the diffusion sessions after each image's sampling, so the UNet's working memory is free while GS-LRM
+   * runs (sessions are rebuilt for the next image). Default: for 512² models on machines with less than 48 GiB.
+   */
+  releaseSessions?: boolean;
   /** facelift's cache (computed prompt embeddings); default faceliftCacheDir(). */
   cacheDir?: string;
   env?: NodeJS.ProcessEnv;
@@ -51,6 +57,7 @@ export interface FaceliftModels {
   /** Side of the generated views, the GS-LRM input, the renders and the video (512 for the official models). */
   imageSize: number;
   threads?: number;
+  releaseSessions: boolean;
   close(): Promise<void>;
 }
 
@@ -114,6 +121,8 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
     load.done();
     return {
       weights, diffusion, gslrm, promptEmbeds, renderer, imageSize,
+      // Only official-size models have working memory worth giving back; tiny test models rebuild faster than they run.
+      releaseSessions: opts.releaseSessions ?? (imageSize >= 512 && totalmem() < 48 * 2 ** 30),
       ...(matter ? { matter, mattingModel: { kind: matting as MattingModel, path: mattingFile! } } : {}),
       ...(opts.detector ? { detector: opts.detector } : {}),
       ...(threads ? { threads } : {}),

@@ -51,6 +51,8 @@ export interface InferenceOptions extends InferenceSettings {
   models: FaceliftModels;
   /** The result folder (`OUT/<name>`); replaced atomically when the image completes. */
   outDir: string;
+  /** Cancels the run (checked at every stage and diffusion step); nothing is written then. */
+  signal?: AbortSignal;
 }
 
 export const OUTPUT_FILES = ['input.png', 'multiview.png', 'gaussians.ply', 'output.png', 'turntable.mp4', 'result.json'] as const;
@@ -113,7 +115,10 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
   const S = m.imageSize;
   const t0 = performance.now();
   const timings = {} as Record<ImageStage, number>;
-  const stage = (name: ImageStage, total: number) => new StageClock(onProgress, name, total, imagePath);
+  const stage = (name: ImageStage, total: number) => {
+    opts.signal?.throwIfAborted();
+    return new StageClock(onProgress, name, total, imagePath);
+  };
 
   const parent = dirname(opts.outDir);
   await mkdir(parent, { recursive: true });
@@ -135,7 +140,12 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
     st = stage('diffusion', steps + 1);
     const cond = pre.image.width === S ? pre.image : await resizeRaw(pre.image, S, S, 'cubic');
     const sampled = await m.diffusion.generate(cond, { steps, guidanceScale: settings.guidanceScale, eta: settings.eta, seed: settings.seed },
-      (e) => st.emit(e.step + 1, `DDIM t=${e.timestep}`));
+      (e) => {
+        opts.signal?.throwIfAborted();
+        st.emit(e.step + 1, `DDIM t=${e.timestep}`);
+      });
+    // Give the UNet's working memory (≈ 10 GB at the official size) back before GS-LRM; sessions are re-created lazily.
+    if (m.releaseSessions) await m.diffusion.close();
     await writePng(join(tmp, 'multiview.png'), hconcat(sampled.images.map((im): RawImage => ({ ...im, channels: 3 }))));
     timings.diffusion = st.done();
 
@@ -145,7 +155,10 @@ export async function runInference(imagePath: string, opts: InferenceOptions, on
     st = stage('reconstruct', layers + 1);
     const rec = await reconstruct({ views: sampled.images.length, height: S, width: S, rgb: viewsToFloat(sampled.images) }, cameras, m.gslrm, {
       ...(m.threads ? { threads: m.threads } : {}),
-      onProgress: (done) => st.emit(done + 1, done === 0 ? 'embedding' : `layer ${done}`),
+      onProgress: (done) => {
+        opts.signal?.throwIfAborted();
+        st.emit(done + 1, done === 0 ? 'embedding' : `layer ${done}`);
+      },
     });
     const raw: GaussianSet = rec.gaussians;
     timings.reconstruct = st.done();
