@@ -7,6 +7,7 @@
  *   GET  /api/jobs/ID                the job (JobView)
  *   GET  /api/jobs/ID/events         server-sent events: one `job` event (a JobView) per change, until it ends
  *   GET  /api/jobs/ID/files/NAME     a result file (input.png, multiview.png, output.png, turntable.mp4, gaussians.ply)
+ *   GET  /api/jobs/ID/files/viewer.ply  the Gaussians in the standard 3DGS layout, for the browser's viewer
  *   GET  /api/jobs/ID/NAME.zip       all result files
  *
  * Errors are JSON `{ "error": "..." }` in plain words with a fitting status.
@@ -21,6 +22,7 @@ import { JOB_ID_PATTERN, JobQueue, QueueFullError, type JobView } from './jobs.t
 import { CONTROLS, SettingsError, parseSettings } from './settings.ts';
 import { ACCEPTED_FORMATS, UploadError, readUpload } from './upload.ts';
 import { WEB_DIST, resolveUnder, sendFile, sendZip } from './files.ts';
+import { VIEWER_FILE, ensureViewerPly } from './viewer-file.ts';
 
 export interface ServerOptions {
   runner: JobRunner;
@@ -171,6 +173,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
             cacheControl: 'private, max-age=3600',
             ...(url.searchParams.has('download') ? { download: `facelift-${id.slice(0, 8)}-${name}` } : {}),
           });
+        }
+        if (parts.length === 5 && sub === 'files' && name === VIEWER_FILE) {
+          if (!dir) throw new HttpError(409, `the job is ${job.status}; its files exist once it is done`);
+          return sendFile(req, res, await ensureViewerPly(dir), { cacheControl: 'private, max-age=3600' });
         }
         if (parts.length === 4 && job.zip === url.pathname) {
           if (!dir) throw new HttpError(409, `the job is ${job.status}; its files exist once it is done`);

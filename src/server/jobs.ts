@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { RESULT_FILES, type JobRunner, type ResultFile, type StageEvent } from './runner.ts';
 import type { JobSettings } from './settings.ts';
+import { VIEWER_FILE } from './viewer-file.ts';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
 
@@ -39,6 +40,8 @@ export interface JobView {
   finishedAt?: string;
   /** URLs of the result files and of the zip of all, once done. */
   files?: Record<ResultFile, string>;
+  /** The Gaussians for the browser's splat viewer (see viewer-file.ts). */
+  viewer?: string;
   zip?: string;
 }
 
@@ -254,6 +257,7 @@ export class JobQueue {
     if (job.error !== undefined) v.error = job.error;
     if (job.status === 'done') {
       v.files = Object.fromEntries(RESULT_FILES.map((f) => [f, resultUrl(job.id, f)])) as Record<ResultFile, string>;
+      v.viewer = `/api/jobs/${job.id}/files/${VIEWER_FILE}`;
       v.zip = `/api/jobs/${job.id}/facelift-${job.id.slice(0, 8)}.zip`;
     }
     return v;

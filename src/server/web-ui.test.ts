@@ -1,0 +1,130 @@
+/**
+ * The browser UI end to end in Debian's chromium (headless, software WebGL via SwiftShader) driven by
+ * playwright-core: pick a photo, submit, follow progress, and check that every result shows up and that the Spark
+ * viewer's canvas really draws the Gaussians (non-white pixels in a screenshot). The job runner is SynthRunner,
+ * whose PLY is a known head; the real pipeline's HTTP path is covered by pipeline.test.ts.
+ *
+ * Skips only when no chromium binary exists (scripts/setup-and-test.sh installs Debian's package in CI).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import sharp from 'sharp';
+import { chromium, type Browser } from 'playwright-core';
+import { startServer, type RunningServer } from './app.ts';
+import { SynthRunner } from './testing/synth-runner.ts';
+import { ensureWebBuilt } from './testing/web-build.ts';
+import { testPhoto } from './testing/client.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './testing/browser.ts';
+
+const skip = chromiumMissing;
+const EXAMPLES = new URL('../../examples', import.meta.url).pathname;
+
+/** An <input type=range> as seen through evaluate() (no DOM types in the node test build). */
+interface Range { min: string; max: string; step: string; value: string }
+
+const tmp = mkdtempSync(join(tmpdir(), 'facelift-webui-'));
+let srv: RunningServer;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  await ensureWebBuilt();
+  srv = await startServer({ runner: new SynthRunner({ resolution: 96, frames: 8, spacing: 0.02 }), root: join(tmp, 'jobs'), port: 0, examplesDir: EXAMPLES, log: () => {} });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+});
+after(async () => {
+  await browser?.close();
+  await srv?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Share of pixels that differ clearly from white. */
+async function nonWhiteFraction(png: Buffer): Promise<number> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let n = 0;
+  for (let i = 0; i < data.length; i += 3) if (data[i]! < 235 || data[i + 1]! < 235 || data[i + 2]! < 235) n++;
+  return n / (info.width * info.height);
+}
+
+test('upload a photo, watch progress, see all results and the Spark viewer drawing the head', { skip, timeout: 120_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  const consoleErrors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.goto(srv.url);
+
+  // The reference's controls, ranges and defaults.
+  assert.equal(await page.locator('#autoCrop').isChecked(), true);
+  const rangeOf = (sel: string) => page.locator(sel).evaluate((e) => { const i = e as unknown as Range; return [i.min, i.max, i.step, i.value]; });
+  assert.deepEqual(await rangeOf('#guidanceScale'), ['1', '10', '0.1', '3']);
+  assert.deepEqual(await rangeOf('#steps'), ['10', '100', '5', '50']);
+  assert.equal(await page.locator('#seed').inputValue(), '4');
+  assert.equal(await page.locator('.example').count(), 4);
+  assert.equal(await page.locator('#submit').isDisabled(), true, 'nothing to submit before a photo is chosen');
+
+  // A file that is not an image: the user sees the server's reason.
+  await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture at all') });
+  await page.click('#submit');
+  await page.locator('#error:not([hidden])').waitFor({ timeout: 10_000 });
+  assert.match(await page.locator('#error').innerText(), /not an image/);
+
+  await page.setInputFiles('#file', { name: 'me.png', mimeType: 'image/png', buffer: await testPhoto('png', 240, 300) });
+  await page.locator('#seed').fill('21');
+  await page.click('#submit');
+  await page.locator('#stages li').first().waitFor({ timeout: 10_000 });
+  assert.deepEqual(await page.locator('#stages li').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage'))),
+    ['preprocess', 'synthesize', 'render', 'turntable', 'write']);
+  await page.locator('#viewer[data-state="ready"]').waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator('#error').isHidden(), true, await page.locator('#error').innerText());
+  assert.match(await page.locator('#status-line').innerText(), /^Done in/);
+
+  // Every result is shown and loads.
+  for (const id of ['#r-input', '#r-multiview', '#r-output']) {
+    await page.waitForFunction(`(() => { const i = document.querySelector('${id}'); return i.complete && i.naturalWidth > 0; })()`);
+  }
+  assert.equal(await page.locator('#r-multiview').evaluate((i) => (i as unknown as { naturalWidth: number }).naturalWidth), 6 * 96);
+  await page.waitForFunction("document.querySelector('#r-video').readyState >= 1", null, { timeout: 20_000 });
+  for (const [id, re] of [['#dl-ply', /gaussians\.ply\?download$/], ['#dl-mp4', /turntable\.mp4\?download$/], ['#dl-zip', /\.zip$/]] as const) {
+    assert.match((await page.locator(id).getAttribute('href'))!, re);
+  }
+  const splats = Number(await page.locator('#viewer').getAttribute('data-splats'));
+  assert.ok(splats > 1000, `viewer loaded ${splats} splats`);
+
+  // The viewer canvas draws the head: enough non-white pixels, concentrated in the middle.
+  await page.waitForTimeout(1500);
+  const viewer = page.locator('#viewer canvas');
+  const shot = await viewer.screenshot();
+  const keep = process.env.FACELIFT_SCREENSHOT_DIR;
+  if (keep) writeFileSync(join(keep, 'viewer-front.png'), shot);
+  const front = await nonWhiteFraction(shot);
+  assert.ok(front > 0.03, `only ${(front * 100).toFixed(2)}% of the viewer shows the head`);
+
+  // Orbit: dragging turns the head, so the picture changes.
+  const box = (await viewer.boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 200, box.y + box.height / 2, { steps: 10 });
+  await page.mouse.up();
+  await page.waitForTimeout(1000);
+  const turned = await viewer.screenshot();
+  if (keep) writeFileSync(join(keep, 'viewer-orbit.png'), turned);
+  assert.ok(!turned.equals(shot), 'orbiting changed the view');
+  assert.ok(await nonWhiteFraction(turned) > 0.02);
+  if (keep) writeFileSync(join(keep, 'page.png'), await page.screenshot({ fullPage: true }));
+
+  // The only console error expected is the refused upload's 415 above.
+  assert.deepEqual(consoleErrors.filter((e) => !/status of 415/.test(e)), []);
+  await page.close();
+});
+
+test('clicking an example selects it as the photo', { skip, timeout: 30_000 }, async () => {
+  const page = await browser.newPage();
+  await page.goto(srv.url);
+  await page.locator('.example').first().click();
+  await page.waitForFunction("(() => { const i = document.querySelector('#preview'); return !i.hidden && i.complete && i.naturalWidth === 512; })()");
+  assert.equal(await page.locator('#submit').isDisabled(), false);
+  await page.close();
+});
