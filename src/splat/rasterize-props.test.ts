@@ -113,8 +113,10 @@ test('SplatRenderer on 2 worker threads, Morton-reordered scene: same image as r
   const r = await SplatRenderer.create({ threads: 2, minParallelPixels: 0, reorderFrom: 0 });
   try {
     await r.setScene(g);
-    const a = await r.render(cam), b = rasterize(g, cam);
+    const [a, a2] = await Promise.all([r.render(cam), r.render(offCentre(150, 90, 20))]); // concurrent calls are serialised
+    const b = rasterize(g, cam);
     assert.deepEqual(a.rgb, b.rgb);
+    assert.deepEqual(a2.rgb, rasterize(g, offCentre(150, 90, 20)).rgb);
     assert.deepEqual(a.nBlended, b.nBlended);
     const dRgb = Float32Array.from({ length: 3 * 150 * 90 }, (_, i) => Math.sin(i));
     const ga = await r.backward(cam, { dRgb }), gb = rasterizeBackward(g, cam, { dRgb });

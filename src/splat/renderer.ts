@@ -46,6 +46,7 @@ export class SplatRenderer {
   private readonly reorderFrom: number;
   /** Morton permutation of the current scene (position → caller's index), or null. */
   private perm: Int32Array | null = null;
+  private queue: Promise<void> = Promise.resolve();
 
   private constructor(private readonly workers: Worker[], opts: RendererOptions) {
     this.minParallelPixels = opts.minParallelPixels ?? 128 * 128;
@@ -161,7 +162,18 @@ export class SplatRenderer {
   }
 
   /** Renders one camera; the same image as `rasterize(scene, camera, opts)`. */
-  async render(camera: Camera, opts: RasterOptions = {}): Promise<RasterResult> {
+  render(camera: Camera, opts: RasterOptions = {}): Promise<RasterResult> {
+    return this.serial(() => this.renderNow(camera, opts));
+  }
+
+  /** Runs tile-parallel calls one at a time: they share the projection and list buffers. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private async renderNow(camera: Camera, opts: RasterOptions): Promise<RasterResult> {
     const scene = this.need();
     const cam = camParams(camera);
     const bg = resolveBackground(opts);
@@ -227,7 +239,11 @@ export class SplatRenderer {
   }
 
   /** Tile-parallel `rasterizeBackward` for the scene. */
-  async backward(camera: Camera, upstream: BackwardInput, opts: BackwardOptions = {}): Promise<GaussianGrads & { image: RasterResult }> {
+  backward(camera: Camera, upstream: BackwardInput, opts: BackwardOptions = {}): Promise<GaussianGrads & { image: RasterResult }> {
+    return this.serial(() => this.backwardNow(camera, upstream, opts));
+  }
+
+  private async backwardNow(camera: Camera, upstream: BackwardInput, opts: BackwardOptions): Promise<GaussianGrads & { image: RasterResult }> {
     const { g } = this.need();
     const cam = camParams(camera);
     if (!this.parallel(cam)) return this.original(rasterizeBackward(this.sceneSet!, camera, upstream, opts));
