@@ -52,6 +52,11 @@ function either<T>(a: T | undefined, b: T | undefined, names: string, fallback: 
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+function formatSeconds(ms: number): string {
+  const t = Math.round(ms / 1000);
+  return t < 60 ? `${t}s` : t < 3600 ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s` : `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, '0')}m`;
+}
+
 /** One cli-progress bar per stage (ETA from the stage's own rate); plain lines when stderr is not a terminal. */
 class StageBars {
   private bar: cliProgress.SingleBar | undefined;
@@ -61,7 +66,9 @@ class StageBars {
 
   on(e: ProgressEvent): void {
     const key = `${e.image ?? ''}|${e.stage}`;
-    const payload = { prefix: this.prefix, stage: e.stage.padEnd(11), detail: e.detail ?? '' };
+    // ETA from this stage's own rate so far (cli-progress's estimate shows INF/NULL until it has samples).
+    const eta = e.step > 0 && e.step < e.total ? formatSeconds((e.elapsedMs / e.step) * (e.total - e.step)) : e.step >= e.total ? '0s' : '…';
+    const payload = { prefix: this.prefix, stage: e.stage.padEnd(11), detail: e.detail ?? '', stageEta: eta };
     if (key !== this.key) {
       this.bar?.stop();
       this.key = key;
@@ -69,7 +76,7 @@ class StageBars {
       if (this.tty) {
         this.bar = new cliProgress.SingleBar({
           stream: process.stderr, hideCursor: true, etaBuffer: 8, fps: 5,
-          format: '{prefix}{stage} {bar} {value}/{total} | {duration_formatted} | ETA {eta_formatted} {detail}',
+          format: '{prefix}{stage} {bar} {value}/{total} | {duration_formatted} | ETA {stageEta} {detail}',
         }, cliProgress.Presets.shades_classic);
         this.bar.start(e.total, e.step, payload);
       }
