@@ -136,10 +136,10 @@ export function blendTile(
     const y0 = Math.max(Y0, Math.ceil(v - 0.5 - ey)), y1 = Math.min(Y1 - 1, Math.floor(v - 0.5 + ey));
     if (y0 > y1) continue;
     const A = proj[o + 2], B = proj[o + 3], C = proj[o + 4], op = proj[o + 5], kk = proj[o + 6];
-    // alpha ≥ 1/255 ⟺ A dx² + 2B dx dy + C dy² ≤ kk: per row, the exact dx interval, widened by a hair so that
-    // the per-pixel test below, not this bound, makes every decision; below pmin alpha < 1/255 for sure.
+    // alpha ≥ 1/255 ⟺ A dx² + 2B dx dy + C dy² ≤ kk: per row, the exact dx interval, widened (kk + 4e-6, ±1e-3 px)
+    // so that it contains every pixel the pmin test lets through; that test and the exact one below decide.
     const pmin = -0.5 * kk - 1e-6;
-    const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * kk, uc = u - 0.5;
+    const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * (kk + 4e-6), uc = u - 0.5;
     const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10], z = proj[o + 11];
     for (let y = y0; y <= y1; y++) {
       const m0 = mask[y - Y0];
@@ -238,10 +238,10 @@ export function backwardTile(
     const y0 = Math.max(Y0, Math.ceil(v - 0.5 - ey)), y1 = Math.min(Y1 - 1, Math.floor(v - 0.5 + ey));
     if (y0 > y1) continue;
     const A = proj[o + 2], B = proj[o + 3], C = proj[o + 4], op = proj[o + 5], kk = proj[o + 6];
-    // alpha ≥ 1/255 ⟺ A dx² + 2B dx dy + C dy² ≤ kk: per row, the exact dx interval, widened by a hair so that
-    // the per-pixel test below, not this bound, makes every decision; below pmin alpha < 1/255 for sure.
+    // alpha ≥ 1/255 ⟺ A dx² + 2B dx dy + C dy² ≤ kk: per row, the exact dx interval, widened (kk + 4e-6, ±1e-3 px)
+    // so that it contains every pixel the pmin test lets through; that test and the exact one below decide.
     const pmin = -0.5 * kk - 1e-6;
-    const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * kk, uc = u - 0.5;
+    const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * (kk + 4e-6), uc = u - 0.5;
     const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10];
     let dU = 0, dV = 0, dA = 0, dB = 0, dC = 0, dOp = 0, dR = 0, dG = 0, dBl = 0;
     for (let y = y0; y <= y1; y++) {
