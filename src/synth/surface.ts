@@ -30,7 +30,7 @@ export interface SurfaceOptions {
 
 /** Distance bounds of non-exact SDFs (ellipsoids, smooth unions) can be off by this factor. */
 const SLACK = 1.6;
-const PROJECT_STEPS = 3;
+const PROJECT_STEPS = 2;
 const SQRT3 = Math.sqrt(3);
 
 export function sampleSurface(sdf: Sdf, rng: Rng, opts: SurfaceOptions): SurfaceSamples {
@@ -81,7 +81,7 @@ export function sampleSurface(sdf: Sdf, rng: Rng, opts: SurfaceOptions): Surface
     if (Math.abs(px - mx) > 2 * h || Math.abs(py - my) > 2 * h || Math.abs(pz - mz) > 2 * h) return;
     if (px < xMin || px > xMax || py < y0 || py > yMax || pz < z0 || pz > zMax) return;
     if (opts.keep && !opts.keep(px, py, pz)) return;
-    sdfNormal(sdf, px, py, pz, n);
+    // The normal of the last Newton step, taken within |dist| of this point, is kept (saves 4 evaluations).
     pos.push(px, py, pz);
     nrm.push(n[0], n[1], n[2]);
   };

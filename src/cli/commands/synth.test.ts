@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +26,16 @@ test('facelift synth heads --layout mvdiffusion --no-ply --preview, and one-line
     const meta = await sharp(join(dir, 'preview', 'contact_mvdiffusion_000.png')).metadata();
     assert.equal(meta.width, 6 * 32 + 7 * 4);
     assert.equal(meta.height, 2 * 32 + 3 * 4);
+
+    // A second process with the same seed writes byte-identical images, head.json and contact sheet.
+    const again = join(dir, 'again');
+    await run(process.execPath, [
+      BIN, 'synth', 'heads', '-o', again, '--count', '2', '--resolution', '32', '--layout', 'mvdiffusion', '--spacing', '0.03', '--no-ply', '--preview',
+    ]);
+    const digest = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
+    for (const f of ['mvdiffusion/sample_000000/cam_000.png', 'mvdiffusion/sample_000001/cam_003.png', 'mvdiffusion/sample_000001/head.json', 'preview/contact_mvdiffusion_000.png']) {
+      assert.equal(await digest(join(again, f)), await digest(join(dir, f)), f);
+    }
 
     for (const [args, message] of [
       [['--count', '0'], 'facelift: --count must be an integer in 1..10000000, got "0"\n'],
