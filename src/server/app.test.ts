@@ -9,6 +9,7 @@ import { unzipSync } from 'fflate';
 import sharp from 'sharp';
 import { startServer, type RunningServer } from './app.ts';
 import { RESULT_FILES } from './runner.ts';
+import { decodePly } from '../splat/ply.ts';
 import { SynthRunner } from './testing/synth-runner.ts';
 import { collectEvents, form, rawGet, submit, testPhoto } from './testing/client.ts';
 
@@ -89,6 +90,15 @@ describe('API: a job from upload to results', () => {
     const dl = await fetch(`${srv.url}${last.files!['gaussians.ply']}?download`);
     assert.match(dl.headers.get('content-disposition') ?? '', /attachment; filename="facelift-.*-gaussians\.ply"/);
     await dl.arrayBuffer();
+
+    // The viewer's copy: the same Gaussians in the standard 3DGS layout (no red/green/blue bytes, which Spark
+    // would take for a point cloud).
+    const viewerPly = Buffer.from(await (await fetch(`${srv.url}${last.viewer}`)).arrayBuffer());
+    const header = viewerPly.subarray(0, viewerPly.indexOf('end_header')).toString('latin1');
+    assert.ok(!/property uchar red/.test(header) && /property float nx/.test(header), header);
+    const original = decodePly(Buffer.from(fetched['gaussians.ply']!)), forViewer = decodePly(viewerPly);
+    assert.equal(forViewer.count, original.count);
+    for (const k of ['means', 'scales', 'rotations', 'opacities', 'sh'] as const) assert.deepEqual(forViewer[k], original[k], k);
 
     const zipRes = await fetch(`${srv.url}${last.zip}`);
     assert.equal(zipRes.headers.get('content-type'), 'application/zip');

@@ -1,25 +1,38 @@
-/** Builds the browser UI (web/ → web/dist) with vite when the build is missing or older than its sources. */
+/**
+ * The browser UI is TypeScript under web/, bundled by vite into web/dist (not committed). `npm run build:web`
+ * builds it; `facelift serve` and the UI tests build it themselves when it is missing or older than its sources,
+ * so a fresh clone works after `npm ci` with no network.
+ */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const WEB = new URL('../../../web', import.meta.url).pathname;
-const ROOT = new URL('../../..', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
+export const WEB_DIR = join(ROOT, 'web');
+const VITE = join(ROOT, 'node_modules/vite/bin/vite.js');
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
+function newest(path: string): number {
+  const s = statSync(path);
+  if (!s.isDirectory()) return s.mtimeMs;
+  return readdirSync(path).reduce((t, name) => Math.max(t, newest(join(path, name))), 0);
 }
 
-export async function ensureWebBuilt(): Promise<void> {
-  const index = join(WEB, 'dist/index.html');
-  const sources = Math.max(newest(join(WEB, 'src')), statSync(join(WEB, 'index.html')).mtimeMs, statSync(join(WEB, 'vite.config.ts')).mtimeMs);
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', WEB], { cwd: ROOT, encoding: 'utf8' });
+/** Whether web/dist is missing or older than web/src, web/index.html or web/vite.config.ts. */
+export function webBuildStale(): boolean {
+  const index = join(WEB_DIR, 'dist/index.html');
+  if (!existsSync(index)) return true;
+  const sources = Math.max(...['src', 'index.html', 'vite.config.ts'].map((p) => newest(join(WEB_DIR, p))));
+  return statSync(index).mtimeMs < sources;
+}
+
+/**
+ * Builds web/dist when stale. Returns false (and builds nothing) when vite is not installed, e.g. after
+ * `npm ci --omit=dev`; throws with vite's output when the build fails.
+ */
+export function ensureWebBuilt(): boolean {
+  if (!webBuildStale()) return true;
+  if (!existsSync(VITE)) return false;
+  const r = spawnSync(process.execPath, [VITE, 'build', WEB_DIR], { cwd: ROOT, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`building the web UI failed:\n${r.stderr}${r.stdout}`);
+  return true;
 }

@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { chromium, type Browser } from 'playwright-core';
 import { startServer, type RunningServer } from './app.ts';
 import { SynthRunner } from './testing/synth-runner.ts';
-import { ensureWebBuilt } from './testing/web-build.ts';
+import { ensureWebBuilt } from './web-build.ts';
 import { testPhoto } from './testing/client.ts';
 import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './testing/browser.ts';
 
@@ -31,7 +31,7 @@ let browser: Browser;
 
 before(async () => {
   if (skip) return;
-  await ensureWebBuilt();
+  assert.ok(ensureWebBuilt(), 'vite is not installed (npm ci installs it)');
   srv = await startServer({ runner: new SynthRunner({ resolution: 96, frames: 8, spacing: 0.02 }), root: join(tmp, 'jobs'), port: 0, examplesDir: EXAMPLES, log: () => {} });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
@@ -50,7 +50,7 @@ async function nonWhiteFraction(png: Buffer): Promise<number> {
 }
 
 test('upload a photo, watch progress, see all results and the Spark viewer drawing the head', { skip, timeout: 120_000 }, async () => {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  const page = await browser.newPage({ viewport: { width: 1000, height: 600 } });
   const consoleErrors: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -106,7 +106,7 @@ test('upload a photo, watch progress, see all results and the Spark viewer drawi
   const box = (await viewer.boundingBox())!;
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width / 2 + 200, box.y + box.height / 2, { steps: 10 });
+  await page.mouse.move(box.x + box.width / 2 + 200, box.y + box.height / 2, { steps: 4 });
   await page.mouse.up();
   await page.waitForTimeout(1000);
   const turned = await viewer.screenshot();

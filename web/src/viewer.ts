@@ -16,13 +16,16 @@ export class SplatViewer {
   private readonly controls: OrbitControls;
   private mesh: SplatMesh | null = null;
   private readonly resize: ResizeObserver;
+  /** Frames still to draw. */
+  private frames = 0;
 
   constructor(private readonly host: HTMLElement) {
     this.renderer = new THREE.WebGLRenderer({ antialias: false, alpha: false });
     this.renderer.setPixelRatio(Math.min(2, window.devicePixelRatio));
     this.renderer.setClearColor(0xffffff, 1); // FaceLift renders on white
     host.append(this.renderer.domElement);
-    this.scene.add(new SparkRenderer({ renderer: this.renderer }));
+    // onDirty: Spark finished a sort or load in the background and the picture needs drawing again.
+    this.scene.add(new SparkRenderer({ renderer: this.renderer, onDirty: () => this.wake() }));
 
     this.camera.up.set(0, 0, 1);
     this.controls = new OrbitControls(this.camera, this.renderer.domElement);
@@ -35,10 +38,20 @@ export class SplatViewer {
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(host);
     this.fit();
+    // Draw only while something changes (and for a short while after, so Spark's background depth sort of the
+    // latest view reaches the screen): an idle page costs no GPU time.
+    this.controls.addEventListener('change', () => this.wake());
     this.renderer.setAnimationLoop(() => {
       this.controls.update();
+      if (this.frames <= 0) return;
+      this.frames--;
       this.renderer.render(this.scene, this.camera);
     });
+  }
+
+  /** Keeps drawing for the next second or so. */
+  wake(): void {
+    this.frames = 60;
   }
 
   reset(): void {
@@ -46,6 +59,7 @@ export class SplatViewer {
     this.controls.target.set(0, 0, 0);
     this.camera.lookAt(0, 0, 0);
     this.controls.update();
+    this.wake();
   }
 
   /** Shows the splats at `url`; resolves with their count once loaded. */
@@ -77,5 +91,6 @@ export class SplatViewer {
     this.renderer.setSize(w, h, true);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
+    this.wake();
   }
 }

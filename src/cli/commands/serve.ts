@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { MattingChoice } from '../../pipeline/models.ts';
 import { startServer } from '../../server/app.ts';
 import { PipelineRunner, GRADIO_TURNTABLE_FRAMES } from '../../server/pipeline-runner.ts';
+import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
 
 interface ServeOpts {
@@ -52,6 +53,10 @@ export function register(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads', 1, 1024))
     .action(async (o: ServeOpts) => {
       if (!existsSync(o.examples)) throw new UserError(`--examples ${o.examples}: no such folder`);
+      if (webBuildStale()) {
+        process.stderr.write('building the web UI (web/ → web/dist)…\n');
+        if (!ensureWebBuilt()) process.stderr.write('vite is not installed, so the web UI cannot be built; the JSON API works (install dev dependencies and run npm run build:web)\n');
+      }
       const runner = new PipelineRunner({
         ...(o.weights ? { weights: o.weights } : {}),
         ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds } : {}),
