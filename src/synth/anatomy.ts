@@ -5,6 +5,7 @@
  * shape parameters never leave a nose floating or an eye buried.
  */
 import type { HeadParams } from './params.ts';
+import { valueNoise } from './shading.ts';
 import {
   ellipsoid, ellipticCylinder, mulMat3, profileSolid, sphereBound, rotX, rotY, rotZ, roundCone, smax, smin, smoothstep, sphere,
   type ProfileRow, type Sdf, type Vec3,
@@ -145,10 +146,16 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   const mouthZ = tipZ - 0.135 * s;
   const mouthY = frontY(head, 0, mouthZ);
   const lw = 0.12 * s * p.lips.width;
+  // A smile lifts the mouth corners (and draws them back a little): a warp of the lips' coordinates.
+  const lift = 0.024 * s * p.lips.smile;
+  const smile = (f: Sdf): Sdf => (x, y, z) => {
+    const u = Math.min(1.3, Math.abs(x) / lw);
+    return f(x, y - 0.4 * lift * u * u, z - lift * u * u);
+  };
   const upper = ellipsoid([0, mouthY + 0.026 * s, mouthZ + 0.022 * s], [lw, 0.055 * s, 0.021 * s * p.lips.upper], rotX(-18));
   const lower = ellipsoid([0, mouthY + 0.030 * s, mouthZ - 0.026 * s], [lw * 0.9, 0.055 * s, 0.024 * s * p.lips.lower], rotX(15));
-  const lips: Sdf = (x, y, z) => smin(upper(x, y, z), lower(x, y, z), 0.01 * s);
-  const slit = ellipsoid([0, mouthY - 0.035 * s, mouthZ], [lw * 0.98, 0.045 * s, 0.005 * s]);
+  const lips: Sdf = smile((x, y, z) => smin(upper(x, y, z), lower(x, y, z), 0.01 * s));
+  const slit = smile(ellipsoid([0, mouthY - 0.035 * s, mouthZ], [lw * 0.98, 0.045 * s, 0.005 * s]));
 
   // ---- Eyes ----------------------------------------------------------------------------------------------
   const er = p.eyes.radius * s;
@@ -274,13 +281,27 @@ function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; e
   const earClear = (x: number, y: number, z: number): number =>
     Math.hypot((Math.abs(x) - at.earX) / 1.4, y - at.earY, (z - at.earZ) / 1.3) - 0.17 * s;
 
-  if (h.style === 'short' || h.style === 'bun') {
+  if (h.style === 'short' || h.style === 'bun' || h.style === 'ponytail') {
     const bun = h.style === 'bun' ? sphere([0, 0.50 * s * sh.skullDepth, 0.62 * s * sh.skullHeight], 0.16 * s) : null;
+    // A ponytail: a tapered tail from a tie at the back of the head, hanging down and slightly away.
+    const tieY = 0.58 * s * sh.skullDepth, tieZ = 0.45 * s;
+    const tail = h.style === 'ponytail'
+      ? roundCone([0, tieY + 0.04 * s, tieZ], [0, Math.min(0.8, tieY + 0.2 * s), h.endZ], 0.1 * s, 0.05 * s)
+      : null;
     return (x, y, z) => {
       let d = smax(cap(x, y, z), hairline(x, y, z), 0.03 * s);
       d = smax(d, -earClear(x, y, z), 0.03 * s);
       if (bun) d = smin(d, bun(x, y, z), 0.06 * s);
+      if (tail) d = smin(d, tail(x, y, z), 0.05 * s);
       return d;
+    };
+  }
+  if (h.style === 'afro') {
+    // A big rounded volume with a curly (bumpy) surface; it covers the ears.
+    const seed = p.seed;
+    return (x, y, z) => {
+      const d = smax(cap(x, y, z), hairline(x, y, z) - 0.06 * s, 0.06 * s);
+      return d > 0.05 ? d : d + 0.014 * s * (valueNoise(x * 28, y * 28, z * 28, seed + 31) - 0.5);
     };
   }
   // bob / long: the cap plus a curtain that falls behind and beside the face to endZ.

@@ -13,8 +13,8 @@ import { createRng, type Rng } from './rng.ts';
 
 export type Rgb = readonly [number, number, number];
 
-export type HairStyle = 'bald' | 'short' | 'bob' | 'long' | 'bun';
-export const HAIR_STYLES: readonly HairStyle[] = ['bald', 'short', 'bob', 'long', 'bun'];
+export type HairStyle = 'bald' | 'short' | 'bob' | 'long' | 'bun' | 'ponytail' | 'afro';
+export const HAIR_STYLES: readonly HairStyle[] = ['bald', 'short', 'bob', 'long', 'bun', 'ponytail', 'afro'];
 
 export type BeardStyle = 'moustache' | 'goatee' | 'full';
 export const BEARD_STYLES: readonly BeardStyle[] = ['moustache', 'goatee', 'full'];
@@ -62,7 +62,8 @@ export interface HeadParams {
     pupilDeg: number;
   };
   brows: { colour: Rgb; thickness: number; arch: number; height: number };
-  lips: { width: number; upper: number; lower: number; colour: Rgb };
+  /** smile: mouth-corner lift, −0.3 (down) … 1 (smiling). */
+  lips: { width: number; upper: number; lower: number; colour: Rgb; smile: number };
   ears: { size: number; protrusionDeg: number };
   neck: { width: number };
   shoulders: { width: number };
@@ -82,7 +83,7 @@ export interface HeadParams {
     thickness: number;
     /** Front hairline height above the origin, world units. */
     hairline: number;
-    /** Lowest point of long/bob hair, world z. */
+    /** Lowest point of long/bob hair or of a ponytail, world z. */
     endZ: number;
     /** Parting position along x, world units (0 = centre). */
     partX: number;
@@ -105,6 +106,7 @@ export interface HeadParams {
     /** Dark lenses (sunglasses) or none. */
     sunglasses: boolean;
   };
+  /** necklineDepth < 0: a high (turtle) neck. */
   clothing: { colour: Rgb; necklineDepth: number };
   lighting: {
     /** Direction toward the key light (need not be normalised). */
@@ -258,14 +260,15 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
   };
 
   const hr = r('hair');
-  const style = opts.hairStyle ?? hr.weighted<HairStyle>([['short', 4], ['long', 3], ['bob', 2], ['bun', 1.5], ['bald', 1]]);
+  const style = opts.hairStyle ?? hr.weighted<HairStyle>([['short', 4], ['long', 3], ['bob', 2], ['bun', 1.2], ['ponytail', 1.3], ['afro', 1], ['bald', 1]]);
   const hairColour = skr.chance(0.02) ? scaleRgb(tone, 0.5) : hr.weighted(HAIR_COLOURS);
   const hair = {
     style,
     colour: hairColour,
-    thickness: style === 'bun' ? hr.range(0.02, 0.035) : style === 'short' ? hr.range(0.02, 0.06) : hr.range(0.04, 0.08),
+    thickness: style === 'bun' || style === 'ponytail' ? hr.range(0.02, 0.035) : style === 'short' ? hr.range(0.02, 0.06)
+      : style === 'afro' ? hr.range(0.16, 0.24) : hr.range(0.04, 0.08),
     hairline: 0.55 + 0.05 * hr.normal() - (style === 'bob' || style === 'long' ? hr.range(0, 0.15) : 0),
-    endZ: style === 'long' ? hr.range(-0.9, -0.5) : style === 'bob' ? hr.range(-0.42, -0.2) : 0,
+    endZ: style === 'long' ? hr.range(-0.9, -0.5) : style === 'bob' ? hr.range(-0.42, -0.2) : style === 'ponytail' ? hr.range(-0.5, -0.1) : 0,
     partX: symmetric ? 0 : hr.range(-0.15, 0.15),
   };
 
@@ -284,6 +287,7 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
     width: around(lr, 0.08),
     upper: around(lr, 0.15),
     lower: around(lr, 0.15),
+    smile: lr.chance(0.35) ? lr.range(0.2, 1) : lr.range(-0.3, 0.2),
     colour: lipstick ? lr.pick<Rgb>([[0.70, 0.08, 0.12], [0.55, 0.18, 0.22], [0.78, 0.42, 0.45]]) : scaleRgb(lipBase, 0.92),
   };
 
@@ -295,7 +299,7 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
   const shoulders = { width: around(bd, 0.05) };
   const clothing = {
     colour: hsv(bd.next(), bd.range(0.1, 0.7), bd.range(0.15, 0.9)),
-    necklineDepth: bd.range(0, 0.12),
+    necklineDepth: bd.chance(0.12) ? bd.range(-0.16, -0.1) : bd.range(0, 0.12),
   };
 
   const bdr = r('beard');

@@ -91,8 +91,10 @@ export function bodyAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: n
   const ax = mirror ? Math.abs(x) : x;
 
   // Clothing below the neckline.
-  const neckline = -0.80 - p.clothing.necklineDepth * smoothstep(0.05, -0.3, y) - 0.06 * Math.abs(x) / 0.3;
-  if (z < neckline && Math.hypot(x, y - 0.09 * s) > 0.2 * s) {
+  const depth = p.clothing.necklineDepth;
+  const turtle = depth < 0;
+  const neckline = turtle ? -0.80 - depth : -0.80 - depth * smoothstep(0.05, -0.3, y) - 0.06 * Math.abs(x) / 0.3;
+  if (z < neckline && (turtle ? y > -0.32 * s || z < -0.8 : Math.hypot(x, y - 0.09 * s) > 0.2 * s)) {
     const fold = 0.92 + 0.08 * valueNoise(ax * 9, y * 9, z * 9, seed + 7);
     return mix([0, 0, 0], p.clothing.colour, fold);
   }
