@@ -35,7 +35,8 @@ async function rawSession(nodes: NodeSpec[], inputs: ValueInfoSpec[], output: Va
     inputs,
     outputs: [output],
   });
-  return ort.InferenceSession.create(bytes, { intraOpNumThreads: THREADS, graphOptimizationLevel: 'all' });
+  // Same session settings as the core's defaults (threads, no spin-waiting), so only the graphs differ.
+  return ort.InferenceSession.create(bytes, { intraOpNumThreads: THREADS, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
 }
 
 /** Median times of interleaved runs; the order alternates each round so neither side always runs second. */
