@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchRun, Figure } from './figure.ts';
 
 interface Opts { threads: number; views: number; size: number; layers: number; chunk: number; headChunk: number; fused: boolean; baseline: boolean }
-interface Result { wall_s: number; setup_s?: number; peak_rss_mib: number; tokens: number; params: number; finite: boolean }
+interface Result { wall_s: number; layer_median_s: number; setup_s?: number; peak_rss_mib: number; tokens: number; params: number; finite: boolean }
 
 const RSS_LIMIT_GIB = 24;
 
@@ -59,6 +59,8 @@ export const run: BenchRun = async function* (args) {
   const flops = forwardFlops(o);
   const withBase = (f: Figure, b: number | undefined): Figure => (b === undefined ? { ...f, note: [f.note, baseNote].filter(Boolean).join('; ') } : { ...f, baseline: b, baselineName: baseNote });
   yield withBase({ name: `gslrm forward wall (${shape})`, value: ours.wall_s, unit: 's', note: `${o.threads} threads, chunk ${o.chunk} q × ${o.headChunk} heads${o.fused ? ', fused' : ''}; setup ${ours.setup_s?.toFixed(1)} s not included` }, base?.wall_s);
+  // The median layer is less sensitive than the total to other load on a shared machine.
+  yield withBase({ name: 'gslrm median transformer layer', value: ours.layer_median_s, unit: 's' }, base?.layer_median_s);
   yield withBase({ name: 'gslrm forward throughput', value: flops / ours.wall_s / 1e9, unit: 'GFLOP/s', note: `${(flops / 1e12).toFixed(2)} TFLOP per forward` }, base ? flops / base.wall_s / 1e9 : undefined);
   const gib = ours.peak_rss_mib / 1024;
   yield withBase({
@@ -93,8 +95,17 @@ async function child(o: Opts): Promise<void> {
   const t0 = performance.now();
   const net = await GslrmNetwork.create(cfg, weights, { views: o.views, chunk: o.chunk, headChunk: o.headChunk, fused: o.fused, threads: o.threads });
   const t1 = performance.now();
+  const layerTimes: number[] = [];
+  let last = performance.now();
   const raw = await net.forward(patches, {
-    onStage: (st) => { if (st.kind === 'layer') process.stderr.write(`\r  ours: layer ${st.layer + 1}/${st.layers} ${((performance.now() - t1) / 1000).toFixed(0)} s `); },
+    onStage: (st) => {
+      const now = performance.now();
+      if (st.kind === 'layer') {
+        layerTimes.push((now - last) / 1000);
+        process.stderr.write(`\r  ours: layer ${st.layer + 1}/${st.layers} ${((now - t1) / 1000).toFixed(0)} s `);
+      }
+      last = now;
+    },
   });
   const t2 = performance.now();
   process.stderr.write('\n');
@@ -103,6 +114,7 @@ async function child(o: Opts): Promise<void> {
   for (const w of weights.values()) params += w.length;
   const result: Result = {
     wall_s: (t2 - t1) / 1000,
+    layer_median_s: [...layerTimes].sort((a, b) => a - b)[Math.floor(layerTimes.length / 2)]!,
     setup_s: (t1 - t0) / 1000,
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,
     tokens: 2 + nImg,

@@ -59,7 +59,7 @@ def attention(q, k, v, chunk):
     return out
 
 
-def forward(w, posed, d, d_head, n_layer, patch, n_global, record=None, chunk=1024):
+def forward(w, posed, d, d_head, n_layer, patch, n_global, record=None, chunk=1024, layer_times=None):
     """posed [B,V,9,H,W] -> raw Gaussians [B, n_global + V*H*W, 14] (spec §3)."""
     B, V, C, H, W = posed.shape
     hp, wp = H // patch, W // patch
@@ -74,6 +74,7 @@ def forward(w, posed, d, d_head, n_layer, patch, n_global, record=None, chunk=10
     nh = d // d_head
     L = h.shape[1]
     for l in range(n_layer):
+        t0 = time.perf_counter()
         p = f"transformer_layers.{l}."
         y = ln(h, w[p + "norm1.weight"])
         q, k, v = (y @ w[p + "attn.to_qkv.weight"].t()).split(d, dim=2)
@@ -84,6 +85,8 @@ def forward(w, posed, d, d_head, n_layer, patch, n_global, record=None, chunk=10
         h = h + F.gelu(y @ w[p + "mlp.mlp.0.weight"].t()) @ w[p + "mlp.mlp.2.weight"].t()
         if record is not None:
             record[f"layer_out.{l}"] = h
+        if layer_times is not None:
+            layer_times.append(time.perf_counter() - t0)
     g = ln(h[:, :n_global], w["gaussian_upsampler.layernorm.weight"]) @ w["gaussian_upsampler.linear.weight"].t()
     px = ln(h[:, n_global:], w["pixel_gaussian_decoder.0.weight"]) @ w["pixel_gaussian_decoder.1.weight"].t()
     px = px.reshape(B, -1, 14)
@@ -155,12 +158,14 @@ def main():
     gen = torch.Generator().manual_seed(0)
     w = make_weights(a.d, a.d_head, a.layers, 8, 9, 2, gen)
     posed = torch.rand(1, a.views, 9, a.size, a.size, generator=gen) * 2 - 1
+    layer_times = []
     with torch.inference_mode():
         t0 = time.perf_counter()
-        raw = forward(w, posed, a.d, a.d_head, a.layers, 8, 2, chunk=a.chunk)
+        raw = forward(w, posed, a.d, a.d_head, a.layers, 8, 2, chunk=a.chunk, layer_times=layer_times)
         wall = time.perf_counter() - t0
     print(json.dumps({
         "wall_s": wall,
+        "layer_median_s": sorted(layer_times)[len(layer_times) // 2],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tokens": 2 + a.views * (a.size // 8) ** 2,
         "params": sum(t.numel() for t in w.values()),
