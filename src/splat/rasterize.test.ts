@@ -61,12 +61,13 @@ for (const variant of ['tile16', 'dense'] as const) {
   });
 }
 
-test('gslrm-tiny: render_tile16 of the decoded Gaussians at the 4 input cameras', async () => {
+test('gslrm-tiny: render_tile16 and the dense render, T_final, n_blended of the decoded Gaussians at the 4 input cameras', async () => {
   const gdir = GOLDEN + 'gslrm-tiny/';
   const gs = await readAll(gdir + 'gaussians.safetensors');
   const inputs = await readAll(gdir + 'inputs.safetensors');
-  const want = f32(await readAll(gdir + 'render.safetensors'), 'render_tile16');
-  const risk = f32(await readAll(gdir + 'render.safetensors'), 'render_risk');
+  const rend = await readAll(gdir + 'render.safetensors');
+  const want = f32(rend, 'render_tile16');
+  const risk = f32(rend, 'render_risk');
   const set = sceneFrom(gs);
   const cams4 = goldenCameras(f32(inputs, 'c2w'), f32(inputs, 'fxfycxcy'), 32, 32);
   const n = 32 * 32;
@@ -77,6 +78,14 @@ test('gslrm-tiny: render_tile16 of the decoded Gaussians at the 4 input cameras'
         const got = img.rgb[c * n + p], ref = want[(v * 3 + c) * n + p];
         assert.ok(Math.abs(got - ref) <= 1e-3 + risk[v * n + p], `view ${v} channel ${c} pixel ${p}: ${got} vs ${ref}`);
       }
+    }
+    const dense = rasterize(set, cams4[v], { tileCull: false });
+    const wantDense = f32(rend, 'render'), wantT = f32(rend, 'render_T_final'), wantN = rend.get('render_n_blended') as Int32Array;
+    for (let p = 0; p < n; p++) {
+      const tol = 2e-4 + risk[v * n + p];
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(dense.rgb[c * n + p] - wantDense[(v * 3 + c) * n + p]) <= tol, `dense view ${v} pixel ${p}`);
+      assert.ok(Math.abs(1 - dense.alpha[p] - wantT[v * n + p]) <= tol, `T_final view ${v} pixel ${p}`);
+      if (risk[v * n + p] === 0) assert.equal(dense.nBlended[p], wantN[v * n + p], `n_blended view ${v} pixel ${p}`);
     }
   }
 });
