@@ -12,14 +12,15 @@ import { allocGaussians, SH_C0, type GaussianSet } from '../splat/gaussians.ts';
 import { readPly } from '../splat/ply.ts';
 import { rasterize } from '../splat/rasterize.ts';
 import { valIndices, writeHeadDataset, type HeadWritten } from './dataset.ts';
+import { HeadPool } from './head-pool.ts';
 import { portraitCamera, writePortraits } from './portraits.ts';
 
 const RES = 64;
 const SPACING = 0.02;
 
-async function collect(dir: string, count: number, layouts: Array<'gslrm' | 'mvdiffusion'>, valFraction = 0.5): Promise<HeadWritten[]> {
+async function collect(dir: string, count: number, layouts: Array<'gslrm' | 'mvdiffusion'>, valFraction = 0.5, pool?: HeadPool): Promise<HeadWritten[]> {
   const out: HeadWritten[] = [];
-  for await (const w of writeHeadDataset({ outDir: dir, count, seed: 3, resolution: RES, layouts, valFraction, spacing: SPACING })) out.push(w);
+  for await (const w of writeHeadDataset({ outDir: dir, count, seed: 3, resolution: RES, layouts, valFraction, spacing: SPACING, pool })) out.push(w);
   return out;
 }
 
@@ -165,10 +166,11 @@ test('gslrm + mvdiffusion layouts: files, list files, cameras, alpha; nose tip l
   }
 });
 
-test('same seed → byte-identical files; one sample is listed in both train and val', async () => {
+test('same seed → byte-identical files (heads built in a worker or on this thread); one sample is in train and val', async () => {
   const dirs = [await mkdtemp(join(tmpdir(), 'synth-a-')), await mkdtemp(join(tmpdir(), 'synth-b-'))];
   try {
-    for (const d of dirs) await collect(d, 1, ['mvdiffusion', 'gslrm'], 0.05);
+    await collect(dirs[0], 1, ['mvdiffusion', 'gslrm'], 0.05);
+    await collect(dirs[1], 1, ['mvdiffusion', 'gslrm'], 0.05, new HeadPool({ threads: 0 }));
     const [fa, fb] = await Promise.all(dirs.map(listFiles));
     assert.deepEqual(fa.map((f) => relative(dirs[0], f)), fb.map((f) => relative(dirs[1], f)));
     for (let i = 0; i < fa.length; i++) {

@@ -16,8 +16,8 @@ import { join, resolve } from 'node:path';
 import type { Camera } from '../cameras/camera.ts';
 import { formatCameraJson } from '../cameras/opencv-json.ts';
 import { faceliftViews, trainingRig } from '../cameras/rigs.ts';
-import { generateHead, type Head } from './head.ts';
-import { sampleHeadParams } from './params.ts';
+import type { Head } from './head.ts';
+import { HeadPool } from './head-pool.ts';
 import { encodePng } from '../io/image.ts';
 import { BLACK, straightRgba, type RgbaImage } from './render.ts';
 import { writePly } from '../splat/ply.ts';
@@ -42,6 +42,8 @@ export interface HeadDatasetOptions {
   writePly?: boolean;
   /** Renderer to use (its scene is replaced per head); by default one is created and closed here. */
   renderer?: SplatRenderer;
+  /** Head generator; by default a one-worker pool (the next head is built while this one renders). */
+  pool?: HeadPool;
 }
 
 /** What one finished head produced; yielded so that callers can show progress and build previews. */
@@ -119,10 +121,17 @@ export async function* writeHeadDataset(o: HeadDatasetOptions): AsyncGenerator<H
   const lists: Record<Layout, { train: string[]; val: string[] }> = { gslrm: { train: [], val: [] }, mvdiffusion: { train: [], val: [] } };
   for (const layout of o.layouts) await mkdir(join(root, layout), { recursive: true });
   const renderer = o.renderer ?? await SplatRenderer.create();
+  const pool = o.pool ?? new HeadPool();
   try {
+    let next: Promise<Head> = pool.generate(headSeed(o.seed, 0), o.spacing);
+    next.catch(() => undefined);
     for (let index = 0; index < o.count; index++) {
       const name = sampleName(index);
-      const head = generateHead(sampleHeadParams(headSeed(o.seed, index)), { spacing: o.spacing });
+      const head = await next;
+      if (index + 1 < o.count) {
+        next = pool.generate(headSeed(o.seed, index + 1), o.spacing);
+        next.catch(() => undefined); // a failure surfaces at the await; never as an unhandled rejection
+      }
       await renderer.setScene(head.gaussians);
       const views: HeadWritten['views'] = {};
       let plyWritten = false;
@@ -149,6 +158,7 @@ export async function* writeHeadDataset(o: HeadDatasetOptions): AsyncGenerator<H
     }
   } finally {
     if (!o.renderer) await renderer.close();
+    if (!o.pool) await pool.close();
   }
 
   // List files: newline-separated, no trailing newline (as data_sample's one-line files).
