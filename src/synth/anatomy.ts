@@ -299,8 +299,14 @@ function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; e
   if (h.style === 'afro') {
     // A big rounded volume with a curly (bumpy) surface; it covers the ears.
     const seed = p.seed;
+    const faceCut = ellipticCylinder(0, -0.52 * s, 0.4 * s * sh.faceWidth, 0.58 * s, -2, at.eyeZ + 0.22 * s);
     return (x, y, z) => {
-      const d = smax(cap(x, y, z), hairline(x, y, z) - 0.06 * s, 0.06 * s);
+      // Like the long styles the volume reaches down the sides and back (to about the jaw), clear of the face;
+      // wide blends round its lower edge.
+      const drop = 0.3 * s * smoothstep(-0.35 * s, 0.05 * s, y);
+      let d = smax(cap(x, y, z), hairline(x, y, z) - drop, 0.1 * s);
+      d = smax(d, -faceCut(x, y, z), 0.08 * s);
+      d = smax(d, -0.22 * s - z, 0.12 * s);
       return d > 0.05 ? d : d + 0.014 * s * (valueNoise(x * 28, y * 28, z * 28, seed + 31) - 0.5);
     };
   }
