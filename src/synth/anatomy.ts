@@ -48,6 +48,8 @@ export interface Anatomy {
 /** The crop box of the reconstruction filters (pipeline.md §6.1), shrunk slightly so nothing sits on it. */
 /** Highest point of any surface: the crop box top (1.0) less a margin for Gaussian extent. */
 const TOP = 0.975;
+/** Largest |x| and y of hair: the crop box side (0.91) less a margin. */
+const SIDE_LIMIT = 0.87;
 
 export const SAFE_BOX = { min: [-0.9, -0.9, -0.99] as Vec3, max: [0.9, 0.9, 0.99] as Vec3 };
 
@@ -73,6 +75,13 @@ export function topZ(f: Sdf): number {
   let top = -Infinity;
   for (let y = -0.4; y <= 0.6; y += 0.05) top = Math.max(top, -frontY((a, b, c) => f(a, c, -b), 0, y));
   return top;
+}
+
+/** Largest y (back) or |x| (side) reached by a surface over the head's height range. */
+export function extent(f: Sdf, which: 'back' | 'side'): number {
+  let m = -Infinity;
+  for (let z = -0.4; z <= 0.8; z += 0.05) m = Math.max(m, which === 'back' ? -frontY((a, b, c) => f(a, -b, c), 0, z) : sideX(f, 0.1, z));
+  return m;
 }
 
 /** x of the first surface point met walking from x = +1.2 toward −x at (y, z). */
@@ -216,7 +225,15 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   };
 
   // ---- Hair ----------------------------------------------------------------------------------------------
-  const scalp = buildHair(p, head, { earX, earY, earZ, eyeZ: ez });
+  // Big hair is thinned until it stays inside the crop box behind and beside the head (the offset surface of a
+  // non-exact SDF can reach farther than its nominal thickness, so this is measured, not computed).
+  const hairAt = { earX, earY, earZ, eyeZ: ez };
+  let hairT = p.hair.thickness;
+  let scalp = buildHair(p, head, hairAt, hairT);
+  for (let k = 0; k < 8 && scalp && Math.max(extent(scalp, 'back'), extent(scalp, 'side')) > SIDE_LIMIT; k++) {
+    hairT *= 0.8;
+    scalp = buildHair(p, head, hairAt, hairT);
+  }
   const beard = buildBeard(p, head, { mouthY, mouthZ, lipHalfWidth: lw, noseBaseZ: alaZ, earY, earZ });
   const hairShape: Sdf | null = scalp && beard ? (x, y, z) => Math.min(scalp(x, y, z), beard(x, y, z)) : scalp ?? beard;
   const hair: Sdf | null = hairShape && ((x, y, z) => smax(hairShape(x, y, z), z - TOP, 0.04));
@@ -257,12 +274,12 @@ export function buildAnatomy(p: HeadParams): Anatomy {
 const IDENT = rotX(0);
 
 /** The hair volume of each style: a shell over the skull cut at a hairline, plus style-specific masses. */
-function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; earZ: number; eyeZ: number }): Sdf | null {
+function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; earZ: number; eyeZ: number }, thickness: number): Sdf | null {
   const h = p.hair;
   if (h.style === 'bald') return null;
   const s = p.shape.scale;
   const sh = p.shape;
-  const t = h.thickness;
+  const t = thickness;
   // A shell of thickness t over the head (fuller on top), so the hair follows whatever skull the head has.
   // Fuller on top, but never above the crop box: the top thickness shrinks to what is left under TOP.
   const skullTop = topZ(head);

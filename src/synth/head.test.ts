@@ -4,7 +4,7 @@ import { faceliftViews } from '../cameras/rigs.ts';
 import { SH_C0 } from '../splat/gaussians.ts';
 import { filterGaussians } from '../splat/filters.ts';
 import { rasterize } from '../splat/rasterize.ts';
-import { SAFE_BOX } from './anatomy.ts';
+import { buildAnatomy, SAFE_BOX } from './anatomy.ts';
 import { generateHead } from './head.ts';
 import { HAIR_STYLES, sampleHeadParams } from './params.ts';
 import { createRng } from './rng.ts';
@@ -93,4 +93,20 @@ test('front view is left/right mirror-consistent for symmetric parameters (and n
   assert.ok(sym.mean < 2e-4 && sym.bad < 0.002, `symmetric head: mean ${sym.mean}, fraction off by > 2/255: ${sym.bad}`);
   const asym = mirrorError(false);
   assert.ok(asym.mean > 10 * sym.mean && asym.bad > 0.02, `asymmetric head should differ: ${JSON.stringify(asym)} vs ${JSON.stringify(sym)}`);
+});
+
+test('40 random heads: no surface crosses the crop box except the torso through the bottom face', () => {
+  const n = 12;
+  for (let seed = 1000; seed < 1040; seed++) {
+    const a = buildAnatomy(sampleHeadParams(seed));
+    const scene = (x: number, y: number, z: number): number => Math.min(a.body(x, y, z), a.hair ? a.hair(x, y, z) : Infinity);
+    for (let i = 0; i <= n; i++) {
+      for (let j = 0; j <= n; j++) {
+        const u = -0.9 + (1.8 * i) / n, v = -0.99 + (1.98 * j) / n, w = -0.9 + (1.8 * j) / n;
+        for (const [x, y, z] of [[u, w, 0.99], [0.9, u, v], [-0.9, u, v], [u, 0.9, v], [u, -0.9, v]]) {
+          assert.ok(scene(x, y, z) > 0, `seed ${seed} (${sampleHeadParams(seed).hair.style}): surface inside the box face at (${x}, ${y}, ${z})`);
+        }
+      }
+    }
+  }
 });
