@@ -195,10 +195,16 @@ test('runInference: progress events per stage in order; the seed alone fixes the
   assert.equal(events.filter((e) => e.stage === 'turntable').at(-1)!.total, 4);
   assert.ok(events.every((e) => e.image === join(input, 'a_face.png')));
 
-  // Another image in between must not change this image's result (noise is reseeded per image).
-  await run('other', 4);
-  const r2 = await run('two', 4);
-  const r3 = await run('three', 5);
+  // Another image in between must not change this image's result (noise is reseeded per image). The three calls
+  // are issued at once: runInference queues them on the shared models.
+  const both: ProgressEvent[] = [];
+  const [, r2, r3] = await Promise.all([
+    runInference(join(input, 'b_gray.JPG'), { models, outDir: join(root, 'api-out', 'other'), autoCrop: false, steps: 2, seed: 4, turntableFrames: 4 }, (e) => both.push(e)),
+    run('two', 4, both), run('three', 5),
+  ]);
+  // Queued, not interleaved: all of b_gray's events, then all of a_face's.
+  const switches = both.filter((e, i) => i > 0 && e.image !== both[i - 1]!.image).length;
+  assert.equal(switches, 1);
   const mv = (r: InferenceResult) => pixels(r.files['multiview.png']);
   assert.deepEqual(await mv(r1), await mv(r2));
   assert.notDeepEqual(await mv(r1), await mv(r3));

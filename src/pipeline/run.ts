@@ -108,8 +108,21 @@ function viewsToFloat(images: SampleResult['images']): Float32Array {
   return out;
 }
 
-/** Runs the whole pipeline on one image and writes its result folder; see the file comment. */
-export async function runInference(imagePath: string, opts: InferenceOptions, onProgress?: ProgressListener): Promise<InferenceResult> {
+/** Calls on the same models run one after the other (they share sessions and the renderer's scene). */
+const queues = new WeakMap<FaceliftModels, Promise<unknown>>();
+
+/**
+ * Runs the whole pipeline on one image and writes its result folder; see the file comment. Concurrent calls with
+ * the same `models` are queued (a web server may call this from several requests).
+ */
+export function runInference(imagePath: string, opts: InferenceOptions, onProgress?: ProgressListener): Promise<InferenceResult> {
+  const prev = queues.get(opts.models) ?? Promise.resolve();
+  const run = prev.catch(() => undefined).then(() => runOne(imagePath, opts, onProgress));
+  queues.set(opts.models, run.catch(() => undefined));
+  return run;
+}
+
+async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: ProgressListener): Promise<InferenceResult> {
   const settings = settingsOf(opts);
   const m = opts.models;
   const S = m.imageSize;
