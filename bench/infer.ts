@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchRun, Figure } from './figure.ts';
@@ -223,8 +223,11 @@ export const run: BenchRun = async function* (args) {
       yield { name: 'unet-step: skipped', value: memAvailableGiB(), unit: 'GiB', note: 'less than 16 GiB available (the fp32 step needs ~15 GiB); run on a quieter machine (bench unet --fp16-weights measures the fp16-weight variant)' };
       continue;
     }
+    const load0 = loadavg()[0]!;
     const r = child(s, args);
     rep.set(s, r);
+    // Other work on this shared machine inflates the times; say how busy it was.
+    const busy = `load avg ${load0.toFixed(1)}→${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`;
     const setup = `setup (random weights + session) ${r.setup.toFixed(1)} s not included`;
     switch (s) {
       case 'preprocess':
@@ -263,7 +266,7 @@ export const run: BenchRun = async function* (args) {
         break;
       }
     }
-    yield rss(r);
+    yield { ...rss(r), note: busy };
   }
   // The whole image, from the measured/extrapolated parts (load time of the real weights not included).
   const get = (s: StageName) => rep.get(s)?.seconds;
