@@ -11,7 +11,7 @@ import { GaussianBuilder } from './builder.ts';
 import type { HeadParams } from './params.ts';
 import { createRng } from './rng.ts';
 import { clamp01, type Sdf, type Vec3 } from './sdf.ts';
-import { bodyAlbedo, hairAlbedo, lightOf, lit, occlusion, pointJitter } from './shading.ts';
+import { bodyAlbedo, bodyGloss, hairAlbedo, lightOf, lit, occlusion, pointJitter } from './shading.ts';
 import { sampleSurface, type SurfaceSamples } from './surface.ts';
 
 export interface HeadOptions {
@@ -60,6 +60,12 @@ export function generateHead(params: HeadParams, opts: HeadOptions = {}): Head {
     const albedo = bodyAlbedo(anat, params, x, y, z, nx, ny, nz);
     const ao = occlusion(scene, x, y, z, nx, ny, nz, s);
     lit(albedo, light, nx, ny, nz, ao, rgb, 0);
+    const gloss = bodyGloss(anat, params, x, y, z);
+    if (gloss > 0) {
+      const ndl = Math.max(0, nx * light.dir[0] + ny * light.dir[1] + nz * light.dir[2]);
+      const spec = gloss * ndl ** 12 * (1 - ao);
+      for (let c = 0; c < 3; c++) rgb[c] = Math.min(1, rgb[c] + spec);
+    }
     addDisc(out, x, y, z, nx, ny, nz, spacing * DISC_SIGMA, spacing * DISC_SIGMA, spacing * DISC_THICKNESS, null, rgb);
   }
   const nBody = out.count;

@@ -185,9 +185,9 @@ export interface ProfileRow {
  * A solid described by horizontal sections (rows sorted by z, at least 3): each section is a superellipse,
  * flatter in front (exponent `nFront`) than behind (`nBack`), with half-width and front/back extents interpolated
  * between rows by cubic Hermite splines. This is how a head's front and side silhouettes are specified directly.
- * The ends are cut flat (blend them into other shapes). Bound, not exact.
+ * The ends are cut flat with edges rounded over `round` (so normals stay continuous). Bound, not exact.
  */
-export function profileSolid(rows: readonly ProfileRow[], nFront: number, nBack: number): Sdf {
+export function profileSolid(rows: readonly ProfileRow[], nFront: number, nBack: number, round = 0.04): Sdf {
   if (rows.length < 3) throw new RangeError('profileSolid needs at least 3 rows');
   for (let i = 1; i < rows.length; i++) if (!(rows[i].z > rows[i - 1].z)) throw new RangeError('profileSolid rows must be sorted by increasing z');
   const zs = rows.map((r) => r.z);
@@ -221,7 +221,7 @@ export function profileSolid(rows: readonly ProfileRow[], nFront: number, nBack:
     const rho = superNorm(u, v, n);
     const side = (rho - 1) * Math.min(a, b);
     const cap = Math.max(z - zMax, zMin - z);
-    return Math.max(side, cap);
+    return smax(side, cap, round);
   };
 }
 

@@ -81,6 +81,23 @@ const SCLERA: Rgb = [0.92, 0.90, 0.86];
 const PUPIL: Rgb = [0.02, 0.02, 0.025];
 const MOUTH: Rgb = [0.22, 0.07, 0.07];
 
+/** Below the neckline (a crew/V neck, or a turtleneck up the neck). */
+function isClothing(p: HeadParams, x: number, y: number, z: number): boolean {
+  const s = p.shape.scale;
+  const depth = p.clothing.necklineDepth;
+  const turtle = depth < 0;
+  const neckline = turtle ? -0.80 - depth : -0.80 - depth * smoothstep(0.05, -0.3, y) - 0.06 * Math.abs(x) / 0.3;
+  return z < neckline && (turtle ? y > -0.32 * s || z < -0.8 : Math.hypot(x, y - 0.09 * s) > 0.2 * s);
+}
+
+/** Strength of a baked highlight: wet eyes, lips, skin; matte clothes. */
+export function bodyGloss(a: Anatomy, p: HeadParams, x: number, y: number, z: number): number {
+  const s = p.shape.scale;
+  if (a.parts.eyes(x, y, z) < 0.002 * s) return 0.3;
+  if (isClothing(p, x, y, z)) return 0;
+  return a.parts.lips(x, y, z) < 0.006 * s ? 0.1 : 0.05;
+}
+
 /** Albedo of a body point (skin, eyes, lips, clothing). */
 export function bodyAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: number, nx: number, ny: number, nz: number): Rgb {
   const s = p.shape.scale;
@@ -91,10 +108,7 @@ export function bodyAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: n
   const ax = mirror ? Math.abs(x) : x;
 
   // Clothing below the neckline.
-  const depth = p.clothing.necklineDepth;
-  const turtle = depth < 0;
-  const neckline = turtle ? -0.80 - depth : -0.80 - depth * smoothstep(0.05, -0.3, y) - 0.06 * Math.abs(x) / 0.3;
-  if (z < neckline && (turtle ? y > -0.32 * s || z < -0.8 : Math.hypot(x, y - 0.09 * s) > 0.2 * s)) {
+  if (isClothing(p, x, y, z)) {
     const fold = 0.92 + 0.08 * valueNoise(ax * 9, y * 9, z * 9, seed + 7);
     return mix([0, 0, 0], p.clothing.colour, fold);
   }
@@ -143,6 +157,11 @@ export function bodyAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: n
     const upper = z > eyeZ - 0.004 * s ? 1 : 0.35;
     const lash = smoothstep(0.014 * s, 0.003 * s, dOpen) * upper;
     c = mix(c, [0.06, 0.045, 0.04], clamp01(lash * 0.9));
+  }
+  // The upper-lid crease: a soft darker line a little above the opening.
+  if (dOpen < 0.03 * s && z > eyeZ + 0.012 * s) {
+    const crease = smoothstep(0.009 * s, 0, Math.abs(dOpen - 0.021 * s));
+    c = [c[0] * (1 - 0.14 * crease), c[1] * (1 - 0.17 * crease), c[2] * (1 - 0.17 * crease)];
   }
 
   // Eyebrows: a band above each eye, tapering outward.

@@ -63,21 +63,29 @@ export function sampleSurface(sdf: Sdf, rng: Rng, opts: SurfaceOptions): Surface
       }
       return;
     }
-    // Leaf: the surface crosses a slab of thickness h around the centre ⇒ ≈ one sample per area h².
-    if (Math.abs(d) >= half) return;
+    // Leaf: the surface crosses a slab of thickness h around the centre ⇒ ≈ one sample per area h². Distances are
+    // divided by the gradient length, since non-exact SDFs (ellipsoid bounds, blends, profile solids) scale them.
+    if (Math.abs(d) >= 2 * h) return;
+    const g0 = sdfNormal(sdf, mx, my, mz, n);
+    if (!(Math.abs(d) < half * g0)) return;
     let px = mx + (rng.next() - 0.5) * 2 * jitter;
     let py = my + (rng.next() - 0.5) * 2 * jitter;
     let pz = mz + (rng.next() - 0.5) * 2 * jitter;
-    let dist = 0;
+    // Newton steps toward the zero set: p ← p − d·∇d/|∇d|² (the first reuses the centre's gradient).
+    let dist = sdf(px, py, pz);
+    let g = g0;
     for (let s = 0; s < PROJECT_STEPS; s++) {
-      dist = sdf(px, py, pz);
-      sdfNormal(sdf, px, py, pz, n);
-      px -= dist * n[0];
-      py -= dist * n[1];
-      pz -= dist * n[2];
+      if (s > 0) {
+        dist = sdf(px, py, pz);
+        g = sdfNormal(sdf, px, py, pz, n);
+      }
+      const step = dist / Math.max(g, 0.1);
+      px -= step * n[0];
+      py -= step * n[1];
+      pz -= step * n[2];
     }
     dist = sdf(px, py, pz);
-    if (Math.abs(dist) > 0.05 * h) return;
+    if (Math.abs(dist) > 0.05 * h * Math.max(g, 0.1)) return;
     if (Math.abs(px - mx) > 2 * h || Math.abs(py - my) > 2 * h || Math.abs(pz - mz) > 2 * h) return;
     if (px < xMin || px > xMax || py < y0 || py > yMax || pz < z0 || pz > zMax) return;
     if (opts.keep && !opts.keep(px, py, pz)) return;
