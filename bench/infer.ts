@@ -95,18 +95,18 @@ async function runStage(stage: StageName, args: string[]): Promise<Omit<StageRep
     }
     case 'vae-encode': {
       const { VaeEncoder } = await import('../src/diffusion/vae.ts');
-      const { declareVaeEncoderParams } = await import('../src/diffusion/vae-params.ts');
+      const { declareVaeParams } = await import('../src/diffusion/vae-params.ts');
       const cfg = official.OFFICIAL_VAE_CONFIG;
       const r = await timed((g) => ({ m: new VaeEncoder(g, cfg).forward(g.input('x', [1, 3, 512, 512])).mean }),
-        paramSpecs((d) => declareVaeEncoderParams(d, cfg)), { x: rand(3 * 512 * 512) });
+        paramSpecs((d) => declareVaeParams(d, cfg)).filter((p) => !p.name.startsWith('decoder.') && !p.name.startsWith('post_quant_conv.')), { x: rand(3 * 512 * 512) });
       return { stage, ...r };
     }
     case 'vae-decode': {
       const { VaeDecoder } = await import('../src/diffusion/vae.ts');
-      const { declareVaeDecoderParams } = await import('../src/diffusion/vae-params.ts');
+      const { declareVaeParams } = await import('../src/diffusion/vae-params.ts');
       const cfg = official.OFFICIAL_VAE_CONFIG;
       const r = await timed((g) => ({ y: new VaeDecoder(g, cfg).forward(g.input('z', [1, 4, 64, 64])) }),
-        paramSpecs((d) => declareVaeDecoderParams(d, cfg)), { z: rand(4 * 64 * 64) });
+        paramSpecs((d) => declareVaeParams(d, cfg)).filter((p) => !p.name.startsWith('encoder.') && !p.name.startsWith('quant_conv.')), { z: rand(4 * 64 * 64) });
       return { stage, ...r };
     }
     case 'unet-step': {
