@@ -5,12 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startServer } from './app.ts';
-import { SynthRunner } from './testing/synth-runner.ts';
+import { ChildRunner } from './child-runner.ts';
+import { SYNTH_RUNNER_MODULE, SYNTH_STAGES } from './testing/synth-runner.ts';
 import { form, submit, testPhoto } from './testing/client.ts';
 
 test('50 concurrent clients polling status are all answered, without errors, in bounded time', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'facelift-load-'));
-  const srv = await startServer({ runner: new SynthRunner({ frames: 12 }), root: tmp, port: 0, webDist: join(tmp, 'none'), log: () => {} });
+  // The job runs in a model worker process, as under `facelift serve`, while the clients poll.
+  const runner = new ChildRunner({ module: SYNTH_RUNNER_MODULE, options: { frames: 24 }, stages: SYNTH_STAGES });
+  await runner.ready();
+  const srv = await startServer({ runner, root: tmp, port: 0, webDist: join(tmp, 'none'), log: () => {} });
   try {
     const { status, json: job } = await submit(srv.url, form(await testPhoto(), { autoCrop: 'false' }));
     assert.equal(status, 202);
@@ -35,8 +39,8 @@ test('50 concurrent clients polling status are all answered, without errors, in 
     const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
     console.log(`load: ${CLIENTS * POLLS} requests in ${wall.toFixed(0)} ms, p50 ${latencies[latencies.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, states seen ${[...seen]}`);
     assert.deepEqual([...statuses], [[200, CLIENTS * POLLS]]);
-    assert.ok(wall < 20_000, `took ${wall} ms`);
-    assert.ok(p99 < 2_000, `p99 ${p99} ms`);
+    assert.ok(wall < 30_000, `took ${wall} ms`);
+    assert.ok(p99 < 5_000, `p99 ${p99} ms`);
   } finally {
     await srv.close();
     rmSync(tmp, { recursive: true, force: true });

@@ -47,3 +47,11 @@ export class PipelineRunner implements JobRunner {
     await models?.close();
   }
 }
+
+/** For ChildRunner: the pipeline runner inside the model worker process. */
+export function createRunner(options: unknown, onLoadProgress: (e: StageEvent) => void): JobRunner {
+  return new PipelineRunner({ ...(options as PipelineRunnerOptions), onLoadProgress });
+}
+
+/** Path of this module, for ChildRunner's `module`. */
+export const PIPELINE_RUNNER_MODULE = new URL(import.meta.url).pathname;

@@ -1,6 +1,7 @@
 /**
  * The server on the real pipeline with the tiny official-layout test weights (src/pipeline/testing): upload over
- * HTTP, stage events from runInference, every result file, and a job that fails inside the pipeline.
+ * HTTP, stage events from runInference crossing from the model worker process, every result file, and a job that
+ * fails inside the pipeline.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { IMAGE_STAGES } from '../pipeline/events.ts';
 import { makeTinyWeights } from '../pipeline/testing/tiny-weights.ts';
 import { decodePly } from '../splat/ply.ts';
 import { startServer, type RunningServer } from './app.ts';
-import { PipelineRunner } from './pipeline-runner.ts';
+import { ChildRunner } from './child-runner.ts';
+import { PIPELINE_RUNNER_MODULE, type PipelineRunnerOptions } from './pipeline-runner.ts';
 import { RESULT_FILES } from './runner.ts';
 import { collectEvents, form, submit, testPhoto } from './testing/client.ts';
 
@@ -21,7 +23,9 @@ const root = mkdtempSync(join(tmpdir(), 'facelift-serve-pipe-'));
 let srv: RunningServer;
 before(async () => {
   const weights = makeTinyWeights(join(root, 'weights'));
-  const runner = new PipelineRunner({ weights, matting: 'none', cacheDir: join(root, 'cache'), threads: 2, renderThreads: 2, turntableFrames: 6 });
+  // As `facelift serve` runs it: the pipeline in a model worker process.
+  const options: PipelineRunnerOptions = { weights, matting: 'none', cacheDir: join(root, 'cache'), threads: 2, renderThreads: 2, turntableFrames: 6 };
+  const runner = new ChildRunner({ module: PIPELINE_RUNNER_MODULE, options, stages: IMAGE_STAGES });
   srv = await startServer({ runner, root: join(root, 'jobs'), port: 0, webDist: join(root, 'no-ui'), log: () => {} });
 });
 after(async () => {

@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { MattingChoice } from '../../pipeline/models.ts';
 import { startServer } from '../../server/app.ts';
-import { PipelineRunner, GRADIO_TURNTABLE_FRAMES } from '../../server/pipeline-runner.ts';
+import { IMAGE_STAGES } from '../../pipeline/events.ts';
+import { ChildRunner } from '../../server/child-runner.ts';
+import { GRADIO_TURNTABLE_FRAMES, PIPELINE_RUNNER_MODULE, type PipelineRunnerOptions } from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
 
@@ -57,13 +59,17 @@ export function register(program: Command): void {
         process.stderr.write('building the web UI (web/ → web/dist)…\n');
         if (!ensureWebBuilt()) process.stderr.write('vite is not installed, so the web UI cannot be built; the JSON API works (install dev dependencies and run npm run build:web)\n');
       }
-      const runner = new PipelineRunner({
-        ...(o.weights ? { weights: o.weights } : {}),
-        ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds } : {}),
+      // The models live in a worker process: the server stays responsive, and a crash there fails one job only.
+      const options: PipelineRunnerOptions = {
+        ...(o.weights ? { weights: resolve(o.weights) } : {}),
+        ...(o.promptEmbeds ? { promptEmbeds: resolve(o.promptEmbeds) } : {}),
         matting: o.matting,
-        ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
+        ...(o.mattingModel ? { mattingModel: resolve(o.mattingModel) } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
         turntableFrames: o.frames,
+      };
+      const runner = new ChildRunner({
+        module: PIPELINE_RUNNER_MODULE, options, stages: IMAGE_STAGES,
         onLoadProgress: (e) => {
           if (e.step === 0 || e.step === e.total) process.stderr.write(`models: ${e.stage} ${e.step}/${e.total}${e.detail ? ` ${e.detail}` : ''}\n`);
         },

@@ -17,6 +17,14 @@ import { generateHead } from '../../synth/head.ts';
 import { sampleHeadParams } from '../../synth/params.ts';
 import type { JobRunner, RunRequest, StageEvent } from '../runner.ts';
 
+/** For ChildRunner (options without the function-valued ones). */
+export function createRunner(options: unknown): JobRunner {
+  return new SynthRunner(options as SynthRunnerOptions);
+}
+
+export const SYNTH_RUNNER_MODULE = new URL(import.meta.url).pathname;
+export const SYNTH_STAGES = ['preprocess', 'synthesize', 'render', 'turntable', 'write'] as const;
+
 export interface SynthRunnerOptions {
   /** Side of the renders (default 64). */
   resolution?: number;
@@ -26,6 +34,8 @@ export interface SynthRunnerOptions {
   spacing?: number;
   /** Jobs with this seed throw after preprocessing. */
   failOn?: number;
+  /** Jobs with this seed end the whole process after preprocessing (a crash, as of a model worker). */
+  crashOn?: number;
   /** Awaited before each job starts working (lets tests fill the queue deterministically). */
   gate?: () => Promise<void>;
   /** Delay before ready() resolves, ms; or an error to reject it with. */
@@ -34,7 +44,7 @@ export interface SynthRunnerOptions {
 }
 
 export class SynthRunner implements JobRunner {
-  readonly stages = ['preprocess', 'synthesize', 'render', 'turntable', 'write'] as const;
+  readonly stages = SYNTH_STAGES;
   private renderer: Promise<SplatRenderer> | undefined;
   private loading: Promise<void> | undefined;
   runs = 0;
@@ -63,6 +73,7 @@ export class SynthRunner implements JobRunner {
     await writeFile(join(req.outDir, 'input.png'), await encodePng(pre.image));
     onProgress({ stage: 'preprocess', step: 1, total: 1 });
     if (req.settings.seed === this.opts.failOn) throw new Error(`synthetic failure for seed ${req.settings.seed}`);
+    if (req.settings.seed === this.opts.crashOn) process.exit(70);
 
     onProgress({ stage: 'synthesize', step: 0, total: 1 });
     const head = generateHead(sampleHeadParams(req.settings.seed), { spacing: this.opts.spacing ?? 0.03 });
