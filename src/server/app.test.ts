@@ -181,7 +181,10 @@ describe('API: a job from upload to results', () => {
     }
     assert.equal((await rawGet(srv.url, `/api/jobs/${id}/files/input.png`)).status, 200);
     assert.equal((await rawGet(srv.url, '/assets/app.js')).status, 200);
-    assert.match((await rawGet(srv.url, '/')).body, /<title>facelift/);
+    const home = await fetch(`${srv.url}/`);
+    assert.match(await home.text(), /<title>facelift/);
+    assert.match(home.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    assert.equal(home.headers.get('x-content-type-options'), 'nosniff');
   });
 });
 

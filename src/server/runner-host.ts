@@ -46,4 +46,6 @@ process.on('message', (m: ParentMessage) => {
 });
 // The parent went away: nothing left to work for.
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C in a terminal reaches the whole process group; the parent decides (it lets the running job finish).
+process.on('SIGINT', () => {});
 send({ type: 'started' });

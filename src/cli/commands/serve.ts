@@ -89,7 +89,8 @@ export function register(program: Command): void {
       process.stderr.write(`facelift web app on ${srv.url} (jobs in ${resolve(o.out)}; models loading in the background)\n`);
       runner.ready().then(() => process.stderr.write('models ready\n'), () => {});
       const stop = () => {
-        process.stderr.write('shutting down (waiting for the running job)…\n');
+        process.stderr.write('shutting down: waiting for the running job to finish (press Ctrl-C again to stop now)…\n');
+        process.once('SIGINT', () => process.exit(130));
         void srv.close().then(() => process.exit(0));
       };
       process.once('SIGINT', stop);
