@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { orbitCamera } from '../cameras/camera.ts';
 import { faceliftViews } from '../cameras/rigs.ts';
 import { SH_C0 } from '../splat/gaussians.ts';
 import { filterGaussians } from '../splat/filters.ts';
@@ -108,5 +109,29 @@ test('40 random heads: no surface crosses the crop box except the torso through 
         }
       }
     }
+  }
+});
+
+test('one surface layer is opaque: away from silhouettes every view has alpha ≈ 1 (no see-through speckles)', () => {
+  // At this spacing/resolution ratio a Gaussian is about one pixel wide, as at the default spacing and 512².
+  const g = generateHead(sampleHeadParams(13, { hairStyle: 'ponytail' }), { spacing: SPACING }).gaussians;
+  const W = 160;
+  for (const [az, el] of [[270, 0], [225, 0], [180, 0], [90, 0], [300, 20], [135, 20]]) {
+    const r = rasterize(g, orbitCamera({ azimuthDeg: az, elevationDeg: el, radius: 2.7, fovDeg: 50, width: W }), { background: [0, 0, 0] });
+    const inside = (x: number, y: number): boolean => r.alpha[y * W + x] > 0.5;
+    let interior = 0, thin = 0, min = 1;
+    for (let y = 3; y < W - 3; y++) {
+      for (let x = 3; x < W - 3; x++) {
+        let deep = true;
+        for (let dy = -3; dy <= 3 && deep; dy++) for (let dx = -3; dx <= 3 && deep; dx++) deep = inside(x + dx, y + dy);
+        if (!deep) continue;
+        interior++;
+        const a = r.alpha[y * W + x];
+        min = Math.min(min, a);
+        if (a < 0.98) thin++;
+      }
+    }
+    assert.ok(interior > 3000, `view ${az}/${el}: ${interior} interior pixels`);
+    assert.ok(thin <= 8 && min > 0.95, `view ${az}/${el}: ${thin} interior pixels with alpha < 0.98, min ${min}`);
   }
 });

@@ -31,8 +31,11 @@ export interface Head {
 }
 
 export const DEFAULT_SPACING = 0.0065;
-/** Disc radius (standard deviation) relative to the sample spacing: neighbours overlap enough to leave no holes. */
-const DISC_SIGMA = 0.62;
+/**
+ * Disc radius (standard deviation) relative to the sample spacing: neighbours overlap enough that a single layer
+ * is opaque (at 0.62 a lone layer, e.g. the chest, let 2–7 % of the background through).
+ */
+const DISC_SIGMA = 0.75;
 const DISC_THICKNESS = 0.2;
 const SURFACE_OPACITY = 0.97;
 
@@ -155,7 +158,7 @@ function addHair(out: GaussianBuilder, anat: Anatomy, p: HeadParams, hair: Sdf, 
     const ndl = Math.max(0, nx * light.dir[0] + ny * light.dir[1] + nz * light.dir[2]);
     const sheen = 0.16 * ndl ** 6 * (1 - ao);
     for (let c = 0; c < 3; c++) rgb[c] = Math.min(1, rgb[c] + sheen * (0.35 + albedo[c]));
-    addDisc(out, x, y, z, nx, ny, nz, h * 2.0, h * 0.5, h * DISC_THICKNESS, along, rgb);
+    addDisc(out, x, y, z, nx, ny, nz, h * 2.0, h * 0.65, h * DISC_THICKNESS, along, rgb);
   }
 }
 
