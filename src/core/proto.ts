@@ -3,9 +3,11 @@
  * Field numbers are from onnx/onnx.proto (IR version 10/11). Only writing is needed: ORT parses the bytes.
  */
 
+const utf8 = new TextEncoder();
+
 /** Growable byte buffer with protobuf wire-format primitives. */
 class Writer {
-  private buf = new Uint8Array(256);
+  private buf = new Uint8Array(64);
   len = 0;
 
   private ensure(n: number): void {
@@ -42,7 +44,7 @@ class Writer {
     this.len += data.length;
   }
 
-  string(field: number, s: string): void { this.bytes(field, new TextEncoder().encode(s)); }
+  string(field: number, s: string): void { this.bytes(field, utf8.encode(s)); }
   int(field: number, v: number | bigint): void { this.tag(field, 0); this.varint(v); }
   float(field: number, v: number): void {
     this.tag(field, 5);
