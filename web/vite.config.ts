@@ -4,6 +4,8 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   root: new URL('.', import.meta.url).pathname,
   base: '/',
+  // `npx vite web` for UI work: the page hot-reloads, the API comes from a running `facelift serve`.
+  server: { proxy: { '/api': 'http://127.0.0.1:7860' } },
   logLevel: 'warn',
   build: {
     outDir: 'dist',

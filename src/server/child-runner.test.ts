@@ -1,6 +1,6 @@
 /** The model worker process: jobs run in a child, progress crosses IPC, a crashed child fails one job only. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -27,6 +27,8 @@ test('jobs run in the worker process; a crash fails that job in plain words and 
     assert.equal(first.at(-1)!.status, 'done', first.at(-1)!.error);
     assert.ok(first.some((e) => e.stages.some((s) => s.name === 'render' && s.state === 'running')), 'progress crossed the process boundary');
     const pidBefore = (runner as unknown as { child: { pid: number } }).child.pid;
+    // The worker already wrote the viewer's PLY, next to the results.
+    assert.ok(existsSync(join(tmp, 'jobs', first.at(-1)!.id, 'result', 'viewer.ply')));
 
     const failed = (await run(13)).at(-1)!;
     assert.equal(failed.status, 'failed');

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { UserError } from '../util/errors.ts';
 import type { ChildMessage, ParentMessage, RunnerModule } from './child-runner.ts';
 import type { JobRunner } from './runner.ts';
+import { ensureViewerPly } from './viewer-file.ts';
 
 let runner: JobRunner | undefined;
 
@@ -34,6 +35,9 @@ process.on('message', (m: ParentMessage) => {
       try {
         if (!runner) throw new Error('the worker got a job before its models were loaded');
         await runner.run(m.request, (event) => send({ type: 'progress', event }));
+        // The viewer's copy of the Gaussians is made here too, so the server never spends its own event loop on
+        // it (about a second per million Gaussians).
+        await ensureViewerPly(m.request.outDir).catch((e: unknown) => console.error(`viewer.ply: ${(e as Error).message}`));
         send({ type: 'done' });
       } catch (e) {
         send({ type: 'failed', ...failure(e) });

@@ -137,10 +137,20 @@ test('upload a photo, watch progress, see all results and the Spark viewer drawi
   await page.close();
 });
 
-test('clicking an example selects it as the photo', { skip, timeout: 120_000 }, async () => {
+test('clicking an example selects it as the photo; so does dropping a file on the drop zone', { skip, timeout: 120_000 }, async () => {
   const page = await browser.newPage();
   page.setDefaultTimeout(60_000);
   await page.goto(srv.url);
+  const png = (await testPhoto('png', 130, 170)).toString('base64');
+  // Runs in the page (a string, since this file is compiled without the DOM's types).
+  const dt = await page.evaluateHandle(`(() => {
+    const bytes = Uint8Array.from(atob('${png}'), (c) => c.charCodeAt(0));
+    const d = new DataTransfer();
+    d.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+    return d;
+  })()`);
+  await page.dispatchEvent('#drop', 'drop', { dataTransfer: dt });
+  await page.waitForFunction("(() => { const i = document.querySelector('#preview'); return !i.hidden && i.complete && i.naturalWidth === 130; })()");
   await page.locator('.example').first().click();
   await page.waitForFunction("(() => { const i = document.querySelector('#preview'); return !i.hidden && i.complete && i.naturalWidth === 512; })()");
   assert.equal(await page.locator('#submit').isDisabled(), false);
