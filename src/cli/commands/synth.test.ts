@@ -29,9 +29,15 @@ test('facelift synth heads --layout mvdiffusion --no-ply --preview, and one-line
 
     // A second process with the same seed writes byte-identical images, head.json and contact sheet.
     const again = join(dir, 'again');
-    await run(process.execPath, [
-      BIN, 'synth', 'heads', '-o', again, '--count', '2', '--resolution', '32', '--layout', 'mvdiffusion', '--spacing', '0.03', '--no-ply', '--preview',
+    const second = await run(process.execPath, [
+      BIN, 'synth', 'heads', '-o', again, '--count', '2', '--resolution', '32', '--layout', 'mvdiffusion', '--spacing', '0.03', '--no-ply', '--preview', '--json',
     ]);
+    const summary = JSON.parse(second.stdout) as { dir: string; heads: number; layouts: string[]; gaussians_mean: number; sheets: string[] };
+    assert.equal(summary.dir, again);
+    assert.equal(summary.heads, 2);
+    assert.deepEqual(summary.layouts, ['mvdiffusion']);
+    assert.ok(summary.gaussians_mean > 1000);
+    assert.deepEqual(summary.sheets, [join(again, 'preview', 'contact_mvdiffusion_000.png')]);
     const digest = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
     for (const f of ['mvdiffusion/sample_000000/cam_000.png', 'mvdiffusion/sample_000001/cam_003.png', 'mvdiffusion/sample_000001/head.json', 'preview/contact_mvdiffusion_000.png']) {
       assert.equal(await digest(join(again, f)), await digest(join(dir, f)), f);

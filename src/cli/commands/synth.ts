@@ -63,6 +63,7 @@ interface HeadsOpts {
   spacing: number;
   ply: boolean;
   preview?: boolean;
+  json?: boolean;
 }
 
 export function register(program: Command): void {
@@ -79,11 +80,14 @@ export function register(program: Command): void {
     .option('--spacing <units>', 'surface spacing between Gaussians (smaller = denser)', num('--spacing', 0.002, 0.05), DEFAULT_SPACING)
     .option('--no-ply', 'skip gaussians.ply (about 250 bytes per Gaussian, ~40 MB per head)')
     .option('--preview', 'also write contact sheets (PNG grids of views) under DIR/preview/')
+    .option('--json', 'print a JSON summary {dir, heads, layouts, gaussians_mean, seconds, heads_per_minute, sheets}')
     .action(async (o: HeadsOpts) => {
       if (o.layout !== 'both' && !LAYOUTS.includes(o.layout)) throw new UserError(`--layout must be gslrm, mvdiffusion or both, got "${o.layout}"`);
       const layouts: Layout[] = o.layout === 'both' ? [...LAYOUTS] : [o.layout];
       const rows: Record<Layout, Thumb[][]> = { gslrm: [], mvdiffusion: [] };
       const progress = bar('heads', o.count);
+      const t0 = performance.now();
+      let gaussians = 0;
       try {
         for await (const w of writeHeadDataset({
           outDir: o.output, count: o.count, seed: o.seed, resolution: o.resolution, layouts, valFraction: o.valFraction, spacing: o.spacing, writePly: o.ply,
@@ -92,6 +96,7 @@ export function register(program: Command): void {
             if (w.views.gslrm) rows.gslrm.push(GSLRM_PREVIEW.map((i) => thumbnail(w.views.gslrm![i], THUMB)));
             if (w.views.mvdiffusion) rows.mvdiffusion.push(w.views.mvdiffusion.map((v) => thumbnail(v, THUMB)));
           }
+          gaussians += w.head.gaussians.count;
           progress.tick(`${w.name} ${w.head.params.hair.style}, ${w.head.gaussians.count} Gaussians`);
         }
       } finally {
@@ -99,6 +104,13 @@ export function register(program: Command): void {
       }
       const sheets: string[] = [];
       if (o.preview) for (const l of layouts) sheets.push(...await writeSheets(join(resolve(o.output), 'preview'), rows[l], `contact_${l}`));
+      const seconds = (performance.now() - t0) / 1000;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({
+          dir: resolve(o.output), heads: o.count, layouts, gaussians_mean: Math.round(gaussians / o.count), seconds, heads_per_minute: (60 * o.count) / seconds, sheets,
+        }) + '\n');
+        return;
+      }
       process.stdout.write(`wrote ${o.count} heads (${layouts.join(', ')}) to ${resolve(o.output)}${sheets.length ? `; contact sheets: ${sheets.join(', ')}` : ''}\n`);
     });
 
