@@ -83,10 +83,7 @@ export function runJob(scene: SceneData, job: Job): JobResult {
       const { P, tileStart, ids } = binGaussians(g, cam, job.tileCull, frameP, cache, frameIds);
       const out = allocImage(cam.width, cam.height);
       const s = (scratch ??= allocTileScratch());
-      for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {
-        sortTile(ids, tileStart[t], tileStart[t + 1], P.depth, s);
-        blendTile(t, cam, P, ids, tileStart[t], tileStart[t + 1], bg, s, out);
-      }
+      for (let t = 0; t < cam.tilesX * cam.tilesY; t++) blendTile(t, cam, P, ids, tileStart[t], tileStart[t + 1], bg, s, out);
       return { image: out };
     }
   }

@@ -244,3 +244,40 @@ export function scatterRange(out: Projected, tilesX: number, begin: number, end:
     for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) ids[cursor[ty * tilesX + tx]++] = i;
   }
 }
+
+/**
+ * The Gaussians with a non-empty tile rectangle, sorted by view depth (ascending; equal depths by index): an LSD
+ * radix sort on the float32 bit patterns, which order like the values since every such depth is > 0.2.
+ * `scratch` holds reusable buffers.
+ */
+export function depthOrder(out: Projected, count: number, scratch: { a: Uint32Array; b: Uint32Array; c: Int32Array; d: Int32Array }): { order: Int32Array; n: number } {
+  const { rect } = out;
+  const bits = new Uint32Array(out.depth.buffer, out.depth.byteOffset, out.depth.length);
+  if (scratch.a.length < count) {
+    scratch.a = new Uint32Array(count); scratch.b = new Uint32Array(count); scratch.c = new Int32Array(count); scratch.d = new Int32Array(count);
+  }
+  let ka = scratch.a, kb = scratch.b, ia = scratch.c, ib = scratch.d;
+  let n = 0;
+  for (let i = 0; i < count; i++) if (rect[4 * i + 2] > rect[4 * i]) { ka[n] = bits[i]; ia[n] = i; n++; }
+  const hist = new Int32Array(2048);
+  for (let shift = 0; shift < 33; shift += 11) {
+    hist.fill(0);
+    for (let k = 0; k < n; k++) hist[(ka[k] >>> shift) & 2047]++;
+    let sum = 0;
+    for (let b = 0; b < 2048; b++) { const c = hist[b]; hist[b] = sum; sum += c; }
+    for (let k = 0; k < n; k++) { const key = ka[k]; const pos = hist[(key >>> shift) & 2047]++; kb[pos] = key; ib[pos] = ia[k]; }
+    const tk = ka; ka = kb; kb = tk;
+    const ti = ia; ia = ib; ib = ti;
+  }
+  return { order: ia, n };
+}
+
+/** Like scatterRange, visiting the Gaussians in `order[0, n)` (so each tile's list comes out in that order). */
+export function scatterOrdered(out: Projected, tilesX: number, order: Int32Array, n: number, cursor: Int32Array, ids: Int32Array): void {
+  const { rect } = out;
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    const tx0 = rect[4 * i], tx1 = rect[4 * i + 2], ty0 = rect[4 * i + 1], ty1 = rect[4 * i + 3];
+    for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) ids[cursor[ty * tilesX + tx]++] = i;
+  }
+}

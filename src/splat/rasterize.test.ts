@@ -115,10 +115,14 @@ test('render-tiny preprocessing: mean2d, depth, conic, 3σ radius, and per-tile 
     // within every tile the depth sort must reproduce the reference's (stable) global order
     const rank = new Int32Array(300);
     for (let r = 0; r < 300; r++) rank[Number(order[v * 300 + r])] = r;
+    // binGaussians sorts globally; sortTile (the tile-parallel path) must give the same order from index order
     const s = allocTileScratch();
     for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {
-      sortTile(ids, tileStart[t], tileStart[t + 1], P.depth, s);
       for (let k = tileStart[t] + 1; k < tileStart[t + 1]; k++) assert.ok(rank[ids[k - 1]] < rank[ids[k]], `tile ${t} out of order`);
+      const list = ids.slice(tileStart[t], tileStart[t + 1]);
+      const shuffled = list.slice().sort((a, b) => a - b);
+      sortTile(shuffled, 0, shuffled.length, P.depth, s);
+      assert.deepEqual(shuffled, list);
     }
   }
   assert.ok(compared > 400);

@@ -6,17 +6,17 @@
  * These run on the calling thread. `SplatRenderer` (renderer.ts) runs the same phases on worker threads, parallel
  * over Gaussian ranges and tiles, for large images and scenes.
  *
- * Phases: (1) project every Gaussian and count the 16×16 tiles it touches; (2) stable counting sort of
- * (Gaussian, tile) pairs into per-tile lists; (3) per tile: radix sort by view depth, composite front to back
+ * Phases: (1) project every Gaussian and count the 16×16 tiles it touches; (2) radix sort by view depth, then a
+ * stable counting sort of (Gaussian, tile) pairs into per-tile lists; (3) per tile: composite front to back
  * (and, for the backward, the reverse pass); (4) backward only: per-Gaussian chain rule to the parameters.
  */
 import type { Camera } from '../cameras/camera.ts';
 import { validateGaussians, type GaussianSet } from './gaussians.ts';
 import { allocGrads, projectBackwardRange, type GaussianGrads } from './project-backward.ts';
 import {
-  allocProjected, allocSceneCache, cacheRange, camParams, projectRange, scatterRange, type CamParams, type Projected, type SceneCache,
+  allocProjected, allocSceneCache, cacheRange, camParams, depthOrder, projectRange, scatterOrdered, type CamParams, type Projected, type SceneCache,
 } from './project.ts';
-import { allocTileScratch, backwardTile, blendTile, sortTile, type ImagePlanes } from './tiles.ts';
+import { allocTileScratch, backwardTile, blendTile, type ImagePlanes } from './tiles.ts';
 
 export type { GaussianGrads } from './project-backward.ts';
 
@@ -74,7 +74,12 @@ export function resolveBackground(opts: RasterOptions): [number, number, number]
   return [bg[0], bg[1], bg[2]];
 }
 
-/** Phases 1–2 on this thread: projection and per-tile lists. */
+const sortScratch = { a: new Uint32Array(0), b: new Uint32Array(0), c: new Int32Array(0), d: new Int32Array(0) };
+
+/**
+ * Phases 1–2 on this thread: projection, one global depth sort, and per-tile lists that come out depth-sorted
+ * (the tile-parallel path instead sorts each tile's list, with the same result).
+ */
 export function binGaussians(
   g: GaussianSet, cam: CamParams, tileCull: boolean, reuse?: Projected, cache?: SceneCache, idsBuffer?: { ids: Int32Array },
 ): { P: Projected; tileStart: Int32Array; ids: Int32Array } {
@@ -94,7 +99,8 @@ export function binGaussians(
     if (idsBuffer.ids.length < pairs) idsBuffer.ids = new Int32Array(Math.ceil(pairs * 1.25));
     ids = idsBuffer.ids;
   } else ids = new Int32Array(pairs);
-  scatterRange(P, cam.tilesX, 0, g.count, tileStart.slice(0, nTiles), ids);
+  const { order, n } = depthOrder(P, g.count, sortScratch);
+  scatterOrdered(P, cam.tilesX, order, n, tileStart.slice(0, nTiles), ids);
   return { P, tileStart, ids };
 }
 
@@ -107,7 +113,6 @@ export function rasterize(g: GaussianSet, camera: Camera, opts: RasterOptions = 
   const out = allocImage(cam.width, cam.height);
   const s = allocTileScratch();
   for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {
-    sortTile(ids, tileStart[t], tileStart[t + 1], P.depth, s);
     blendTile(t, cam, P, ids, tileStart[t], tileStart[t + 1], bg, s, out);
   }
   return out;
@@ -137,7 +142,6 @@ export function rasterizeBackward(
   const s = allocTileScratch();
   const grad2d = new Float64Array(9 * g.count);
   for (let t = 0; t < cam.tilesX * cam.tilesY; t++) {
-    sortTile(ids, tileStart[t], tileStart[t + 1], P.depth, s);
     blendTile(t, cam, P, ids, tileStart[t], tileStart[t + 1], bg, s, image);
     backwardTile(t, cam, P, ids, tileStart[t], bg, upstream.dRgb, upstream.dAlpha ?? null, s, grad2d);
   }
