@@ -53,7 +53,7 @@ export const run: BenchRun = async function* (args) {
       base = JSON.parse(r.stdout.trim().split('\n').pop()!) as Result & { torch: string };
       baseNote = `PyTorch ${(base as Result & { torch: string }).torch} CPU`;
     } else {
-      baseNote = `baseline failed (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); apt-get install python3-torch`;
+      baseNote = r.signal ? `baseline killed by ${r.signal}` : `baseline failed (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); needs Debian's python3-torch at /usr/bin/python3`;
     }
   }
   const flops = forwardFlops(o);
