@@ -176,8 +176,8 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   const eyeL = sphere(eyeCL, er);
   const openW = 0.085 * s;
   const openH = 0.030 * s * p.eyes.openness;
-  const openR = ellipsoid([ex, eyeY - er, ez + 0.004 * s], [openW, 0.05 * s, openH], mulMat3(rotY(p.eyes.tiltDeg), IDENT));
-  const openL = ellipsoid([-ex, eyeY - er, ez + 0.004 * s], [openW, 0.05 * s, openH], mulMat3(rotY(-p.eyes.tiltDeg), IDENT));
+  const openR = ellipsoid([ex, eyeY - er, ez + 0.004 * s], [openW, 0.05 * s, openH], rotY(p.eyes.tiltDeg));
+  const openL = ellipsoid([-ex, eyeY - er, ez + 0.004 * s], [openW, 0.05 * s, openH], rotY(-p.eyes.tiltDeg));
   const openings: Sdf = (x, y, z) => Math.min(openR(x, y, z), openL(x, y, z));
   const eyes: Sdf = (x, y, z) => Math.min(eyeR(x, y, z), eyeL(x, y, z));
 
@@ -270,8 +270,6 @@ export function buildAnatomy(p: HeadParams): Anatomy {
     max: SAFE_BOX.max,
   };
 }
-
-const IDENT = rotX(0);
 
 /** The hair volume of each style: a shell over the skull cut at a hairline, plus style-specific masses. */
 function buildHair(p: HeadParams, head: Sdf, at: { earX: number; earY: number; earZ: number; eyeZ: number }, thickness: number): Sdf | null {

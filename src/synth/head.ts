@@ -197,7 +197,7 @@ function addGlasses(out: GaussianBuilder, anat: Anatomy, p: HeadParams, spacing:
   const zTop = c[2] + H * 0.35;
   for (let x = 0; x <= inner[0]; x += step) {
     const u = x / inner[0];
-    frame(x, inner[1] - 0.012 * s * (1 - u * u), zTop + 0.012 * s * (1 - u * u) + (inner[2] - zTop) * u * u * 0);
+    frame(x, inner[1] - 0.012 * s * (1 - u * u), zTop + 0.012 * s * (1 - u * u));
   }
   // Temples from the outer rim edge back to the ears.
   const outer = rim(0.12);
