@@ -39,13 +39,17 @@ test('resolveWeights: offline without weights says so and how to proceed; $FACEL
   const dir = tmp();
   try {
     const env = { HF_HUB_OFFLINE: '1', FACELIFT_CACHE: join(dir, 'cache'), HF_HUB_CACHE: join(dir, 'hf') };
-    await assert.rejects(resolveWeights({ env }), (e: Error) => {
+    await assert.rejects(resolveWeights({ env, cwd: dir }), (e: Error) => {
       assert.match(e.message, /FaceLift weights .*wlyu\/OpenFaceLift.* offline mode is on/);
       assert.match(e.message, /--weights DIR/);
       return true;
     });
     const w = makeTinyWeights(join(dir, 'w'));
     assert.equal((await resolveWeights({ env: { ...env, FACELIFT_WEIGHTS: w } })).root, w);
+    // ./checkpoints (where `facelift weights download` puts them) is found without any setting.
+    const home = join(dir, 'project');
+    makeTinyWeights(join(home, 'checkpoints'));
+    assert.equal((await resolveWeights({ env, cwd: home })).root, join(home, 'checkpoints'));
     assert.equal((await resolveWeights({ env, dir: w })).downloaded, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -68,6 +68,8 @@ export interface ResolveWeightsOptions {
   /** `--weights DIR`: used as is, never downloaded into. */
   dir?: string;
   env?: NodeJS.ProcessEnv;
+  /** Where `./checkpoints` is looked for (default: the current directory). */
+  cwd?: string;
   onDownload?: (p: SnapshotProgress) => void;
 }
 
@@ -81,7 +83,8 @@ export async function resolveWeights(opts: ResolveWeightsOptions = {}): Promise<
   const env = opts.env ?? process.env;
   if (opts.dir) return { ...locateWeights(opts.dir), downloaded: false };
   if (env.FACELIFT_WEIGHTS) return { ...locateWeights(env.FACELIFT_WEIGHTS), downloaded: false };
-  if (complete('checkpoints')) return { ...locateWeights('checkpoints'), downloaded: false };
+  const local = join(opts.cwd ?? process.cwd(), 'checkpoints');
+  if (complete(local)) return { ...locateWeights(local), downloaded: false };
   const dir = join(faceliftCacheDir(env), 'checkpoints');
   if (complete(dir)) return { ...locateWeights(dir), downloaded: false };
   const offline = hubSettings(env).offline;
