@@ -58,17 +58,22 @@ export function watchJob(id: string, onUpdate: (job: JobView) => void): Promise<
       }
     });
     es.onerror = () => {
-      // EventSource reconnects by itself; give up only if the job vanished (server restarted).
-      if (es.readyState === EventSource.CLOSED) {
-        reject(new Error('lost the connection to the server while the job was running'));
-      } else if (!last) {
-        fetch(`/api/jobs/${id}`).then(async (r) => {
-          if (r.status === 404) {
-            es.close();
-            reject(new Error(await errorOf(r)));
-          }
-        }, () => {});
-      }
+      // While the connection is being re-established (EventSource retries by itself) there is nothing to do once
+      // the job is known to exist; otherwise ask the status route why the stream failed.
+      if (es.readyState === EventSource.CONNECTING && last) return;
+      fetch(`/api/jobs/${id}`).then(async (r) => {
+        if (!r.ok) {
+          es.close();
+          reject(new Error(await errorOf(r)));
+        } else if (es.readyState === EventSource.CLOSED) {
+          const job = (await r.json()) as JobView;
+          onUpdate(job);
+          if (job.status === 'done' || job.status === 'failed') resolve(job);
+          else reject(new Error('lost the progress stream; reload the page to follow the job again'));
+        }
+      }, () => {
+        if (es.readyState === EventSource.CLOSED) reject(new Error('lost the connection to the server; is `facelift serve` still running?'));
+      });
     };
   });
 }

@@ -142,6 +142,12 @@ async function showResults(job: JobView): Promise<void> {
   }
 }
 
+async function follow(id: string): Promise<void> {
+  const final = await watchJob(id, renderStatus);
+  if (final.status === 'failed') showError(final.error ?? 'The job failed.');
+  else await showResults(final);
+}
+
 async function onSubmit(ev: Event): Promise<void> {
   ev.preventDefault();
   if (!photo || busy) return;
@@ -156,10 +162,9 @@ async function onSubmit(ev: Event): Promise<void> {
       seed: String(Math.trunc(Number($<HTMLInputElement>('seed').value || config.controls.seed.default))),
     };
     const job = await submitJob(photo.blob, photo.name, settings);
-    renderStatus(job);
-    const final = await watchJob(job.id, renderStatus);
-    if (final.status === 'failed') showError(final.error ?? 'The job failed.');
-    else await showResults(final);
+    // The job's id in the address: a reload (or the link) follows the same job and shows its results.
+    history.replaceState(null, '', `#${job.id}`);
+    await follow(job.id);
   } catch (e) {
     showError((e as Error).message);
   } finally {
@@ -196,6 +201,20 @@ async function main(): Promise<void> {
   $('controls').addEventListener('submit', (e) => void onSubmit(e));
   updateSubmit();
   void pollModels();
+  const id = location.hash.slice(1);
+  if (/^[A-Za-z0-9_-]{22}$/.test(id)) {
+    busy = true;
+    updateSubmit();
+    try {
+      await follow(id);
+    } catch (e) {
+      showError(`${(e as Error).message}`);
+      history.replaceState(null, '', location.pathname);
+    } finally {
+      busy = false;
+      updateSubmit();
+    }
+  }
 }
 
 void main();
