@@ -80,3 +80,13 @@ test('without clr_embeds.pt the pipeline computes the prompt embeddings from its
     await p2.close();
   }
 });
+
+test('step counts 1 and 100, guidance 10 and 1: runs to the end with finite views', async () => {
+  for (const [steps, guidanceScale] of [[1, 10], [100, 1]] as const) {
+    let n = 0;
+    const r = await pipe.generate(image, { steps, guidanceScale, seed: 1 }, () => n++);
+    assert.equal(n, steps);
+    assert.equal(r.images.length, 6);
+    assert.ok(r.latents.every(Number.isFinite) && r.decoded.every(Number.isFinite));
+  }
+});
