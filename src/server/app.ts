@@ -109,13 +109,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   async function submit(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Refusals read the body away first, so that the client gets the answer rather than a reset connection.
+    const discardBody = () => new Promise((r) => req.on('end', r).on('close', r).resume());
     if (models.state === 'failed') {
-      req.resume();
+      await discardBody();
       throw new HttpError(503, `the server cannot run jobs: the models could not be loaded (${models.error})`);
     }
     if (queue.waitingCount >= queue.capacity) {
-      req.resume(); // read the body away so the client gets this answer, not a reset
-      await new Promise((r) => req.on('end', r).on('close', r));
+      await discardBody();
       throw new HttpError(503, `the queue is full (${queue.capacity} jobs are waiting); please try again in a few minutes`, { 'Retry-After': '60' });
     }
     const upload = await readUpload(req, { maxBytes: maxUploadBytes });
