@@ -196,8 +196,8 @@ export function projectRange(
     if (tx1 <= tx0 || ty1 <= ty0) continue;
     radius[i] = rad;
     // Outside the ellipse dᵀΣ2⁻¹d ≤ 2 ln(255·opacity) every alpha is < 1/255: the pixels (and tiles) there can be
-    // dropped without changing any result. The margins (k + 4e-6, relative 1e-3 for the float32 conic of elongated splats, 1e-3 px) contain everything the
-    // compositing's pre-test lets through (tiles.ts), float32 storage of the conic and k included.
+    // dropped without changing any result. The margins (k + 4e-6; relative 1e-3, for the float32 conic of
+    // elongated splats; 1e-3 px) contain everything the compositing's pre-test lets through (tiles.ts).
     const k = logAlpha[i];
     const ex = Math.sqrt(Math.max(0, k + 4e-6) * ca) * (1 + 1e-3) + 1e-3, ey = Math.sqrt(Math.max(0, k + 4e-6) * cc) * (1 + 1e-3) + 1e-3;
     tx0 = Math.max(tx0, Math.floor((px - ex) / TILE));
