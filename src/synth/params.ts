@@ -60,6 +60,9 @@ export interface HeadParams {
     irisDeg: number;
     /** Pupil angular radius, degrees. */
     pupilDeg: number;
+    /** Where both eyes look: degrees toward the subject's left (+x), and up. */
+    gazeYawDeg: number;
+    gazePitchDeg: number;
   };
   brows: { colour: Rgb; thickness: number; arch: number; height: number };
   /** smile: mouth-corner lift, −0.3 (down) … 1 (smiling). */
@@ -245,6 +248,8 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
     irisColour: er.weighted(IRIS_COLOURS),
     irisDeg: 31 * around(er, 0.05),
     pupilDeg: 11 * around(er, 0.12),
+    gazeYawDeg: symmetric ? 0 : 6 * er.normal(),
+    gazePitchDeg: 4 * er.normal() - 2,
   };
 
   const skr = r('skin');
@@ -274,7 +279,8 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
 
   const br = r('brows');
   const brows = {
-    colour: lerpRgb(hairColour, [0.12, 0.09, 0.07], 0.4 + 0.3 * br.next()),
+    // Brows follow the hair colour, except dyed hair (blue/purple): then a natural dark brown.
+    colour: lerpRgb(hairColour[2] > hairColour[0] + 0.1 ? [0.16, 0.11, 0.08] : hairColour, [0.12, 0.09, 0.07], 0.4 + 0.3 * br.next()),
     thickness: 0.02 * around(br, 0.2),
     arch: 0.02 * around(br, 0.5),
     height: 0.085 + 0.01 * br.normal(),

@@ -138,8 +138,9 @@ export function bodyAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: n
 
   // Lips and mouth.
   const dl = a.parts.lips(x, y, z);
-  if (a.parts.mouthSlit(x, y, z) < 0.004 * s) return MOUTH;
   c = mix(c, p.lips.colour, smoothstep(0.012 * s, 0.002 * s, dl));
+  // The mouth line: dark inside the slit, fading over the lips' inner edges (a continuous line, not dots).
+  c = mix(c, MOUTH, smoothstep(0.014 * s, 0.003 * s, a.parts.mouthSlit(x, y, z)) * smoothstep(0.008 * s, 0, dl));
 
   // Nostrils: the underside of the nose near the alae.
   const dn = a.parts.nose(x, y, z);
@@ -184,19 +185,23 @@ function eyeAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: number): 
   const ec = x >= 0 ? a.eyeCentres[0] : a.eyeCentres[1];
   const dx = x - ec[0], dy = y - ec[1], dz = z - ec[2];
   const r = Math.hypot(dx, dy, dz);
-  // Gaze straight ahead (−y).
-  const theta = (Math.acos(Math.max(-1, Math.min(1, -dy / r))) * 180) / Math.PI;
+  const vx = dx / r, vy = dy / r, vz = dz / r;
+  // Gaze direction (−y turned by yaw toward +x and pitched up).
+  const yaw = (p.eyes.gazeYawDeg * Math.PI) / 180, pitch = (p.eyes.gazePitchDeg * Math.PI) / 180;
+  const gx = Math.sin(yaw) * Math.cos(pitch), gy = -Math.cos(yaw) * Math.cos(pitch), gz = Math.sin(pitch);
+  const theta = (Math.acos(Math.max(-1, Math.min(1, vx * gx + vy * gy + vz * gz))) * 180) / Math.PI;
   const iris = p.eyes.irisDeg;
   if (theta < p.eyes.pupilDeg) return PUPIL;
   if (theta < iris) {
     // Radial streaks and a darker limbal ring.
-    const phi = Math.atan2(dz, Math.abs(dx));
+    const phi = Math.atan2(vz - gz, Math.abs(vx - gx));
     const streak = 0.85 + 0.3 * hash3(Math.floor((phi + Math.PI) * 14), 0, 0, p.seed + 11);
     const limbus = smoothstep(iris * 0.8, iris, theta);
     const k = streak * (1 - 0.55 * limbus);
     const col = p.eyes.irisColour;
-    // A catchlight up and toward the key light.
-    const cl = Math.hypot(dx / r - 0.25 * Math.sign(p.lighting.direction[0] || 1) * 0.6, dz / r - 0.28);
+    // A catchlight up and toward the key light (centred when the light is, so symmetric heads stay symmetric).
+    const side = Math.max(-1, Math.min(1, p.lighting.direction[0]));
+    const cl = Math.hypot(vx - gx - 0.15 * side, vz - gz - 0.28);
     if (cl < 0.09) return [0.95, 0.95, 0.95];
     return [col[0] * k, col[1] * k, col[2] * k];
   }
