@@ -33,6 +33,8 @@ export interface Anatomy {
     eyeOpenings: Sdf;
     ears: Sdf;
     nose: Sdf;
+    /** Facial hair volume (also part of `hair`), or null. */
+    beard: Sdf | null;
   };
   eyeCentres: readonly [Vec3, Vec3];
   eyeRadius: number;
@@ -260,7 +262,7 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   return {
     body,
     hair,
-    parts: { eyes, lips, mouthSlit: slit, eyeOpenings: openings, ears, nose },
+    parts: { eyes, lips, mouthSlit: slit, eyeOpenings: openings, ears, nose, beard },
     eyeCentres: [eyeCR, eyeCL],
     eyeRadius: er,
     cheekCentres: [[cheekC[0], cheekC[1] - 0.08 * s, cheekC[2]], [-cheekC[0], cheekC[1] - 0.08 * s, cheekC[2]]],

@@ -134,6 +134,7 @@ function addHair(out: GaussianBuilder, anat: Anatomy, p: HeadParams, hair: Sdf, 
   );
   const light = lightOf(p);
   const crown = anat.landmarks.crown;
+  const beard = anat.parts.beard;
   const part: Vec3 = [p.hair.partX * s, crown[1] - 0.25 * s, crown[2]];
   const rgb = new Float32Array(3);
   const dir: [number, number, number] = [0, 0, 0];
@@ -151,7 +152,7 @@ function addHair(out: GaussianBuilder, anat: Anatomy, p: HeadParams, hair: Sdf, 
       along = dir;
     }
     const jitter = pointJitter(x, y, z, p.seed + 17, p.symmetric);
-    const albedo = hairAlbedo(p, x, y, z, jitter);
+    const albedo = hairAlbedo(p, x, y, z, jitter, beard !== null && beard(x, y, z) < 0.003);
     const ao = occlusion(scene, x, y, z, nx, ny, nz, s);
     lit(albedo, light, nx, ny, nz, ao, rgb, 0);
     // A soft sheen where the hair faces the light (baked, like the rest of the lighting).

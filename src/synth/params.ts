@@ -96,6 +96,7 @@ export interface HeadParams {
     style: BeardStyle;
     /** Shell thickness, world units. */
     thickness: number;
+    colour: Rgb;
   };
   glasses: null | {
     frameColour: Rgb;
@@ -310,7 +311,10 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
 
   const bdr = r('beard');
   const beardStyle = opts.beard !== undefined ? opts.beard : bdr.chance(0.18) ? bdr.weighted<BeardStyle>([['full', 2], ['goatee', 1], ['moustache', 1]]) : null;
-  const beard = beardStyle ? { style: beardStyle, thickness: bdr.range(0.012, 0.035) } : null;
+  // Beards match the hair, but go grey on their own sometimes and stay natural under dyed hair.
+  const dyed = hairColour[2] > hairColour[0] + 0.1;
+  const beardColour: Rgb = bdr.chance(0.15) ? [0.6, 0.59, 0.57] : dyed ? [0.16, 0.11, 0.08] : hairColour;
+  const beard = beardStyle ? { style: beardStyle, thickness: bdr.range(0.012, 0.035), colour: beardColour } : null;
 
   const gr = r('glasses');
   const wearsGlasses = opts.glasses ?? gr.chance(0.25);

@@ -210,9 +210,9 @@ function eyeAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: number): 
   return mix(SCLERA, [0.85, 0.62, 0.58], corner * 0.5);
 }
 
-/** Albedo of a hair point: base colour with per-strand jitter and darker roots. */
-export function hairAlbedo(p: HeadParams, x: number, y: number, z: number, strandJitter: number): Rgb {
-  const c = p.hair.colour;
+/** Albedo of a hair point (scalp or, with `facial`, beard): base colour with per-strand jitter and slow variation. */
+export function hairAlbedo(p: HeadParams, x: number, y: number, z: number, strandJitter: number, facial = false): Rgb {
+  const c = facial && p.beard ? p.beard.colour : p.hair.colour;
   const k = 0.85 + 0.22 * strandJitter + 0.08 * (valueNoise(x * 6, y * 6, z * 6, p.seed + 21) - 0.5);
   return [c[0] * k, c[1] * k, c[2] * k];
 }
