@@ -78,6 +78,10 @@ export interface HeadParams {
     mottling: number;
     /** Stubble/beard-shadow darkening of the lower face 0..1. */
     stubble: number;
+    /** Freckle density over cheeks and nose 0..1. */
+    freckles: number;
+    /** Depth of forehead lines and smile folds 0..1 (age). */
+    lines: number;
   };
   hair: {
     style: HairStyle;
@@ -263,6 +267,8 @@ export function sampleHeadParams(seed: number, opts: SampleOptions = {}): HeadPa
     blush: Math.max(0, 0.35 + 0.2 * skr.normal()),
     mottling: 0.03 + 0.03 * skr.next(),
     stubble: skr.chance(0.2) ? skr.range(0.2, 0.7) : 0,
+    freckles: skr.chance(0.12) ? skr.range(0.3, 1) : 0,
+    lines: skr.chance(0.3) ? skr.range(0.2, 1) : 0,
   };
 
   const hr = r('hair');

@@ -127,6 +127,30 @@ export function bodyAlbedo(a: Anatomy, p: HeadParams, x: number, y: number, z: n
   const earRed = a.parts.ears(x, y, z) < 0.01 * s ? 0.15 : 0;
   c = mix(c, [tone[0] * 0.95, tone[1] * 0.62, tone[2] * 0.62], clamp01((blush + noseRed + earRed) * 0.45));
 
+  // Freckles: small dots over the cheeks and the nose bridge.
+  if (p.skin.freckles > 0 && y < -0.25 * s) {
+    const zone = Math.exp(-((Math.abs(x) - 0.12 * s) ** 2) / (0.012 * s * s) - ((z - a.eyeCentres[0][2] + 0.1 * s) ** 2) / (0.008 * s * s));
+    const dots = smoothstep(0.72, 0.8, valueNoise((mirror ? Math.abs(x) : x) * 160, y * 160, z * 160, seed + 41));
+    c = mix(c, [tone[0] * 0.62, tone[1] * 0.45, tone[2] * 0.35], clamp01(p.skin.freckles * zone * dots * 0.8));
+  }
+
+  // Age lines: faint horizontal creases on the forehead and the folds from the nose wings to the mouth corners.
+  if (p.skin.lines > 0 && y < -0.2 * s) {
+    const ez = a.eyeCentres[0][2];
+    const fh = z - ez - 0.17 * s;
+    if (fh > 0 && fh < 0.16 * s && Math.abs(x) < 0.25 * s) {
+      const crease = Math.max(0, Math.cos((fh / (0.045 * s)) * 2 * Math.PI)) ** 4 * smoothstep(0.25 * s, 0.1 * s, Math.abs(x));
+      c = mix(c, [tone[0] * 0.7, tone[1] * 0.6, tone[2] * 0.55], clamp01(p.skin.lines * crease * 0.22));
+    }
+    const nt = a.landmarks.noseTip, mz = a.landmarks.mouth[2];
+    const t = (nt[2] - 0.02 * s - z) / (nt[2] - 0.02 * s - mz); // 0 at the nose wing, 1 at the mouth corner
+    if (t > -0.1 && t < 1.15) {
+      const foldX = 0.075 * s + 0.05 * s * t;
+      const fold = Math.exp(-((Math.abs(x) - foldX) ** 2) / (0.00012 * s * s));
+      c = mix(c, [tone[0] * 0.72, tone[1] * 0.6, tone[2] * 0.55], clamp01(p.skin.lines * fold * 0.4));
+    }
+  }
+
   // Stubble: darker, slightly grey-blue lower face.
   if (p.skin.stubble > 0 && y < -0.1 * s) {
     const below = smoothstep(-0.14 * s, -0.26 * s, z) * smoothstep(-0.62 * s, -0.52 * s, z);
