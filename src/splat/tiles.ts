@@ -25,6 +25,8 @@ function expNeg(t: number): number {
 }
 
 export interface TileScratch {
+  /** Compositing state per pixel, interleaved (one cache line each): T, r, g, b, depth at 8·p … 8·p + 4. */
+  st: Float64Array;
   T: Float64Array;
   cr: Float64Array;
   cg: Float64Array;
@@ -50,6 +52,7 @@ export interface TileScratch {
 
 export function allocTileScratch(): TileScratch {
   return {
+    st: new Float64Array(8 * TPX),
     T: new Float64Array(TPX), cr: new Float64Array(TPX), cg: new Float64Array(TPX), cb: new Float64Array(TPX),
     cd: new Float64Array(TPX), nb: new Int32Array(TPX), last: new Int32Array(TPX), done: new Uint8Array(TPX), mask: new Int32Array(TILE),
     bucket: new Int32Array(1024), next: new Int32Array(TPX),
@@ -123,8 +126,9 @@ export function blendTile(
   const { width, height, tilesX } = cam;
   const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
   const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
-  const { T, cr, cg, cb, cd, nb, last, done, mask } = s;
-  T.fill(1); cr.fill(0); cg.fill(0); cb.fill(0); cd.fill(0); nb.fill(0); last.fill(-1); done.fill(0);
+  const { st, nb, last, done, mask } = s;
+  for (let p = 0; p < TPX; p++) { const q = 8 * p; st[q] = 1; st[q + 1] = 0; st[q + 2] = 0; st[q + 3] = 0; st[q + 4] = 0; }
+  nb.fill(0); last.fill(-1); done.fill(0);
   const cols = X1 - X0, rows = Y1 - Y0;
   mask.fill(0);
   for (let y = 0; y < rows; y++) mask[y] = cols === 32 ? -1 : (1 << cols) - 1;
@@ -164,12 +168,13 @@ export function blendTile(
         let alpha = op * expNeg(-power);
         if (alpha > ALPHA_MAX) alpha = ALPHA_MAX;
         if (alpha < ALPHA_MIN) continue;
-        const Tp = T[p];
+        const q = 8 * p;
+        const Tp = st[q];
         const test = Tp * (1 - alpha);
         if (test < T_STOP) { done[p] = 2; mask[y - Y0] &= ~(1 << bit); active--; continue; }
         const w = alpha * Tp;
-        cr[p] += r * w; cg[p] += g * w; cb[p] += b * w; cd[p] += z * w;
-        T[p] = test; nb[p]++; last[p] = k;
+        st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w; st[q + 4] += z * w;
+        st[q] = test; nb[p]++; last[p] = k;
       }
     }
   }
@@ -177,12 +182,12 @@ export function blendTile(
   const plane = width * height;
   for (let y = Y0; y < Y1; y++) {
     for (let x = X0; x < X1; x++) {
-      const p = (y - Y0) * TILE + x - X0, q = y * width + x, Tp = T[p];
-      out.rgb[q] = cr[p] + Tp * bg[0];
-      out.rgb[plane + q] = cg[p] + Tp * bg[1];
-      out.rgb[2 * plane + q] = cb[p] + Tp * bg[2];
+      const p = (y - Y0) * TILE + x - X0, q = y * width + x, o = 8 * p, Tp = st[o];
+      out.rgb[q] = st[o + 1] + Tp * bg[0];
+      out.rgb[plane + q] = st[o + 2] + Tp * bg[1];
+      out.rgb[2 * plane + q] = st[o + 3] + Tp * bg[2];
       out.alpha[q] = 1 - Tp;
-      out.depth[q] = cd[p];
+      out.depth[q] = st[o + 4];
       out.nBlended[q] = nb[p];
       out.terminated[q] = done[p] === 2 ? 1 : 0;
     }
@@ -202,13 +207,14 @@ export function backwardTile(
   const plane = width * height;
   const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
   const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
-  const { T, last, S0, S1, S2 } = s;
-  // T holds the final transmittance; reuse cr/cg/cb for the upstream gradient and cd for T_final·∂L/∂alpha.
+  const { T, last, S0, S1, S2, st } = s;
+  // T starts at the final transmittance; cr/cg/cb hold the upstream gradient and cd T_final·∂L/∂alpha.
   const g0 = s.cr, g1 = s.cg, g2 = s.cb, gA = s.cd;
   let kmax = -1;
   for (let y = Y0; y < Y1; y++) {
     for (let x = X0; x < X1; x++) {
-      const p = (y - Y0) * TILE + x - X0, q = y * width + x, Tp = T[p];
+      const p = (y - Y0) * TILE + x - X0, q = y * width + x, Tp = st[8 * p];
+      T[p] = Tp;
       g0[p] = dRgb[q]; g1[p] = dRgb[plane + q]; g2[p] = dRgb[2 * plane + q];
       gA[p] = dAlpha === null ? 0 : dAlpha[q] * Tp;
       S0[p] = Tp * bg[0]; S1[p] = Tp * bg[1]; S2[p] = Tp * bg[2];
