@@ -25,13 +25,8 @@ function expNeg(t: number): number {
 }
 
 export interface TileScratch {
-  /** Compositing state per pixel, interleaved (one cache line each): T, r, g, b, depth at 8·p … 8·p + 4. */
+  /** Per-pixel state, interleaved (one cache line each): forward T, r, g, b, depth; reused by the backward. */
   st: Float64Array;
-  T: Float64Array;
-  cr: Float64Array;
-  cg: Float64Array;
-  cb: Float64Array;
-  cd: Float64Array;
   nb: Int32Array;
   last: Int32Array;
   done: Uint8Array;
@@ -39,10 +34,6 @@ export interface TileScratch {
   mask: Int32Array;
   bucket: Int32Array;
   next: Int32Array;
-  // backward
-  S0: Float64Array;
-  S1: Float64Array;
-  S2: Float64Array;
   // sort
   keys: Float32Array;
   keys2: Float32Array;
@@ -53,10 +44,8 @@ export interface TileScratch {
 export function allocTileScratch(): TileScratch {
   return {
     st: new Float64Array(8 * TPX),
-    T: new Float64Array(TPX), cr: new Float64Array(TPX), cg: new Float64Array(TPX), cb: new Float64Array(TPX),
-    cd: new Float64Array(TPX), nb: new Int32Array(TPX), last: new Int32Array(TPX), done: new Uint8Array(TPX), mask: new Int32Array(TILE),
+    nb: new Int32Array(TPX), last: new Int32Array(TPX), done: new Uint8Array(TPX), mask: new Int32Array(TILE),
     bucket: new Int32Array(1024), next: new Int32Array(TPX),
-    S0: new Float64Array(TPX), S1: new Float64Array(TPX), S2: new Float64Array(TPX),
     keys: new Float32Array(1024), keys2: new Float32Array(1024), ids2: new Int32Array(1024), hist: new Int32Array(1025),
   };
 }
@@ -207,17 +196,16 @@ export function backwardTile(
   const plane = width * height;
   const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
   const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
-  const { T, last, S0, S1, S2, st } = s;
-  // T starts at the final transmittance; cr/cg/cb hold the upstream gradient and cd T_final·∂L/∂alpha.
-  const g0 = s.cr, g1 = s.cg, g2 = s.cb, gA = s.cd;
+  const { last, st } = s;
+  // Per pixel, interleaved in `st` (8 slots): T (from the final transmittance back to each Gaussian's), the
+  // suffix colour S = Σ_{later} c·α·T + T_final·bg (3), the upstream ∂L/∂rgb (3), T_final·∂L/∂alpha.
   let kmax = -1;
   for (let y = Y0; y < Y1; y++) {
     for (let x = X0; x < X1; x++) {
-      const p = (y - Y0) * TILE + x - X0, q = y * width + x, Tp = st[8 * p];
-      T[p] = Tp;
-      g0[p] = dRgb[q]; g1[p] = dRgb[plane + q]; g2[p] = dRgb[2 * plane + q];
-      gA[p] = dAlpha === null ? 0 : dAlpha[q] * Tp;
-      S0[p] = Tp * bg[0]; S1[p] = Tp * bg[1]; S2[p] = Tp * bg[2];
+      const p = (y - Y0) * TILE + x - X0, q = y * width + x, o = 8 * p, Tp = st[o];
+      st[o + 1] = Tp * bg[0]; st[o + 2] = Tp * bg[1]; st[o + 3] = Tp * bg[2];
+      st[o + 4] = dRgb[q]; st[o + 5] = dRgb[plane + q]; st[o + 6] = dRgb[2 * plane + q];
+      st[o + 7] = dAlpha === null ? 0 : dAlpha[q] * Tp;
       if (last[p] > kmax) kmax = last[p];
     }
   }
@@ -273,14 +261,15 @@ export function backwardTile(
         const raw = op * G;
         const alpha = raw > ALPHA_MAX ? ALPHA_MAX : raw;
         if (alpha < ALPHA_MIN) continue;
+        const q = 8 * p;
         const inv = 1 / (1 - alpha);
-        const Ti = T[p] * inv;
+        const Ti = st[q] * inv;
         const w = alpha * Ti;
-        const gr = g0[p], gg = g1[p], gb = g2[p];
+        const gr = st[q + 4], gg = st[q + 5], gb = st[q + 6];
         dR += w * gr; dG += w * gg; dBl += w * gb;
-        const dAl = (r * Ti - S0[p] * inv) * gr + (g * Ti - S1[p] * inv) * gg + (b * Ti - S2[p] * inv) * gb + gA[p] * inv;
-        S0[p] += r * w; S1[p] += g * w; S2[p] += b * w;
-        T[p] = Ti;
+        const dAl = (r * Ti - st[q + 1] * inv) * gr + (g * Ti - st[q + 2] * inv) * gg + (b * Ti - st[q + 3] * inv) * gb + st[q + 7] * inv;
+        st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w;
+        st[q] = Ti;
         if (raw > ALPHA_MAX) continue;
         dOp += dAl * G;
         const dp = dAl * alpha;
