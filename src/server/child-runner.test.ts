@@ -60,3 +60,23 @@ test('a worker whose runner cannot load reports why; the server refuses jobs wit
     await srv.close();
   }
 });
+
+test('while the worker loads its models, /api/config shows the load progress', { timeout: 60_000 }, async () => {
+  const runner = new ChildRunner({ module: SYNTH_RUNNER_MODULE, options: { loadDelayMs: 1500 }, stages: SYNTH_STAGES });
+  const srv = await startServer({ runner, root: join(tmp, 'jobs3'), port: 0, webDist: join(tmp, 'none'), log: () => {} });
+  try {
+    type Models = { state: string; progress?: { stage: string; step: number; total: number; detail?: string } };
+    const seen: Models[] = [];
+    for (;;) {
+      const m = ((await (await fetch(`${srv.url}/api/config`)).json()) as { models: Models }).models;
+      seen.push(m);
+      if (m.state !== 'loading') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(seen.at(-1)!.state, 'ready');
+    assert.ok(seen.some((m) => m.state === 'loading' && m.progress?.stage === 'load' && m.progress.detail === 'waiting'), JSON.stringify(seen.slice(0, 3)));
+    assert.equal(seen.at(-1)!.progress, undefined);
+  } finally {
+    await srv.close();
+  }
+});

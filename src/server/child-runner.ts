@@ -60,6 +60,7 @@ export class ChildRunner implements JobRunner {
   private onMessage: ((m: ChildMessage) => void) | undefined;
   private onExit: ((why: string) => void) | undefined;
   private closing = false;
+  private lastLoad: StageEvent | undefined;
 
   constructor(private readonly opts: ChildRunnerOptions) {
     this.stages = opts.stages;
@@ -70,6 +71,10 @@ export class ChildRunner implements JobRunner {
     return this.loading;
   }
 
+  loadProgress(): StageEvent | undefined {
+    return this.lastLoad;
+  }
+
   private start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const child = fork(ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: this.opts.execArgv ?? [], serialization: 'advanced' });
@@ -77,7 +82,10 @@ export class ChildRunner implements JobRunner {
       let loaded = false;
       child.on('message', (m: ChildMessage) => {
         if (m.type === 'started') child.send({ type: 'init', module: this.opts.module, options: this.opts.options } satisfies ParentMessage);
-        else if (m.type === 'load-progress') this.opts.onLoadProgress?.(m.event);
+        else if (m.type === 'load-progress') {
+          this.lastLoad = m.event;
+          this.opts.onLoadProgress?.(m.event);
+        }
         else if (m.type === 'ready') { loaded = true; resolve(); }
         else if (m.type === 'init-failed') {
           reject(errorOf(m));

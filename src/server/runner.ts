@@ -30,6 +30,8 @@ export interface JobRunner {
   readonly stages: readonly string[];
   /** Resolves once the models are loaded (started at most once); rejects with the reason they cannot be. */
   ready(): Promise<void>;
+  /** The latest model download/load progress, while loading (shown by the UI on a first, slow start). */
+  loadProgress?(): StageEvent | undefined;
   /** Writes every file of RESULT_FILES into `req.outDir`, or throws. Called for one job at a time. */
   run(req: RunRequest, onProgress: (e: StageEvent) => void): Promise<void>;
   close(): Promise<void>;

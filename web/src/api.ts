@@ -9,7 +9,7 @@ export interface Config {
   maxUploadBytes: number;
   acceptedFormats: string[];
   queue: { capacity: number; waiting: number };
-  models: { state: 'loading' | 'ready' | 'failed'; error?: string };
+  models: { state: 'loading' | 'ready' | 'failed'; error?: string; progress?: { stage: string; step: number; total: number; detail?: string } };
   examples: Array<{ name: string; url: string }>;
 }
 

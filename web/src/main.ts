@@ -182,7 +182,11 @@ async function pollModels(): Promise<void> {
       showError(`The server cannot run jobs: the models could not be loaded (${config.models.error}).`);
       break;
     }
-    note.textContent = 'The models are still loading; you can submit now and the job will wait for them.';
+    const p = config.models.progress;
+    const what = !p ? '' : p.stage === 'download'
+      ? ` (downloading: ${(p.step / 2 ** 30).toFixed(2)} of ${(p.total / 2 ** 30).toFixed(2)} GB${p.detail ? `, ${p.detail}` : ''})`
+      : ` (${p.detail ?? p.stage}, ${p.step}/${p.total})`;
+    note.textContent = `The models are still loading${what}; you can submit now and the job will wait for them.`;
     await new Promise((r) => setTimeout(r, 2000));
     try { config = { ...config, models: (await getConfig()).models }; } catch { /* keep trying */ }
   }

@@ -18,8 +18,8 @@ import { sampleHeadParams } from '../../synth/params.ts';
 import type { JobRunner, RunRequest, StageEvent } from '../runner.ts';
 
 /** For ChildRunner (options without the function-valued ones). */
-export function createRunner(options: unknown): JobRunner {
-  return new SynthRunner(options as SynthRunnerOptions);
+export function createRunner(options: unknown, onLoadProgress?: (e: StageEvent) => void): JobRunner {
+  return new SynthRunner(options as SynthRunnerOptions, onLoadProgress);
 }
 
 export const SYNTH_RUNNER_MODULE = new URL(import.meta.url).pathname;
@@ -49,14 +49,17 @@ export class SynthRunner implements JobRunner {
   private loading: Promise<void> | undefined;
   runs = 0;
 
-  constructor(private readonly opts: SynthRunnerOptions = {}) {}
+  constructor(private readonly opts: SynthRunnerOptions = {}, private readonly onLoadProgress?: (e: StageEvent) => void) {}
 
   ready(): Promise<void> {
     this.loading ??= (async () => {
+      this.onLoadProgress?.({ stage: 'load', step: 0, total: 2, detail: 'waiting' });
       if (this.opts.loadDelayMs) await new Promise((r) => setTimeout(r, this.opts.loadDelayMs));
+      this.onLoadProgress?.({ stage: 'load', step: 1, total: 2, detail: 'renderer' });
       if (this.opts.loadError) throw this.opts.loadError;
       this.renderer = SplatRenderer.create({ threads: 1 });
       await this.renderer;
+      this.onLoadProgress?.({ stage: 'load', step: 2, total: 2 });
     })();
     return this.loading;
   }
