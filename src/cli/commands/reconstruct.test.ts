@@ -76,3 +76,16 @@ test('facelift reconstruct: golden tiny views → PLY (all / filtered), output.p
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('camerasForViews: by file_path when every frame has one, else in order; counts must match', async () => {
+  const { camerasForViews } = await import('./reconstruct.ts');
+  const cams = goldenCameras(readGoldenSafetensors('inputs.safetensors'));
+  const files = ['/v/cam_000.png', '/v/cam_001.png', '/v/cam_002.png'];
+  const named = [2, 0, 1].map((i) => ({ camera: cams[i], filePath: `images/cam_00${i}.png`, extra: {} }));
+  assert.deepEqual(camerasForViews(named, files, 'c.json'), [cams[0], cams[1], cams[2]]);
+  const plain = [2, 0, 1].map((i) => ({ camera: cams[i], extra: {} }));
+  assert.deepEqual(camerasForViews(plain, files, 'c.json'), [cams[2], cams[0], cams[1]]);
+  const wrong = named.map((f, i) => (i === 0 ? { ...f, filePath: 'images/cam_009.png' } : f));
+  assert.throws(() => camerasForViews(wrong, files, 'c.json'), /c\.json has no frame whose file_path is cam_002\.png/);
+  assert.throws(() => camerasForViews(plain.slice(1), files, 'c.json'), /c\.json has 2 camera frame\(s\) but the views folder has 3 image\(s\)/);
+});
