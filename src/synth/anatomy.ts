@@ -42,7 +42,7 @@ export interface Anatomy {
   landmarks: Landmarks;
   /** Glasses geometry, when worn: rim centres, rim plane y, temple end points. */
   glasses: null | { rimCentres: readonly [Vec3, Vec3]; templeEnds: readonly [Vec3, Vec3] };
-  /** A box containing every surface (clipped to FaceLift's crop box). */
+  /** The region sampled, in modelling coordinates: FaceLift's crop box before FRAMING. */
   min: Vec3;
   max: Vec3;
 }
@@ -54,6 +54,23 @@ const TOP = 0.975;
 const SIDE_LIMIT = 0.87;
 
 export const SAFE_BOX = { min: [-0.9, -0.9, -0.99] as Vec3, max: [0.9, 0.9, 0.99] as Vec3 };
+
+/**
+ * Where the modelled head goes in the world: x' = scale·x, z' = scale·z + dz (and y' = scale·y). Fitted so that
+ * face boxes on the front views (face-api SSD, calibrated to MTCNN by src/preprocess) average FaceLift's crop
+ * statistics — side ≈ 194 px, centre ≈ (252, 280) at 512² (pipeline.md §3) — as that crop is what inference
+ * applies to a photo before the multi-view model sees it.
+ */
+export const FRAMING = { scale: 0.91, dz: -0.073 } as const;
+
+/** SAFE_BOX mapped back into modelling coordinates (the region to sample so that the framed head fills it). */
+function modelBox(): { min: Vec3; max: Vec3 } {
+  const k = FRAMING.scale, dz = FRAMING.dz;
+  return {
+    min: [SAFE_BOX.min[0] / k, SAFE_BOX.min[1] / k, (SAFE_BOX.min[2] - dz) / k],
+    max: [SAFE_BOX.max[0] / k, SAFE_BOX.max[1] / k, (SAFE_BOX.max[2] - dz) / k],
+  };
+}
 
 /** y of the first surface point met walking from the front (y = −1.2) toward +y at (x, z). */
 export function frontY(f: Sdf, x: number, z: number): number {
@@ -202,7 +219,7 @@ export function buildAnatomy(p: HeadParams): Anatomy {
   // ---- Neck and shoulders ----------------------------------------------------------------------------------
   const nw = 0.31 * s * p.neck.width;
   const neck = ellipticCylinder(0, 0.06 * s, nw, nw * 0.92, -1.4, 0.1 * s);
-  const torso = ellipsoid([0, 0.08 * s, -1.32], [Math.min(1.05, p.shoulders.width), 0.36, 0.56]);
+  const torso = ellipsoid([0, 0.08 * s, -1.28], [1.06 * Math.min(1.04, p.shoulders.width), 0.38, 0.56]);
 
   // Bounding spheres of the small features: a feature whose bound is farther than the blend width cannot change
   // the result, so it is not evaluated (the sampler calls this millions of times).
@@ -268,8 +285,7 @@ export function buildAnatomy(p: HeadParams): Anatomy {
     cheekCentres: [[cheekC[0], cheekC[1] - 0.08 * s, cheekC[2]], [-cheekC[0], cheekC[1] - 0.08 * s, cheekC[2]]],
     landmarks,
     glasses,
-    min: SAFE_BOX.min,
-    max: SAFE_BOX.max,
+    ...modelBox(),
   };
 }
 

@@ -5,7 +5,7 @@ import { faceliftViews } from '../cameras/rigs.ts';
 import { SH_C0 } from '../splat/gaussians.ts';
 import { filterGaussians } from '../splat/filters.ts';
 import { rasterize } from '../splat/rasterize.ts';
-import { buildAnatomy, SAFE_BOX } from './anatomy.ts';
+import { buildAnatomy, FRAMING, SAFE_BOX } from './anatomy.ts';
 import { generateHead } from './head.ts';
 import { HAIR_STYLES, sampleHeadParams } from './params.ts';
 import { createRng } from './rng.ts';
@@ -103,7 +103,12 @@ test('40 random heads: no surface crosses the crop box except the torso through 
   const n = 10;
   for (let seed = 1000; seed < 1040; seed++) {
     const a = buildAnatomy(sampleHeadParams(seed));
-    const scene = (x: number, y: number, z: number): number => Math.min(a.body(x, y, z), a.hair ? a.hair(x, y, z) : Infinity);
+    // World point → modelling coordinates (the head is placed by FRAMING after modelling).
+    const k = FRAMING.scale;
+    const scene = (x: number, y: number, z: number): number => {
+      const mx = x / k, my = y / k, mz = (z - FRAMING.dz) / k;
+      return Math.min(a.body(mx, my, mz), a.hair ? a.hair(mx, my, mz) : Infinity);
+    };
     for (let i = 0; i <= n; i++) {
       for (let j = 0; j <= n; j++) {
         const u = -0.9 + (1.8 * i) / n, v = -0.99 + (1.98 * j) / n, w = -0.9 + (1.8 * j) / n;

@@ -6,7 +6,7 @@
  * asymmetric parameters (parting, side light, noise) still show.
  */
 import type { GaussianSet } from '../splat/gaussians.ts';
-import { buildAnatomy, type Anatomy, type Landmarks } from './anatomy.ts';
+import { buildAnatomy, FRAMING, type Anatomy, type Landmarks } from './anatomy.ts';
 import { GaussianBuilder } from './builder.ts';
 import type { HeadParams } from './params.ts';
 import { createRng } from './rng.ts';
@@ -16,8 +16,9 @@ import { sampleSurface, type SurfaceSamples } from './surface.ts';
 
 export interface HeadOptions {
   /**
-   * Average distance between neighbouring surface Gaussians, world units (default 0.0065: about 130–190 k
-   * Gaussians per head; a 512² view's pixel is ≈ 0.0049 units at the origin). Smaller = denser.
+   * Average distance between neighbouring surface Gaussians in modelling units, i.e. before FRAMING scales the head
+   * by 0.91 (default 0.0065: about 150–250 k Gaussians per head; a 512² view's pixel is ≈ 0.0049 world units at
+   * the origin). Smaller = denser.
    */
   spacing?: number;
 }
@@ -78,7 +79,28 @@ export function generateHead(params: HeadParams, opts: HeadOptions = {}): Head {
   if (anat.glasses && params.glasses) addGlasses(out, anat, params, spacing);
   const nGlasses = out.count - nBody - nHair;
 
-  return { params, gaussians: out.build(), landmarks: anat.landmarks, counts: { body: nBody, hair: nHair, glasses: nGlasses } };
+  const gaussians = out.build();
+  frame(gaussians);
+  const lm = anat.landmarks;
+  const landmarks: Landmarks = {
+    noseTip: framePoint(lm.noseTip), eyeRight: framePoint(lm.eyeRight), eyeLeft: framePoint(lm.eyeLeft),
+    mouth: framePoint(lm.mouth), chin: framePoint(lm.chin), crown: framePoint(lm.crown),
+  };
+  return { params, gaussians, landmarks, counts: { body: nBody, hair: nHair, glasses: nGlasses } };
+}
+
+/** Moves a modelled head into place (FRAMING): scales positions and sizes, lowers it. */
+function frame(g: GaussianSet): void {
+  const k = FRAMING.scale, lk = Math.log(k);
+  for (let i = 0; i < 3 * g.count; i++) {
+    g.means[i] *= k;
+    g.scales[i] += lk;
+  }
+  for (let i = 0; i < g.count; i++) g.means[3 * i + 2] += FRAMING.dz;
+}
+
+function framePoint(p: Vec3): Vec3 {
+  return [p[0] * FRAMING.scale, p[1] * FRAMING.scale, p[2] * FRAMING.scale + FRAMING.dz];
 }
 
 /** Appends the mirror image (x → −x) of every sample with x > 0. */
