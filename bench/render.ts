@@ -38,8 +38,10 @@ export const run: BenchRun = async function* (args): AsyncGenerator<Figure> {
   await single.setScene(g);
   const sub = Array.from({ length: B }, (_, i) => cams[Math.floor((i * frames) / B)]);
   let t = performance.now();
+  const c1 = process.cpuUsage();
   await single.renderFrames(sub);
   const perFrame1 = (performance.now() - t) / 1000 / B;
+  const cpuFrame1 = ((c => c.user + c.system)(process.cpuUsage(c1))) / 1e6 / B;
   await single.close();
 
   const r = await SplatRenderer.create({ threads });
@@ -64,6 +66,11 @@ export const run: BenchRun = async function* (args): AsyncGenerator<Figure> {
   yield {
     name: `turntable CPU time ÷ ${threads} workers`, value: cpuSeconds / threads, unit: 's',
     note: `process CPU ${cpuSeconds.toFixed(1)} s (all threads); machine load average ${loadavg()[0].toFixed(1)} during the run`,
+  };
+
+  yield {
+    name: `1-thread CPU per frame × ${frames} ÷ ${threads}`, value: (cpuFrame1 * frames) / threads, unit: 's',
+    note: `${(cpuFrame1 * 1000).toFixed(0)} ms CPU/frame on 1 thread: the turntable time on ${threads} idle cores if frames split evenly`,
   };
 
   const dir = await mkdtemp(join(tmpdir(), 'bench-render-'));
