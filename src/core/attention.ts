@@ -5,8 +5,9 @@
  *   table, so the score matrix that exists at any time is [B, headChunk, chunk, Lk] instead of [B, H, Lq, Lk]
  *   (GS-LRM, 24,578 tokens × 16 heads: 38.7 GB whole; 4 heads × 2048 queries: 0.8 GB). Autodiff keeps each
  *   chunk's softmax output for the backward pass.
- * - `remat`: one `sdpaBlock` node per chunk whose gradient rule recomputes the chunk's scores, so the backward
- *   also holds one chunk at a time (≈ one extra QKᵀ per chunk).
+ * - `remat`: one `sdpaBlock` node per chunk whose gradient rule recomputes the chunk's scores (≈ one extra QKᵀ
+ *   per chunk) instead of keeping the forward's. ORT currently schedules all chunks' backward work together, so
+ *   this does not yet bound training memory (measured; see README).
  * - `fused`: onnxruntime's `com.microsoft.MultiHeadAttention`, which on CPU runs a flash-attention kernel
  *   (no score matrix at all; measured in bench/core.ts). Its gradient is the rematerialised explicit form.
  */
