@@ -13,8 +13,7 @@
  */
 import { GraphError, defineOp, describe, isFloat, type OpDef, type Tensor, type TensorInfo } from './graph.ts';
 import { A } from './attrs.ts';
-import { vjp } from './autodiff.ts';
-import { mul, sub } from './ops/elementwise.ts';
+import { add, mul, sub } from './ops/elementwise.ts';
 import { matmul, softmax } from './ops/nn.ts';
 import { concat, mT, narrow, reduceSum, reshape, transpose } from './ops/shape.ts';
 
@@ -118,13 +117,47 @@ export const FusedMhaOp: OpDef<MhaAttrs> = defineOp({
     return { shape: [q.shape[0]!, q.shape[1]!, v.shape[2]!], dtype: q.dtype };
   },
   lower: (b, [q, k, v], { heads, scale }) => b.node('MultiHeadAttention', [q!, k!, v!], { num_heads: A.i(heads), scale: A.f(scale) }, 'com.microsoft'),
-  grad: (g, [q, k, v], _y, { heads, scale, chunk, headChunk }) => {
-    const explicit = (qq: Tensor, kk: Tensor, vv: Tensor): Tensor => mergeHeads(sdpa(splitHeads(qq, heads), splitHeads(kk, heads), splitHeads(vv, heads), {
-      scale, remat: true, ...(chunk ? { chunk } : {}), ...(headChunk ? { headChunk } : {}),
-    }));
-    return vjp([explicit(q!, k!, v!)], [g], [q!, k!, v!]);
-  },
+  grad: (g, [q, k, v], _y, attrs) => chainedAttentionGrad(g, q!, k!, v!, attrs),
 });
+
+/**
+ * Backward of attention on [B, L, H·D], one (head chunk × query chunk) block after another: each block
+ * recomputes its scores, and a zero-valued token (0·Σ of the previous block's running dK) feeds its inputs, so
+ * ORT cannot start a block before the previous one has finished. Peak memory is then one block's scores, not
+ * Lq·Lk (ORT otherwise schedules every block's products as soon as the upstream gradient exists).
+ */
+function chainedAttentionGrad(g: Tensor, q: Tensor, k: Tensor, v: Tensor, { heads, scale, chunk, headChunk }: MhaAttrs): Tensor[] {
+  const qh = splitHeads(q, heads), kh = splitHeads(k, heads), vh = splitHeads(v, heads), gh = splitHeads(g, heads);
+  const lq = qh.shape[2]!;
+  const qc = Math.max(1, Math.min(chunk ?? lq, lq));
+  const hc = Math.max(1, Math.min(headChunk ?? heads, heads));
+  let token: Tensor | null = null;
+  const after = (t: Tensor): Tensor => (token ? add(t, mul(token, 0)) : t);
+  const gqHeads: Tensor[] = [], gkHeads: Tensor[] = [], gvHeads: Tensor[] = [];
+  for (let h0 = 0; h0 < heads; h0 += hc) {
+    const nh = Math.min(hc, heads - h0);
+    const kc = narrow(kh, 1, h0, nh), vc = narrow(vh, 1, h0, nh);
+    const gqRows: Tensor[] = [];
+    let gk: Tensor | null = null, gv: Tensor | null = null;
+    for (let q0 = 0; q0 < lq; q0 += qc) {
+      const n = Math.min(qc, lq - q0);
+      const qi = after(narrow(narrow(qh, 1, h0, nh), 2, q0, n));
+      const gi = after(narrow(narrow(gh, 1, h0, nh), 2, q0, n));
+      const p = softmax(mul(matmul(qi, mT(kc)), scale), -1);
+      const gp = matmul(gi, mT(vc));
+      const gs = mul(p, sub(gp, reduceSum(mul(gp, p), -1, true)));
+      gqRows.push(mul(matmul(gs, kc), scale));
+      const gki = mul(matmul(mT(gs), qi), scale), gvi = matmul(mT(p), gi);
+      gk = gk ? add(gk, gki) : gki;
+      gv = gv ? add(gv, gvi) : gvi;
+      token = reshape(reduceSum(gk!, [0, 1, 2, 3]), []);
+    }
+    gqHeads.push(concat(gqRows, 2));
+    gkHeads.push(gk!);
+    gvHeads.push(gv!);
+  }
+  return [mergeHeads(concat(gqHeads, 1)), mergeHeads(concat(gkHeads, 1)), mergeHeads(concat(gvHeads, 1))];
+}
 
 /** Attention of q [B,Lq,C] over k [B,Lk,C], v [B,Lk,Cv] with `heads` heads; returns [B,Lq,Cv]. */
 export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: SdpaOptions = {}): Tensor {
