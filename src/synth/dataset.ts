@@ -23,6 +23,7 @@ import { BLACK, straightRgba, type RgbaImage } from './render.ts';
 import { writePly } from '../splat/ply.ts';
 import { SplatRenderer } from '../splat/renderer.ts';
 import { hashString } from './rng.ts';
+import { UserError } from '../util/errors.ts';
 
 export type Layout = 'gslrm' | 'mvdiffusion';
 export const LAYOUTS: readonly Layout[] = ['gslrm', 'mvdiffusion'];
@@ -53,6 +54,15 @@ export interface HeadWritten {
   head: Head;
   /** Rendered views per layout, in file order. */
   views: Partial<Record<Layout, RgbaImage[]>>;
+}
+
+/** Creates an output folder, turning file-system errors into a one-line UserError. */
+export async function makeOutputDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new UserError(`cannot create output folder ${dir}: ${(err as Error).message}`);
+  }
 }
 
 export function headSeed(datasetSeed: number, index: number): number {
@@ -119,7 +129,7 @@ export async function* writeHeadDataset(o: HeadDatasetOptions): AsyncGenerator<H
   const six = faceliftViews(o.resolution);
   const val = valIndices(o.count, o.valFraction);
   const lists: Record<Layout, { train: string[]; val: string[] }> = { gslrm: { train: [], val: [] }, mvdiffusion: { train: [], val: [] } };
-  for (const layout of o.layouts) await mkdir(join(root, layout), { recursive: true });
+  for (const layout of o.layouts) await makeOutputDir(join(root, layout));
   const renderer = o.renderer ?? await SplatRenderer.create();
   const pool = o.pool ?? new HeadPool();
   try {

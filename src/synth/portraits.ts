@@ -4,10 +4,11 @@
  * pitch and roll and distance, in front of a coloured gradient background. Output: RGB PNGs (what a user's photo
  * would be) plus `portraits.json` with every draw.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { invertRigid, orbitCamera, type Camera } from '../cameras/camera.ts';
 import { FACELIFT_FOV_DEG, FACELIFT_RADIUS } from '../cameras/rigs.ts';
+import { makeOutputDir } from './dataset.ts';
 import { generateHead, type Head } from './head.ts';
 import { sampleHeadParams, type Rgb } from './params.ts';
 import { writePng } from '../io/image.ts';
@@ -92,7 +93,7 @@ export async function* writePortraits(o: PortraitOptions): AsyncGenerator<Portra
   if (!Number.isInteger(o.count) || o.count < 1) throw new RangeError(`count must be a positive integer, got ${o.count}`);
   if (!Number.isInteger(o.resolution) || o.resolution < 16 || o.resolution > 4096) throw new RangeError(`resolution must be an integer in 16..4096, got ${o.resolution}`);
   const root = resolve(o.outDir);
-  await mkdir(root, { recursive: true });
+  await makeOutputDir(root);
   const records: PortraitRecord[] = [];
   for (let index = 0; index < o.count; index++) {
     const seed = portraitSeed(o.seed, index);

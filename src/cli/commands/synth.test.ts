@@ -47,6 +47,9 @@ test('facelift synth heads --layout mvdiffusion --no-ply --preview, and one-line
       [['--count', '0'], 'facelift: --count must be an integer in 1..10000000, got "0"\n'],
       [['--count', '1', '--layout', 'nerf'], 'facelift: --layout must be gslrm, mvdiffusion or both, got "nerf"\n'],
       [['--count', '1', '--val-fraction', '1.5'], 'facelift: --val-fraction must be a number in [0, 1), got "1.5"\n'],
+      // A file where a folder should be (not /proc: Node's recursive mkdir never returns there).
+      [['--count', '1', '-o', join(dir, 'mvdiffusion', 'data_mvdiff_val.txt', 'out')],
+        `facelift: cannot create output folder ${join(dir, 'mvdiffusion', 'data_mvdiff_val.txt', 'out', 'gslrm')}: ENOTDIR: not a directory, mkdir '${join(dir, 'mvdiffusion', 'data_mvdiff_val.txt', 'out', 'gslrm')}'\n`],
     ] as const) {
       await assert.rejects(run(process.execPath, [BIN, 'synth', 'heads', '-o', dir, ...args]), (e: { code: number; stderr: string }) => {
         assert.equal(e.code, 1);
