@@ -59,11 +59,3 @@ export function compositeRgb(img: RgbaImage, background: (row: number) => readon
   }
   return out;
 }
-
-/** Fraction of pixels with alpha ≥ 0.5. */
-export function coverage(img: RgbaImage): number {
-  let k = 0;
-  const n = img.width * img.height;
-  for (let i = 0; i < n; i++) if (img.data[4 * i + 3] >= 128) k++;
-  return k / n;
-}

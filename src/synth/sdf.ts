@@ -97,10 +97,6 @@ export function roundCone(a: Vec3, b: Vec3, ra: number, rb: number): Sdf {
   };
 }
 
-export function capsule(a: Vec3, b: Vec3, r: number): Sdf {
-  return roundCone(a, b, r, r);
-}
-
 /** A vertical cylinder with elliptical cross-section between zMin and zMax (bound, not exact). */
 export function ellipticCylinder(cx: number, cy: number, rx: number, ry: number, zMin: number, zMax: number): Sdf {
   const r = Math.min(rx, ry);
