@@ -5,6 +5,7 @@ import { runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
 import type { ProgressEvent } from '../../pipeline/events.ts';
 import { loadModels, type MattingChoice } from '../../pipeline/models.ts';
 import { UserError } from '../../util/errors.ts';
+import { intOption, positiveOption } from '../options.ts';
 
 interface InferOpts {
   inputDir?: string;
@@ -28,21 +29,7 @@ interface InferOpts {
   json?: boolean;
 }
 
-function int(name: string, lo: number, hi: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
-    return n;
-  };
-}
 
-function positive(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new UserError(`${name} must be a positive number, got "${v}"`);
-    return n;
-  };
-}
 
 /** The new spelling or the reference's; both given and different is an error. */
 function either<T>(a: T | undefined, b: T | undefined, names: string, fallback: T): T {
@@ -107,19 +94,19 @@ export function register(program: Command): void {
     .option('--auto-crop', 'detect the face and crop it to the training framing (default)', true)
     .option('--no-auto-crop', 'no face detection: matting + resize to 512² (for photos already framed like examples/)')
     .addOption(new Option('--auto_crop', 'reference spelling of --auto-crop').hideHelp())
-    .option('--seed <n>', 'seed of the sampler noise, applied afresh to every image', int('--seed', 0, Number.MAX_SAFE_INTEGER), 4)
-    .option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positive('--guidance-scale'))
-    .addOption(new Option('--guidance_scale_2D <x>').argParser(positive('--guidance_scale_2D')).hideHelp())
-    .option('--steps <n>', 'DDIM steps (default 50)', int('--steps', 1, 1000))
-    .addOption(new Option('--step_2D <n>').argParser(int('--step_2D', 1, 1000)).hideHelp())
+    .option('--seed <n>', 'seed of the sampler noise, applied afresh to every image', intOption('--seed', 0, Number.MAX_SAFE_INTEGER), 4)
+    .option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positiveOption('--guidance-scale'))
+    .addOption(new Option('--guidance_scale_2D <x>').argParser(positiveOption('--guidance_scale_2D')).hideHelp())
+    .option('--steps <n>', 'DDIM steps (default 50)', intOption('--steps', 1, 1000))
+    .addOption(new Option('--step_2D <n>').argParser(intOption('--step_2D', 1, 1000)).hideHelp())
     .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: ' +
       '$FACELIFT_WEIGHTS, ./checkpoints, or the facelift cache (downloaded from Hugging Face when missing)')
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed from text_encoder/ and cached)")
     .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
     .option('--matting-model <file>', 'local ONNX file of the matting model (default: MODNet fetched once into the Hugging Face cache)')
-    .option('--frames <n>', 'turntable frames (30 fps)', int('--frames', 1, 100_000), 150)
+    .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), 150)
     .option('--fp16-unet', 'keep the UNet weights in fp16 (about 1.7 GB less memory; computed in fp32)')
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads', 1, 1024))
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))
     .option('--json', 'print one JSON result per image on stdout instead of progress bars')
     .action(async (o: InferOpts) => {
       const inputDir = either(o.inputDir, o.input_dir, '--input-dir and --input_dir', 'examples');

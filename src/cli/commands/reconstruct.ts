@@ -21,6 +21,7 @@ import { writePly } from '../../splat/ply.ts';
 import { SplatRenderer } from '../../splat/renderer.ts';
 import { renderTurntable } from '../../splat/turntable.ts';
 import { UserError } from '../../util/errors.ts';
+import { intOption } from '../options.ts';
 
 interface ReconstructOpts {
   views: string;
@@ -35,13 +36,6 @@ interface ReconstructOpts {
   json?: boolean;
 }
 
-function int(name: string, lo: number, hi: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
-    return n;
-  };
-}
 
 const CKPT = /^ckpt_\d+\.(pt|safetensors)$/;
 
@@ -83,9 +77,9 @@ export function register(program: Command): void {
     .option('--checkpoint <file>', 'GS-LRM ckpt_*.pt (default: the newest gslrm/ckpt_*.pt in $FACELIFT_WEIGHTS, ./checkpoints or the facelift cache)')
     .option('--config <file>', 'GS-LRM config in the configs/gslrm.yaml layout (default: the official one shipped with facelift)')
     .option('--no-filter', 'write all Gaussians in the model\'s order instead of the FaceLift-filtered set')
-    .option('--frames <n>', 'turntable frames', int('--frames', 1, 100_000), 150)
-    .option('--threads <n>', 'CPU threads for the model and the renderer (default: all cores)', int('--threads', 1, 256))
-    .option('--chunk <n>', 'attention queries per chunk (memory vs speed)', int('--chunk', 1, 1 << 20))
+    .option('--frames <n>', 'turntable frames', intOption('--frames', 1, 100_000), 150)
+    .option('--threads <n>', 'CPU threads for the model and the renderer (default: all cores)', intOption('--threads', 1, 256))
+    .option('--chunk <n>', 'attention queries per chunk (memory vs speed)', intOption('--chunk', 1, 1 << 20))
     .option('--json', 'print a JSON summary')
     .action(async (o: ReconstructOpts) => {
       const t0 = performance.now();

@@ -11,6 +11,7 @@ import { readPly } from '../../splat/ply.ts';
 import { SplatRenderer } from '../../splat/renderer.ts';
 import { renderTurntable } from '../../splat/turntable.ts';
 import { UserError } from '../../util/errors.ts';
+import { intOption } from '../options.ts';
 
 interface RenderOpts {
   ply: string;
@@ -25,13 +26,6 @@ interface RenderOpts {
   json?: boolean;
 }
 
-function int(name: string, lo: number, hi: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
-    return n;
-  };
-}
 
 function colour(v: string): [number, number, number] {
   if (v === 'white') return [1, 1, 1];
@@ -54,13 +48,13 @@ export function register(program: Command): void {
     .description('rasterize a Gaussian PLY: one PNG per camera (opencv_cameras.json, default the 6 FaceLift views) or a turntable MP4')
     .requiredOption('--ply <file>', 'Gaussian splat PLY (FaceLift or standard 3DGS layout)')
     .option('--cameras <file>', 'opencv_cameras.json: render each frame to a PNG')
-    .option('--turntable <frames>', 'render a turntable of N frames to turntable.mp4', int('--turntable', 1, 100_000))
-    .option('--resolution <px>', 'image width (turntable/FaceLift views: square; camera files: rescaled, default their own size)', int('--resolution', 8, 8192))
+    .option('--turntable <frames>', 'render a turntable of N frames to turntable.mp4', intOption('--turntable', 1, 100_000))
+    .option('--resolution <px>', 'image width (turntable/FaceLift views: square; camera files: rescaled, default their own size)', intOption('--resolution', 8, 8192))
     .requiredOption('-o, --output <dir>', 'output folder')
-    .option('--fps <n>', 'turntable frame rate', int('--fps', 1, 240), 30)
+    .option('--fps <n>', 'turntable frame rate', intOption('--fps', 1, 240), 30)
     .option('--background <colour>', 'white | black | r,g,b in [0,1]', colour, [1, 1, 1])
     .option('--filter <rules>', 'Gaussian filters before rendering: none | facelift | gradio', 'none')
-    .option('--threads <n>', 'worker threads (default: all cores)', int('--threads', 1, 256))
+    .option('--threads <n>', 'worker threads (default: all cores)', intOption('--threads', 1, 256))
     .option('--json', 'print a JSON summary')
     .action(async (o: RenderOpts) => {
       if (o.cameras && o.turntable) throw new UserError('give either --cameras or --turntable, not both');

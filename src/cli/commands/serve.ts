@@ -8,6 +8,7 @@ import { ChildRunner } from '../../server/child-runner.ts';
 import { GRADIO_TURNTABLE_FRAMES, PIPELINE_RUNNER_MODULE, type PipelineRunnerOptions } from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
+import { intOption } from '../options.ts';
 
 interface ServeOpts {
   port: number;
@@ -25,13 +26,6 @@ interface ServeOpts {
   threads?: number;
 }
 
-function int(name: string, lo: number, hi: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
-    return n;
-  };
-}
 
 /** The repository's bundled example portraits. */
 const BUNDLED_EXAMPLES = new URL('../../../examples', import.meta.url).pathname;
@@ -40,19 +34,19 @@ export function register(program: Command): void {
   program
     .command('serve')
     .description('web app: upload a portrait, watch it lift, orbit the 3D head (HTTP API + browser UI)')
-    .option('--port <n>', 'port to listen on', int('--port', 0, 65535), 7860)
+    .option('--port <n>', 'port to listen on', intOption('--port', 0, 65535), 7860)
     .option('--host <addr>', 'address to listen on (0.0.0.0 to serve the network: there is no authentication)', '127.0.0.1')
     .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: as facelift infer')
-    .option('--queue-size <n>', 'jobs that may wait behind the running one; more get HTTP 503', int('--queue-size', 1, 10_000), 10)
-    .option('--max-upload-mb <n>', 'largest accepted photo, MB', int('--max-upload-mb', 1, 1024), 20)
+    .option('--queue-size <n>', 'jobs that may wait behind the running one; more get HTTP 503', intOption('--queue-size', 1, 10_000), 10)
+    .option('--max-upload-mb <n>', 'largest accepted photo, MB', intOption('--max-upload-mb', 1, 1024), 20)
     .option('--out <dir>', 'folder for uploads and results (one sub-folder per job)', 'outputs/web')
     .option('--examples <dir>', 'folder of example photos shown in the UI', BUNDLED_EXAMPLES)
-    .option('--keep-jobs <n>', 'finished jobs whose files are kept (older ones are deleted)', int('--keep-jobs', 1, 1_000_000), 100)
+    .option('--keep-jobs <n>', 'finished jobs whose files are kept (older ones are deleted)', intOption('--keep-jobs', 1, 1_000_000), 100)
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
     .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
     .option('--matting-model <file>', 'local ONNX file of the matting model')
-    .option('--frames <n>', 'turntable frames (30 fps)', int('--frames', 1, 100_000), GRADIO_TURNTABLE_FRAMES)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads', 1, 1024))
+    .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), GRADIO_TURNTABLE_FRAMES)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))
     .action(async (o: ServeOpts) => {
       if (!existsSync(o.examples)) throw new UserError(`--examples ${o.examples}: no such folder`);
       if (webBuildStale()) {

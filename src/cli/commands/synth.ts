@@ -8,20 +8,13 @@ import { DEFAULT_SPACING } from '../../synth/head.ts';
 import { writePng } from '../../io/image.ts';
 import { writePortraits } from '../../synth/portraits.ts';
 import { UserError } from '../../util/errors.ts';
+import { intOption } from '../options.ts';
 
 /** Heads per contact sheet; columns are views. */
 const SHEET_ROWS = 12;
 const THUMB = 128;
 /** Every 4th view of the 32-view rig, starting at the front (cam_024), going round toward the subject's left. */
 const GSLRM_PREVIEW = [24, 28, 0, 4, 8, 12, 16, 20];
-
-function int(name: string, lo: number, hi: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new UserError(`${name} must be an integer in ${lo}..${hi}, got "${v}"`);
-    return n;
-  };
-}
 
 function num(name: string, lo: number, hi: number): (v: string) => number {
   return (v) => {
@@ -72,9 +65,9 @@ export function register(program: Command): void {
   synth.command('heads')
     .description('write N synthetic heads in the GS-LRM (32 views + opencv_cameras.json) and/or MV-diffusion (6 views) layouts')
     .requiredOption('-o, --output <dir>', 'output folder (gslrm/ and mvdiffusion/ are created inside)')
-    .requiredOption('--count <n>', 'number of heads', int('--count', 1, 10_000_000))
-    .option('--seed <s>', 'dataset seed (head i uses a seed derived from it)', int('--seed', 0, 2 ** 32 - 1), 0)
-    .option('--resolution <px>', 'square image size', int('--resolution', 16, 4096), 512)
+    .requiredOption('--count <n>', 'number of heads', intOption('--count', 1, 10_000_000))
+    .option('--seed <s>', 'dataset seed (head i uses a seed derived from it)', intOption('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--resolution <px>', 'square image size', intOption('--resolution', 16, 4096), 512)
     .option('--layout <layout>', 'gslrm | mvdiffusion | both', 'both')
     .option('--val-fraction <f>', 'fraction of heads listed in the val files', num('--val-fraction', 0, 1), 0.05)
     .option('--spacing <units>', 'surface spacing between Gaussians (smaller = denser)', num('--spacing', 0.002, 0.05), DEFAULT_SPACING)
@@ -117,9 +110,9 @@ export function register(program: Command): void {
   synth.command('portraits')
     .description('write N photo-like frontal portraits (random pose, light and background) as RGB PNGs + portraits.json')
     .requiredOption('-o, --output <dir>', 'output folder')
-    .requiredOption('--count <n>', 'number of portraits', int('--count', 1, 1_000_000))
-    .option('--seed <s>', 'seed', int('--seed', 0, 2 ** 32 - 1), 0)
-    .option('--resolution <px>', 'square image size', int('--resolution', 16, 4096), 512)
+    .requiredOption('--count <n>', 'number of portraits', intOption('--count', 1, 1_000_000))
+    .option('--seed <s>', 'seed', intOption('--seed', 0, 2 ** 32 - 1), 0)
+    .option('--resolution <px>', 'square image size', intOption('--resolution', 16, 4096), 512)
     .option('--spacing <units>', 'surface spacing between Gaussians', num('--spacing', 0.002, 0.05), DEFAULT_SPACING)
     .option('--preview', 'also write a contact sheet of the portraits')
     .action(async (o: { output: string; count: number; seed: number; resolution: number; spacing: number; preview?: boolean }) => {
