@@ -5,11 +5,10 @@
  * run), achieved GFLOP/s (matmul + conv + attention FLOPs counted from the graph, multiply-adds × 2), and peak RSS,
  * next to the core's raw fp32 matmul ceiling measured in the same process and PyTorch's CPU figures
  * (research/perf-anchors.md). Also measures fp16 against fp32 matmul on this CPU, which decides whether fp16
- * weights are worth using. `--no-arena` runs the same lowered graph in an ORT session created with
- * enableCpuMemArena/enableMemPattern off (the core's SessionOptions do not expose these yet): the arena + memory
- * pattern keep a second copy of the activations from the second run on.
+ * weights are worth using. `--no-arena` runs the same graph with ORT's CPU arena and memory pattern off
+ * (SessionOptions arena/memPattern false, as the diffusion pipeline does): with them on, ORT keeps a second copy
+ * of the activations from the second run on.
  */
-import ort from 'onnxruntime-node';
 import type { BenchRun } from './figure.ts';
 import * as C from '../src/core/index.ts';
 import { OFFICIAL_UNET_CONFIG } from '../src/diffusion/official.ts';
@@ -77,28 +76,6 @@ async function matmulGflops(n: number, dtype: 'float32' | 'float16', runs = 5): 
   return (2 * n ** 3) / ts[Math.floor(runs / 2)]! / 1e9;
 }
 
-/** The lowered graph in a plain ORT session without the CPU arena and memory pattern (same run/release API). */
-async function rawNoArenaSession(out: C.Tensor, params: C.ParamStore) {
-  const model = C.lower({ out });
-  const sess = await ort.InferenceSession.create(model.bytes, {
-    intraOpNumThreads: THREADS, graphOptimizationLevel: 'all', enableCpuMemArena: false, enableMemPattern: false, executionProviders: ['cpu'],
-  });
-  const fixed: Record<string, ort.Tensor> = {};
-  for (const i of model.inputs) {
-    if (i.kind !== 'param') continue;
-    fixed[i.name] = new ort.Tensor(i.dtype === 'float16' ? 'float16' : 'float32', params.get(i.name)!, [...i.shape]);
-  }
-  return {
-    async run(feeds: Record<string, Float32Array>) {
-      const all = { ...fixed };
-      for (const i of model.inputs) if (i.kind === 'input') all[i.name] = new ort.Tensor('float32', feeds[i.name]!, [...i.shape]);
-      const r = await sess.run(all);
-      return { out: { data: r[model.outputs[0]!.name]!.data as Float32Array } };
-    },
-    release: () => sess.release(),
-  };
-}
-
 export const run: BenchRun = async function* (args) {
   const batch = flag(args, '--batch', 12);
   const size = flag(args, '--size', 64);
@@ -133,7 +110,7 @@ export const run: BenchRun = async function* (args) {
     params.set(p.name, fp16 ? C.toHalfArray(w) : w);
   }
   const noArena = args.includes('--no-arena');
-  const s = noArena ? await rawNoArenaSession(out, params) : await C.Session.create({ out }, { params, threads: THREADS });
+  const s = await C.Session.create({ out }, { params, threads: THREADS, ...(noArena ? { arena: false, memPattern: false } : {}) });
   const feeds = {
     sample: new Float32Array(batch * cfg.inChannels * size * size),
     timestep_embedding: timestepEmbedding(new Array(batch).fill(981), cfg.blockOutChannels[0]!, { flipSinToCos: true, downscaleFreqShift: 0 }),
