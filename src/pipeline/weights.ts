@@ -94,9 +94,12 @@ export async function resolveWeights(opts: ResolveWeightsOptions = {}): Promise<
       ...(opts.onDownload ? { onProgress: opts.onDownload } : {}),
     });
   } catch (e) {
-    const why = String((e as Error).message ?? e).split('\n')[0];
+    // Offline, the hub's own message only repeats that; say where we looked instead.
+    const why = offline
+      ? `offline mode is on (HF_HUB_OFFLINE), and they are not in ./checkpoints, $FACELIFT_WEIGHTS or ${dir}`
+      : `could not be downloaded: ${String((e as Error).message ?? e).split('\n')[0]}`;
     throw new UserError(
-      `the FaceLift weights (several GB, ${OFFICIAL_REPO} on Hugging Face) are not here and ${offline ? 'offline mode is on' : 'could not be downloaded'}: ${why}. ` +
+      `the FaceLift weights (several GB, ${OFFICIAL_REPO} on Hugging Face) are not here and ${why}. ` +
       `Download them where there is network (\`facelift weights download --dir DIR\`) and pass --weights DIR, or copy them into ${dir}`,
       { cause: e },
     );
