@@ -14,7 +14,7 @@ import type { Camera } from '../cameras/camera.ts';
 import { validateGaussians, type GaussianSet } from './gaussians.ts';
 import { allocGrads, projectBackwardRange, type GaussianGrads } from './project-backward.ts';
 import {
-  allocProjected, allocSceneCache, cacheRange, camParams, depthOrder, projectRange, scatterOrdered, type CamParams, type Projected, type SceneCache,
+  allocProjected, allocSceneCache, allocSortScratch, cacheRange, camParams, depthOrder, projectRange, scatterOrdered, type CamParams, type Projected, type SceneCache,
 } from './project.ts';
 import { allocTileScratch, backwardTile, blendTile, type ImagePlanes } from './tiles.ts';
 
@@ -74,7 +74,7 @@ export function resolveBackground(opts: RasterOptions): [number, number, number]
   return [bg[0], bg[1], bg[2]];
 }
 
-const sortScratch = { a: new Uint32Array(0), b: new Uint32Array(0), c: new Int32Array(0), d: new Int32Array(0) };
+const sortScratch = allocSortScratch();
 
 /**
  * Phases 1–2 on this thread: projection, one global depth sort, and per-tile lists that come out depth-sorted
@@ -99,8 +99,8 @@ export function binGaussians(
     if (idsBuffer.ids.length < pairs) idsBuffer.ids = new Int32Array(Math.ceil(pairs * 1.25));
     ids = idsBuffer.ids;
   } else ids = new Int32Array(pairs);
-  const { order, n } = depthOrder(P, g.count, sortScratch);
-  scatterOrdered(P, cam.tilesX, order, n, tileStart.slice(0, nTiles), ids);
+  const { order, n, boxes } = depthOrder(P, g.count, sortScratch);
+  scatterOrdered(P, cam.tilesX, order, n, tileStart.slice(0, nTiles), ids, boxes);
   return { P, tileStart, ids };
 }
 

@@ -13,21 +13,27 @@ const T_STOP = 1e-4;
 const ALPHA_MAX = 0.99;
 
 /**
- * exp(−t) for 0 ≤ t < 6 from a 1/16-step table and a degree-5 Taylor factor: relative error < 1e-10, well below
- * float32 resolution, and ~4× faster than Math.exp in V8. Only t ≤ ln 255 < 5.55 is ever needed: below that
- * power alpha < 1/255 for any opacity ≤ 1, which the callers test first.
+ * exp(−t) for 0 ≤ t < 6 from a 1/256-step table and a cubic Taylor factor: relative error < 1e-11, well below
+ * float32 resolution, and several times faster than Math.exp in V8. The cubic is evaluated as
+ * (1 + r) + r²·(1/2 + r/6) rather than by Horner: this sits on the critical path of every blend, and the short
+ * dependency chain (3 operations deep instead of 6) is what makes it cheap. Only t ≤ ln 255 < 5.55 is ever
+ * needed: below that power alpha < 1/255 for any opacity ≤ 1, which the callers test first.
  */
-const EXP_TABLE = Float64Array.from({ length: 97 }, (_, j) => Math.exp(-j / 16));
+const EXP_TABLE = Float64Array.from({ length: 6 * 256 + 1 }, (_, j) => Math.exp(-j / 256));
 function expNeg(t: number): number {
-  const j = (t * 16) | 0;
-  const r = j * 0.0625 - t;
-  return EXP_TABLE[j] * (1 + r * (1 + r * 0.5 * (1 + r * (1 / 3) * (1 + r * 0.25 * (1 + r * 0.2)))));
+  const j = (t * 256) | 0;
+  const r = j * (1 / 256) - t, r2 = r * r;
+  return EXP_TABLE[j] * ((1 + r) + r2 * (0.5 + r * (1 / 6)));
 }
 
 export interface TileScratch {
-  /** Per-pixel state, interleaved (one cache line each): forward T, r, g, b, depth; reused by the backward. */
+  /**
+   * Per-pixel state, interleaved (one cache line each): forward T, r, g, b, depth, blend count, index of the last
+   * blended list entry; reused by the backward. One record instead of separate count arrays: each blend then
+   * touches a single line and array.
+   */
   st: Float64Array;
-  nb: Int32Array;
+  /** the backward's copy of each pixel's last blended index. */
   last: Int32Array;
   done: Uint8Array;
   /** per tile row, bit x set while pixel x is still compositing. */
@@ -44,7 +50,7 @@ export interface TileScratch {
 export function allocTileScratch(): TileScratch {
   return {
     st: new Float64Array(8 * TPX),
-    nb: new Int32Array(TPX), last: new Int32Array(TPX), done: new Uint8Array(TPX), mask: new Int32Array(TILE),
+    last: new Int32Array(TPX), done: new Uint8Array(TPX), mask: new Int32Array(TILE),
     bucket: new Int32Array(1024), next: new Int32Array(TPX),
     keys: new Float32Array(1024), keys2: new Float32Array(1024), ids2: new Int32Array(1024), hist: new Int32Array(1025),
   };
@@ -115,14 +121,18 @@ export function blendTile(
   const { width, height, tilesX } = cam;
   const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
   const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
-  const { st, nb, last, done, mask } = s;
-  for (let p = 0; p < TPX; p++) { const q = 8 * p; st[q] = 1; st[q + 1] = 0; st[q + 2] = 0; st[q + 3] = 0; st[q + 4] = 0; }
-  nb.fill(0); last.fill(-1); done.fill(0);
+  const { st, done, mask } = s;
+  for (let p = 0; p < TPX; p++) {
+    const q = 8 * p;
+    st[q] = 1; st[q + 1] = 0; st[q + 2] = 0; st[q + 3] = 0; st[q + 4] = 0; st[q + 5] = 0; st[q + 6] = -1;
+  }
+  done.fill(0);
   const cols = X1 - X0, rows = Y1 - Y0;
   mask.fill(0);
   for (let y = 0; y < rows; y++) mask[y] = cols === 32 ? -1 : (1 << cols) - 1;
   let active = cols * rows;
   const { proj } = P;
+  const alphaMin = ALPHA_MIN;
   for (let k = start; k < end && active > 0; k++) {
     const gi = ids[k], o = 12 * gi;
     const u = proj[o], v = proj[o + 1], ey = proj[o + 7];
@@ -134,6 +144,9 @@ export function blendTile(
     const pmin = -0.5 * kk - 1e-6;
     const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * (kk + 4e-6), uc = u - 0.5;
     const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10], z = proj[o + 11];
+    // Hoisted factors, bit-identical to the reference expressions: −0.5·A·dx² is (−0.5·A)·dx·dx, and the pixel
+    // centre X0 + bit + 0.5 is exact either way.
+    const hA = -0.5 * A, cx0 = X0 + 0.5;
     for (let y = y0; y <= y1; y++) {
       const m0 = mask[y - Y0];
       if (m0 === 0) continue;
@@ -150,20 +163,19 @@ export function blendTile(
       while (m !== 0) {
         const bit = 31 - Math.clz32(m & -m);
         m &= m - 1;
-        const p = row + bit;
-        const dx = u - (X0 + bit + 0.5);
-        const power = -0.5 * A * dx * dx + hy - B * dx * dy;
+        const dx = u - (cx0 + bit);
+        const power = hA * dx * dx + hy - B * dx * dy;
         if (power > 0 || power < pmin) continue;
         let alpha = op * expNeg(-power);
         if (alpha > ALPHA_MAX) alpha = ALPHA_MAX;
-        if (alpha < ALPHA_MIN) continue;
-        const q = 8 * p;
+        if (alpha < alphaMin) continue;
+        const p = row + bit, q = 8 * p;
         const Tp = st[q];
         const test = Tp * (1 - alpha);
         if (test < T_STOP) { done[p] = 2; mask[y - Y0] &= ~(1 << bit); active--; continue; }
         const w = alpha * Tp;
         st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w; st[q + 4] += z * w;
-        st[q] = test; nb[p]++; last[p] = k;
+        st[q] = test; st[q + 5] += 1; st[q + 6] = k;
       }
     }
   }
@@ -177,7 +189,7 @@ export function blendTile(
       out.rgb[2 * plane + q] = st[o + 3] + Tp * bg[2];
       out.alpha[q] = 1 - Tp;
       out.depth[q] = st[o + 4];
-      out.nBlended[q] = nb[p];
+      out.nBlended[q] = st[o + 5];
       out.terminated[q] = done[p] === 2 ? 1 : 0;
     }
   }
@@ -197,6 +209,7 @@ export function backwardTile(
   const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
   const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
   const { last, st } = s;
+  for (let p = 0; p < TPX; p++) last[p] = st[8 * p + 6];
   // Per pixel, interleaved in `st` (8 slots): T (from the final transmittance back to each Gaussian's), the
   // suffix colour S = Σ_{later} c·α·T + T_final·bg (3), the upstream ∂L/∂rgb (3), T_final·∂L/∂alpha.
   let kmax = -1;
