@@ -133,9 +133,14 @@ export function blendTile(
   let active = cols * rows;
   const { proj } = P;
   const alphaMin = ALPHA_MIN;
+  // The records come in depth order, i.e. scattered in memory: each Gaussian's first and last fields (both cache
+  // lines of its record) are read one iteration early, so that the fetch overlaps the previous Gaussian's pixels
+  // instead of stalling everything that depends on its position.
+  let on = 0, un = 0, vn = 0, eyn = 0, zn = 0;
+  if (start < end) { on = 12 * ids[start]; un = proj[on]; vn = proj[on + 1]; eyn = proj[on + 7]; zn = proj[on + 11]; }
   for (let k = start; k < end && active > 0; k++) {
-    const gi = ids[k], o = 12 * gi;
-    const u = proj[o], v = proj[o + 1], ey = proj[o + 7];
+    const o = on, u = un, v = vn, ey = eyn, z = zn;
+    if (k + 1 < end) { on = 12 * ids[k + 1]; un = proj[on]; vn = proj[on + 1]; eyn = proj[on + 7]; zn = proj[on + 11]; }
     const y0 = Math.max(Y0, Math.ceil(v - 0.5 - ey)), y1 = Math.min(Y1 - 1, Math.floor(v - 0.5 + ey));
     if (y0 > y1) continue;
     const A = proj[o + 2], B = proj[o + 3], C = proj[o + 4], op = proj[o + 5], kk = proj[o + 6];
@@ -143,7 +148,7 @@ export function blendTile(
     // so that it contains every pixel the pmin test lets through; that test and the exact one below decide.
     const pmin = -0.5 * kk - 1e-6;
     const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * (kk + 4e-6), uc = u - 0.5;
-    const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10], z = proj[o + 11];
+    const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10];
     // Hoisted factors, bit-identical to the reference expressions: −0.5·A·dx² is (−0.5·A)·dx·dx, and the pixel
     // centre X0 + bit + 0.5 is exact either way.
     const hA = -0.5 * A, cx0 = X0 + 0.5;
