@@ -16,19 +16,12 @@ import { rasterize, rasterizeBackward } from '../src/splat/rasterize.ts';
 import { SplatRenderer } from '../src/splat/renderer.ts';
 import { headScene } from '../src/splat/testing/scene.ts';
 import { renderTurntable } from '../src/splat/turntable.ts';
+import { numberArg } from './args.ts';
 import type { BenchRun, Figure } from './figure.ts';
 
-function arg(args: string[], name: string, def: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
-  return v;
-}
-
 export const run: BenchRun = async function* (args): AsyncGenerator<Figure> {
-  const N = arg(args, 'gaussians', 500_000), frames = arg(args, 'frames', 150), res = arg(args, 'resolution', 512);
-  const threads = arg(args, 'threads', 2), B = Math.min(frames, arg(args, 'baseline-frames', 16));
+  const N = numberArg(args, 'gaussians', 500_000), frames = numberArg(args, 'frames', 150), res = numberArg(args, 'resolution', 512);
+  const threads = numberArg(args, 'threads', 2), B = Math.min(frames, numberArg(args, 'baseline-frames', 16));
   const g = headScene(N, 1);
   const cams = turntableCameras(frames, res);
   const tag = `${frames}×${res}², ${(N / 1000).toFixed(0)}k Gaussians`;

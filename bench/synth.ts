@@ -16,15 +16,8 @@ import { writeHeadDataset, type Layout } from '../src/synth/dataset.ts';
 import { HeadPool } from '../src/synth/head-pool.ts';
 import { DEFAULT_SPACING, generateHead } from '../src/synth/head.ts';
 import { sampleHeadParams } from '../src/synth/params.ts';
+import { numberArg } from './args.ts';
 import type { BenchRun, Figure } from './figure.ts';
-
-function arg(args: string[], name: string, def: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} needs a positive number`);
-  return v;
-}
 
 /** Wall and CPU seconds (all threads of the process) to write `heads` heads in one layout. */
 async function timeLayout(
@@ -43,7 +36,7 @@ async function timeLayout(
 }
 
 export const run: BenchRun = async function* (args): AsyncGenerator<Figure> {
-  const heads = arg(args, 'heads', 2), res = arg(args, 'resolution', 512), threads = arg(args, 'threads', 2);
+  const heads = numberArg(args, 'heads', 2), res = numberArg(args, 'resolution', 512), threads = numberArg(args, 'threads', 2);
 
   // Generation alone.
   let t = performance.now();

@@ -7,7 +7,7 @@
  * (SD-2.x's 23-layer tower, so this is OpenCLIP's penultimate layer, as SD 2.x conditions on).
  */
 import {
-  add, concat, conv2d, expand, gather, gelu, matmul, mul, narrow, reshape, sdpa, sigmoid, softmax, transpose, type Graph, type Tensor,
+  add, concat, conv2d, expand, gather, gelu, matmul, mergeHeads, mul, narrow, reshape, sdpa, sigmoid, softmax, splitHeads, transpose, type Graph, type Tensor,
 } from '../core/index.ts';
 import type { ClipTextConfig, ClipVisionConfig } from './config.ts';
 import { declareClipTextParams, declareClipVisionParams, type ClipLayerP, type ClipTextParams, type ClipVisionParams } from './clip-params.ts';
@@ -18,22 +18,13 @@ function act(x: Tensor, kind: 'gelu' | 'quick_gelu'): Tensor {
   return kind === 'gelu' ? gelu(x) : mul(x, sigmoid(mul(x, 1.702)));
 }
 
-function heads(x: Tensor, h: number): Tensor {
-  const [n, t, c] = x.shape as [number, number, number];
-  return transpose(reshape(x, [n, t, h, c / h]), [0, 2, 1, 3]);
-}
-
-function merge(x: Tensor): Tensor {
-  const [n, h, t, d] = x.shape as [number, number, number, number];
-  return reshape(transpose(x, [0, 2, 1, 3]), [n, t, h * d]);
-}
 
 /** One pre-norm encoder layer; `mask` is an additive [T, T] mask (causal text attention) or null. */
 function encoderLayer(x: Tensor, p: ClipLayerP<Tensor>, nHeads: number, eps: number, kind: 'gelu' | 'quick_gelu', mask: Tensor | null): Tensor {
   const h = ln(x, p.layerNorm1, eps);
-  const q = heads(linear(h, p.qProj), nHeads);
-  const k = heads(linear(h, p.kProj), nHeads);
-  const v = heads(linear(h, p.vProj), nHeads);
+  const q = splitHeads(linear(h, p.qProj), nHeads);
+  const k = splitHeads(linear(h, p.kProj), nHeads);
+  const v = splitHeads(linear(h, p.vProj), nHeads);
   let a: Tensor;
   if (mask) {
     const d = q.shape[3]!;
@@ -41,7 +32,7 @@ function encoderLayer(x: Tensor, p: ClipLayerP<Tensor>, nHeads: number, eps: num
   } else {
     a = sdpa(q, k, v);
   }
-  const x1 = add(x, linear(merge(a), p.outProj));
+  const x1 = add(x, linear(mergeHeads(a), p.outProj));
   return add(x1, linear(act(linear(ln(x1, p.layerNorm2, eps), p.fc1), kind), p.fc2));
 }
 

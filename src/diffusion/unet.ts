@@ -9,7 +9,7 @@
  * which is plain self-attention (its output never depends on the other views).
  */
 import {
-  add, concat, expand, gelu, mul, narrow, reshape, sdpa, silu, split, transpose, upsampleNearest2x, type Graph, type Tensor,
+  add, concat, expand, gelu, mergeHeads, mul, narrow, reshape, sdpa, silu, split, splitHeads, upsampleNearest2x, type Graph, type Tensor,
 } from '../core/index.ts';
 import type { UNetConfig } from './config.ts';
 import { conv, fromTokens, gn, linear, ln, resnet, toTokens } from './layers.ts';
@@ -20,17 +20,6 @@ import { declareUNetParams, type AttentionP, type Transformer2DP, type UNetParam
 const TRANSFORMER_GN_EPS = 1e-6;
 const LN_EPS = 1e-5;
 
-/** [N, T, H·D] → [N, H, T, D]. */
-function heads(x: Tensor, h: number): Tensor {
-  const [n, t, c] = x.shape as [number, number, number];
-  return transpose(reshape(x, [n, t, h, c / h]), [0, 2, 1, 3]);
-}
-
-/** [N, H, T, D] → [N, T, H·D]. */
-function merge(x: Tensor): Tensor {
-  const [n, h, t, d] = x.shape as [number, number, number, number];
-  return reshape(transpose(x, [0, 2, 1, 3]), [n, t, h * d]);
-}
 
 export type MultiViewMode = UNetConfig['multiViewAttention'];
 
@@ -72,7 +61,7 @@ function attention(x: Tensor, context: Tensor, p: AttentionP<Tensor>, mv: { view
   const lk = k.shape[1]!;
   const perQuery = n * p.heads * lk * 4;
   const chunk = Math.max(1, Math.min(lq, Math.floor((opts.scoreBlockBytes ?? 256 * 2 ** 20) / perQuery)));
-  return linear(merge(sdpa(heads(q, p.heads), heads(k, p.heads), heads(v, p.heads), { chunk, ...(opts.fused ? { fused: true } : {}) })), p.toOut);
+  return linear(mergeHeads(sdpa(splitHeads(q, p.heads), splitHeads(k, p.heads), splitHeads(v, p.heads), { chunk, ...(opts.fused ? { fused: true } : {}) })), p.toOut);
 }
 
 export interface UNetInputs {

@@ -3,6 +3,7 @@
  * (Product code reads weights through src/io; this only serves the golden tests of this folder.)
  */
 import { readFileSync } from 'node:fs';
+import { f16BitsToNumber } from '../../io/dtypes.ts';
 
 export const GOLDEN = new URL('../../../../shared/golden/', import.meta.url).pathname;
 
@@ -27,14 +28,6 @@ export function safetensorsHeader(path: string): Record<string, HeaderEntry> {
   return h;
 }
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 export function readSafetensors(path: string): Map<string, GoldenTensor> {
   const buf = readFileSync(path);
@@ -52,7 +45,7 @@ export function readSafetensors(path: string): Map<string, GoldenTensor> {
       switch (e.dtype) {
         case 'F32': data[i] = bytes.readFloatLE(i * 4); break;
         case 'F64': data[i] = bytes.readDoubleLE(i * 8); break;
-        case 'F16': data[i] = halfToFloat(bytes.readUInt16LE(i * 2)); break;
+        case 'F16': data[i] = f16BitsToNumber(bytes.readUInt16LE(i * 2)); break;
         case 'I64': data[i] = Number(bytes.readBigInt64LE(i * 8)); break;
         case 'I32': data[i] = bytes.readInt32LE(i * 4); break;
         case 'U8': data[i] = bytes[i]; break;

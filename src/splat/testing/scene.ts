@@ -1,17 +1,8 @@
 /** Deterministic synthetic Gaussian scenes for tests and benchmarks (not a head model; see src/synth for that). */
 import { allocGaussians, type GaussianSet } from '../gaussians.ts';
+import { rng } from '../../core/testing/reference.ts';
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../../core/testing/reference.ts';
 
 /**
  * A head-sized blob: `count` Gaussians, 85 % on the surface of an ellipsoid (semi-axes 0.62, 0.72, 0.85) and the
