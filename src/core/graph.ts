@@ -4,6 +4,7 @@
  * (lower.ts) and executed (session.ts).
  */
 import type { AttrValue } from './proto.ts';
+import { f16BitsToNumber, numberToF16Bits } from '../io/dtypes.ts';
 
 export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
 export type Shape = readonly number[];
@@ -222,44 +223,11 @@ function dtypeOfData(d: ConstData): DType {
   return 'bool';
 }
 
-/** float32 → IEEE half bits (round to nearest even). */
-export function toHalf(v: number): number {
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  f[0] = v;
-  const x = u[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  // A carry out of the mantissa rolls into the exponent, which is the correct rounding.
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
+/** float32 → IEEE half bits (round to nearest even); the one conversion the weight readers use too. */
+export const toHalf: (v: number) => number = numberToF16Bits;
 
-/** IEEE half bits → number. */
-export function fromHalf(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
+/** IEEE half bits → number (exact). */
+export const fromHalf: (h: number) => number = f16BitsToNumber;
 
 export function toHalfArray(a: Float32Array): Uint16Array {
   const out = new Uint16Array(a.length);
