@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readGoldenSafetensors, f32, assertClose } from './testing/golden.ts';
+import { readGoldenSafetensors, f32, assertClose, assertGoldenGaussians } from './testing/golden.ts';
 import { goldenCameras } from './testing/cameras.ts';
 import { computeRays, posedInput } from './rays.ts';
 import { patchify, pixelGaussianOrder } from './tokens.ts';
@@ -41,12 +41,7 @@ test('decoding the golden raw Gaussians reproduces xyz, scaling, rotation, opaci
   const raw = f32(gauss, 'gaussians_raw');
   const { gaussians: g, pixelT } = decodeGaussians(raw, 2, rays, 8);
   assert.equal(g.count, 4098);
-  assertClose(g.means, f32(gauss, 'xyz'), 1e-4, 0, 'xyz');
-  assertClose(g.scales, f32(gauss, 'scaling'), 1e-4, 1e-4, 'scaling');
-  assertClose(g.rotations, f32(gauss, 'rotation'), 1e-4, 1e-4, 'rotation');
-  assertClose(g.opacities, f32(gauss, 'opacity'), 1e-4, 1e-4, 'opacity');
-  assertClose(g.sh, f32(gauss, 'features_dc'), 1e-4, 1e-4, 'features_dc');
-  assertClose(pixelT, f32(gauss, 'pixel_t'), 1e-4, 0, 'pixel_t');
+  assertGoldenGaussians(g, pixelT, gauss);
   const rn = new Float32Array(g.rotations.length);
   for (let i = 0; i < g.count; i++) {
     const q = g.rotations.subarray(4 * i, 4 * i + 4);

@@ -1,5 +1,5 @@
 import { test } from 'node:test';
-import { readGoldenSafetensors, f32, assertClose, GOLDEN_DIR } from './testing/golden.ts';
+import { readGoldenSafetensors, f32, assertClose, assertGoldenGaussians, GOLDEN_DIR } from './testing/golden.ts';
 import { goldenCameras } from './testing/cameras.ts';
 import { loadGslrmConfig, gslrmDims } from './config.ts';
 import { loadGslrmWeights } from './weights.ts';
@@ -50,12 +50,7 @@ test('reconstruct() (fused attention, 16 queries × 2 heads per chunk): golden v
   const progress: number[] = [];
   const { gaussians: g, pixelT } = await reconstruct(views, cams, model, { threads: 1, chunk: 16, headChunk: 2, fused: true, onProgress: (d) => progress.push(d) });
   if (progress.join() !== '0,1,2') throw new Error(`progress ${progress.join()}`);
-  assertClose(g.means, f32(gauss, 'xyz'), 1e-4, 0, 'xyz');
-  assertClose(g.scales, f32(gauss, 'scaling'), 1e-4, 1e-4, 'scaling');
-  assertClose(g.rotations, f32(gauss, 'rotation'), 1e-4, 1e-4, 'rotation');
-  assertClose(g.opacities, f32(gauss, 'opacity'), 1e-4, 1e-4, 'opacity');
-  assertClose(g.sh, f32(gauss, 'features_dc'), 1e-4, 1e-4, 'features_dc');
-  assertClose(pixelT, f32(gauss, 'pixel_t'), 1e-4, 0, 'pixel_t');
+  assertGoldenGaussians(g, pixelT, gauss);
   const { default: assert } = await import('node:assert/strict');
   await assert.rejects(reconstruct(views, cams.slice(0, 3), model), /4 view image\(s\) but 3 camera\(s\)/);
   await assert.rejects(reconstruct({ views: 4, height: 16, width: 16, rgb: new Float32Array(4 * 3 * 256) }, cams, model), /views are 16×16, but the GS-LRM config expects 32×32/);

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import type { GaussianSet } from '../../splat/gaussians.ts';
 
 export const GOLDEN_DIR = fileURLToPath(new URL('../../../../shared/golden/gslrm-tiny/', import.meta.url));
 
@@ -49,4 +50,14 @@ export function assertClose(got: ArrayLike<number>, ref: ArrayLike<number>, atol
   }
   assert.ok(worstExcess <= 0, `${what}: element ${worst} is ${got[worst]}, reference ${ref[worst]} (atol ${atol}, rtol ${rtol}); max abs error ${maxAbs}`);
   return maxAbs;
+}
+
+/** Decoded Gaussians and ray parameters against golden gaussians.safetensors, at the README's tolerances. */
+export function assertGoldenGaussians(g: GaussianSet, pixelT: Float32Array, gauss: Map<string, GoldenTensor>): void {
+  assertClose(g.means, f32(gauss, 'xyz'), 1e-4, 0, 'xyz');
+  assertClose(g.scales, f32(gauss, 'scaling'), 1e-4, 1e-4, 'scaling');
+  assertClose(g.rotations, f32(gauss, 'rotation'), 1e-4, 1e-4, 'rotation');
+  assertClose(g.opacities, f32(gauss, 'opacity'), 1e-4, 1e-4, 'opacity');
+  assertClose(g.sh, f32(gauss, 'features_dc'), 1e-4, 1e-4, 'features_dc');
+  assertClose(pixelT, f32(gauss, 'pixel_t'), 1e-4, 0, 'pixel_t');
 }
