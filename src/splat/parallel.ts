@@ -6,7 +6,7 @@ import { allocGrads, projectBackwardRange, type GaussianGrads } from './project-
 import {
   allocProjected, cacheRange, projectRange, scatterRange, type CamParams, type GaussianArrays, type Projected, type SceneCache,
 } from './project.ts';
-import { allocImage, binGaussians, type RasterResult } from './rasterize.ts';
+import { allocColorImage, allocImage, binGaussians, type ColorResult, type RasterResult } from './rasterize.ts';
 import { allocTileScratch, backwardTile, blendTile, sortTile, type ImagePlanes, type TileScratch } from './tiles.ts';
 
 /** Shared per-frame state for the tile-parallel path. */
@@ -35,9 +35,9 @@ export type Job =
     backward?: { dRgb: Float32Array; dAlpha: Float32Array | null; grad2d: Float64Array };
   }
   | { kind: 'projectBackward'; cam: CamParams; parts: Float64Array[]; cudaJacobian: boolean; grads: GaussianGrads; begin: number; end: number }
-  | { kind: 'frame'; cam: CamParams; tileCull: boolean; bg: number[] };
+  | { kind: 'frame'; cam: CamParams; tileCull: boolean; bg: number[]; colorOnly: boolean };
 
-export type JobResult = { pairs?: number; image?: RasterResult };
+export type JobResult = { pairs?: number; image?: RasterResult | ColorResult };
 
 let scratch: TileScratch | null = null;
 let frameP: Projected | null = null;
@@ -81,7 +81,7 @@ export function runJob(scene: SceneData, job: Job): JobResult {
       const { cam, bg } = job;
       if (!frameP || frameP.depth.length !== g.count) frameP = allocProjected(g.count);
       const { P, tileStart, ids } = binGaussians(g, cam, job.tileCull, frameP, cache, frameIds);
-      const out = allocImage(cam.width, cam.height);
+      const out = job.colorOnly ? allocColorImage(cam.width, cam.height) : allocImage(cam.width, cam.height);
       const s = (scratch ??= allocTileScratch());
       for (let t = 0; t < cam.tilesX * cam.tilesY; t++) blendTile(t, cam, P, ids, tileStart[t], tileStart[t + 1], bg, s, out);
       return { image: out };

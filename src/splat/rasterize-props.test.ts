@@ -136,3 +136,25 @@ test('SplatRenderer on 2 worker threads, Morton-reordered scene: same image as r
     await r.close();
   }
 });
+
+test('colour-only frames: the same rgb and alpha as full renders, without the depth/count planes, on workers and on one thread', async () => {
+  const g = randomScene(2000, 33, 1, [0.01, 0.05]);
+  const cams = [0, 90, 200].map((az) => offCentre(64, 40, az));
+  for (const threads of [1, 2]) {
+    const r = await SplatRenderer.create({ threads });
+    try {
+      await r.setScene(g);
+      const seen: number[] = [];
+      await r.renderFrames(cams, { colorOnly: true, background: [0.2, 0.5, 0.9] }, (i, img) => {
+        seen.push(i);
+        const full = rasterize(g, cams[i], { background: [0.2, 0.5, 0.9] });
+        assert.deepEqual(img.rgb, full.rgb);
+        assert.deepEqual(img.alpha, full.alpha);
+        assert.ok(!('depth' in img) && !('nBlended' in img), 'colour-only frames carry no depth or counts');
+      });
+      assert.deepEqual(seen, [0, 1, 2]);
+    } finally {
+      await r.close();
+    }
+  }
+});

@@ -16,7 +16,7 @@ import { allocGrads, projectBackwardRange, type GaussianGrads } from './project-
 import {
   allocProjected, allocSceneCache, allocSortScratch, cacheRange, camParams, depthOrder, projectRange, scatterOrdered, type CamParams, type Projected, type SceneCache,
 } from './project.ts';
-import { allocTileScratch, backwardTile, blendTile, type ImagePlanes } from './tiles.ts';
+import { allocTileScratch, backwardTile, blendTile, type ColorPlanes, type ImagePlanes } from './tiles.ts';
 
 export type { GaussianGrads } from './project-backward.ts';
 
@@ -31,16 +31,22 @@ export interface RasterOptions {
 }
 
 /**
- * A rendered image. `rgb` is planar [3, H, W] (channel-major, like the reference's [3,H,W] renders), not clamped;
- * `alpha` = 1 − final transmittance, `depth` = Σ z·α·T (accumulated view depth, not normalised by alpha; divide
- * by alpha for the expected depth), `nBlended` = Gaussians composited per pixel, `terminated` = 1 where the
- * T < 1e-4 stop fired. All [H, W] row-major.
+ * A rendered image's colour. `rgb` is planar [3, H, W] (channel-major, like the reference's [3,H,W] renders), not
+ * clamped; `alpha` = 1 − final transmittance, [H, W] row-major.
  */
-export interface RasterResult {
+export interface ColorResult {
   width: number;
   height: number;
   rgb: Float32Array;
   alpha: Float32Array;
+}
+
+/**
+ * A rendered image: colour, `depth` = Σ z·α·T (accumulated view depth, not normalised by alpha; divide by alpha
+ * for the expected depth), `nBlended` = Gaussians composited per pixel, `terminated` = 1 where the T < 1e-4 stop
+ * fired. All [H, W] row-major.
+ */
+export interface RasterResult extends ColorResult {
   depth: Float32Array;
   nBlended: Int32Array;
   terminated: Uint8Array;
@@ -66,6 +72,12 @@ export function allocImage(width: number, height: number, shared = false): Image
     rgb: new Float32Array(mk(12 * n)), alpha: new Float32Array(mk(4 * n)), depth: new Float32Array(mk(4 * n)),
     nBlended: new Int32Array(mk(4 * n)), terminated: new Uint8Array(mk(n)),
   };
+}
+
+/** Colour planes only (see ColorResult). */
+export function allocColorImage(width: number, height: number): ColorPlanes & { width: number; height: number } {
+  const n = width * height;
+  return { width, height, rgb: new Float32Array(3 * n), alpha: new Float32Array(n) };
 }
 
 export function resolveBackground(opts: RasterOptions): [number, number, number] {

@@ -18,8 +18,8 @@ port.on('message', (msg: { scene?: SceneData; id?: number; job?: Job }) => {
   try {
     if (!scene) throw new Error('no scene set');
     const result = runJob(scene, msg.job as Job);
-    const transfer = result.image ? [result.image.rgb.buffer, result.image.alpha.buffer, result.image.depth.buffer,
-      result.image.nBlended.buffer, result.image.terminated.buffer] as ArrayBuffer[] : [];
+    // A frame's planes are this thread's own buffers: hand them over instead of copying.
+    const transfer = result.image ? Object.values(result.image).filter(ArrayBuffer.isView).map((a) => a.buffer as ArrayBuffer) : [];
     port.postMessage({ id: msg.id, result }, transfer);
   } catch (err) {
     port.postMessage({ id: msg.id, error: err instanceof Error ? err.stack ?? err.message : String(err) });

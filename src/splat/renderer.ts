@@ -17,7 +17,7 @@ import { mortonOrder, permuteGaussians, unpermute } from './order.ts';
 import { runJob, type Job, type JobResult, type SceneData } from './parallel.ts';
 import {
   allocImage, checkUpstream, rasterizeBackward, resolveBackground,
-  type BackwardInput, type BackwardOptions, type RasterOptions, type RasterResult,
+  type BackwardInput, type BackwardOptions, type ColorResult, type RasterOptions, type RasterResult,
 } from './rasterize.ts';
 
 export interface RendererOptions {
@@ -33,6 +33,14 @@ export interface RendererOptions {
 }
 
 interface Pending { resolve: (r: JobResult) => void; reject: (e: Error) => void }
+
+export interface FrameOptions extends RasterOptions {
+  /**
+   * Composite colour and alpha only (no depth, per-pixel counts or termination flags): about a tenth less work,
+   * for frames that only become pictures (videos, dataset views).
+   */
+  colorOnly?: boolean;
+}
 
 export class SplatRenderer {
   private scene: SceneData | null = null;
@@ -177,7 +185,7 @@ export class SplatRenderer {
     const scene = this.need();
     const cam = camParams(camera);
     const bg = resolveBackground(opts);
-    if (!this.parallel(cam)) return runJob(scene, { kind: 'frame', cam, tileCull: opts.tileCull ?? true, bg }).image!;
+    if (!this.parallel(cam)) return runJob(scene, { kind: 'frame', cam, tileCull: opts.tileCull ?? true, bg, colorOnly: false }).image as RasterResult;
     const { P, tileStart, ids } = await this.bin(cam, opts.tileCull ?? true);
     const image = allocImage(cam.width, cam.height, true);
     const W = this.workers.length;
@@ -189,19 +197,29 @@ export class SplatRenderer {
 
   /**
    * Renders many cameras, one whole frame per worker at a time, and calls `onFrame` in camera order (awaiting
-   * it, so a slow consumer such as a video encoder applies back-pressure).
+   * it, so a slow consumer such as a video encoder applies back-pressure). With `colorOnly` the frames are
+   * ColorResults.
    */
+  renderFrames(
+    cameras: readonly Camera[], opts: FrameOptions & { colorOnly: true }, onFrame?: (index: number, image: ColorResult) => void | Promise<void>,
+  ): Promise<void>;
+  renderFrames(
+    cameras: readonly Camera[], opts?: FrameOptions & { colorOnly?: false }, onFrame?: (index: number, image: RasterResult) => void | Promise<void>,
+  ): Promise<void>;
   async renderFrames(
-    cameras: readonly Camera[], opts: RasterOptions = {}, onFrame: (index: number, image: RasterResult) => void | Promise<void> = () => {},
+    cameras: readonly Camera[], opts: FrameOptions = {}, onFrame: ((index: number, image: RasterResult) => void | Promise<void>) | ((index: number, image: ColorResult) => void | Promise<void>) = () => {},
   ): Promise<void> {
+    // The overloads pair colorOnly with the matching frame type.
+    const deliver = onFrame as (index: number, image: RasterResult | ColorResult) => void | Promise<void>;
     const scene = this.need();
     const bg = resolveBackground(opts);
-    const tileCull = opts.tileCull ?? true;
+    const tileCull = opts.tileCull ?? true, colorOnly = opts.colorOnly ?? false;
+    const job = (camera: Camera): Job => ({ kind: 'frame', cam: camParams(camera), tileCull, bg, colorOnly });
     if (this.workers.length === 0) {
-      for (let i = 0; i < cameras.length; i++) await onFrame(i, runJob(scene, { kind: 'frame', cam: camParams(cameras[i]), tileCull, bg }).image!);
+      for (let i = 0; i < cameras.length; i++) await deliver(i, runJob(scene, job(cameras[i])).image!);
       return;
     }
-    const done = new Map<number, RasterResult>();
+    const done = new Map<number, RasterResult | ColorResult>();
     let next = 0, delivered = 0;
     let failure: unknown = null;
     let wake: (() => void) | null = null;
@@ -210,7 +228,7 @@ export class SplatRenderer {
       while (next < cameras.length && failure === null) {
         const i = next++;
         try {
-          const r = await this.send(w, { job: { kind: 'frame', cam: camParams(cameras[i]), tileCull, bg } });
+          const r = await this.send(w, { job: job(cameras[i]) });
           done.set(i, r.image!);
         } catch (err) { failure = err; }
         wake?.();
@@ -224,7 +242,7 @@ export class SplatRenderer {
       if (!img) { await new Promise<void>((r) => { wake = r; }); wake = null; continue; }
       done.delete(delivered);
       try {
-        await onFrame(delivered, img);
+        await deliver(delivered, img);
       } catch (err) {
         failure = err;
       }

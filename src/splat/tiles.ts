@@ -101,10 +101,14 @@ export function sortTile(ids: Int32Array, start: number, end: number, depth: Flo
   }
 }
 
-/** Forward outputs, image-sized: rgb planar [3, H, W]; alpha, depth, nBlended, terminated [H, W]. */
-export interface ImagePlanes {
+/** Colour outputs, image-sized: rgb planar [3, H, W]; alpha [H, W]. */
+export interface ColorPlanes {
   rgb: Float32Array;
   alpha: Float32Array;
+}
+
+/** All forward outputs: colour, plus depth, nBlended and terminated [H, W]. */
+export interface ImagePlanes extends ColorPlanes {
   depth: Float32Array;
   nBlended: Int32Array;
   terminated: Uint8Array;
@@ -113,11 +117,14 @@ export interface ImagePlanes {
 /**
  * Composites tile `tile` front to back into the scratch arrays (T, colour, depth, count, last blended index) and,
  * if `out` is given, writes the tile's pixels there. ids[start, end) must already be depth-sorted.
+ * With colour-only `out` (ColorPlanes), depth, counts and last indices are not tracked: about a tenth less work
+ * per blend, for frames nobody needs more of (videos); the scratch then cannot feed `backwardTile`.
  */
 export function blendTile(
   tile: number, cam: CamParams, P: Projected, ids: Int32Array, start: number, end: number,
-  bg: ArrayLike<number>, s: TileScratch, out: ImagePlanes | null,
+  bg: ArrayLike<number>, s: TileScratch, out: ImagePlanes | ColorPlanes | null,
 ): void {
+  const full = out === null || 'nBlended' in out;
   const { width, height, tilesX } = cam;
   const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
   const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
@@ -179,8 +186,9 @@ export function blendTile(
         const test = Tp * (1 - alpha);
         if (test < T_STOP) { done[p] = 2; mask[y - Y0] &= ~(1 << bit); active--; continue; }
         const w = alpha * Tp;
-        st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w; st[q + 4] += z * w;
-        st[q] = test; st[q + 5] += 1; st[q + 6] = k;
+        st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w;
+        st[q] = test;
+        if (full) { st[q + 4] += z * w; st[q + 5] += 1; st[q + 6] = k; }
       }
     }
   }
@@ -193,6 +201,12 @@ export function blendTile(
       out.rgb[plane + q] = st[o + 2] + Tp * bg[1];
       out.rgb[2 * plane + q] = st[o + 3] + Tp * bg[2];
       out.alpha[q] = 1 - Tp;
+    }
+  }
+  if (!('nBlended' in out)) return;
+  for (let y = Y0; y < Y1; y++) {
+    for (let x = X0; x < X1; x++) {
+      const p = (y - Y0) * TILE + x - X0, q = y * width + x, o = 8 * p;
       out.depth[q] = st[o + 4];
       out.nBlended[q] = st[o + 5];
       out.terminated[q] = done[p] === 2 ? 1 : 0;

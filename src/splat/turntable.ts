@@ -31,7 +31,7 @@ export async function renderTurntable(g: GaussianSet, opts: TurntableOptions): P
   const writer = Mp4Writer.open(opts.out, { width: resolution, height: resolution, fps: opts.fps ?? 30, crf: opts.crf });
   try {
     await renderer.setScene(g);
-    await renderer.renderFrames(cameras, { background: opts.background }, async (i, img) => {
+    await renderer.renderFrames(cameras, { background: opts.background, colorOnly: true }, async (i, img) => {
       await writer.write(planarToImage(img.rgb, resolution, resolution, { channels: 4 }).data);
       opts.onProgress?.(i + 1, frames);
     });

@@ -93,7 +93,7 @@ export function checkDatasetOptions(o: HeadDatasetOptions): void {
 async function writeViews(renderer: SplatRenderer, cameras: Camera[], dir: string, fileOf: (i: number) => string): Promise<RgbaImage[]> {
   const views: RgbaImage[] = [];
   const writes: Array<Promise<void>> = [];
-  await renderer.renderFrames(cameras, { background: BLACK }, (i, r) => {
+  await renderer.renderFrames(cameras, { background: BLACK, colorOnly: true }, (i, r) => {
     const img = straightRgba(r);
     views.push(img);
     writes.push(encodePng({ width: img.width, height: img.height, channels: 4, data: img.data }).then((png) => writeFile(join(dir, fileOf(i)), png)));

@@ -5,7 +5,7 @@
  */
 import type { Camera } from '../cameras/camera.ts';
 import type { GaussianSet } from '../splat/gaussians.ts';
-import { rasterize, type RasterResult } from '../splat/rasterize.ts';
+import { rasterize, type ColorResult } from '../splat/rasterize.ts';
 
 export interface RgbaImage {
   width: number;
@@ -30,7 +30,7 @@ export function renderRgba(g: GaussianSet, camera: Camera): RgbaImage {
 export const BLACK: readonly [number, number, number] = [0, 0, 0];
 
 /** Straight 8-bit RGBA from a render over black: colour / coverage, RGB = 0 where the coverage rounds to 0. */
-export function straightRgba(r: RasterResult): RgbaImage {
+export function straightRgba(r: ColorResult): RgbaImage {
   const n = r.width * r.height;
   const data = new Uint8Array(4 * n);
   for (let i = 0; i < n; i++) {
