@@ -151,6 +151,8 @@ export function projectRange(
   const [r00, r01, r02, r10, r11, r12, r20, r21, r22] = R;
   const limX = 1.3 * cam.tanFovX, limY = 1.3 * cam.tanFovY;
   const { proj, depth, rect, radius } = out;
+  // Local copies of the module constants (see tiles.ts: V8 checks module bindings on every use in a loop).
+  const near = +NEAR, alphaMin = +ALPHA_MIN, tileW = TILE;
   let pairs = 0;
   for (let i = begin; i < end; i++) {
     rect[4 * i] = rect[4 * i + 2] = 0;
@@ -160,10 +162,10 @@ export function projectRange(
     const Y = r10 * mx + r11 * my + r12 * mz + t[1];
     const Z = r20 * mx + r21 * my + r22 * mz + t[2];
     depth[i] = Z;
-    if (!(Z > NEAR)) continue;
+    if (!(Z > near)) continue;
     const opacity = opac[i];
     // alpha = opacity·exp(power) ≤ opacity, so such a Gaussian is skipped at every pixel.
-    if (opacity < ALPHA_MIN) continue;
+    if (opacity < alphaMin) continue;
     const u = fx * X / Z + cx, v = fy * Y / Z + cy;
 
     // J·W (2×3) with the clamped ratios inside J only; Σ2 = (JW) Σ3 (JW)ᵀ + 0.3 I.
@@ -186,10 +188,10 @@ export function projectRange(
     const px = u - 0.5, py = v - 0.5;
     let tx0: number, ty0: number, tx1: number, ty1: number;
     if (opts.tileCull) {
-      tx0 = Math.min(tilesX, Math.max(0, Math.trunc((px - rad) / TILE)));
-      ty0 = Math.min(tilesY, Math.max(0, Math.trunc((py - rad) / TILE)));
-      tx1 = Math.min(tilesX, Math.max(0, Math.trunc((px + rad + TILE - 1) / TILE)));
-      ty1 = Math.min(tilesY, Math.max(0, Math.trunc((py + rad + TILE - 1) / TILE)));
+      tx0 = Math.min(tilesX, Math.max(0, Math.trunc((px - rad) / tileW)));
+      ty0 = Math.min(tilesY, Math.max(0, Math.trunc((py - rad) / tileW)));
+      tx1 = Math.min(tilesX, Math.max(0, Math.trunc((px + rad + tileW - 1) / tileW)));
+      ty1 = Math.min(tilesY, Math.max(0, Math.trunc((py + rad + tileW - 1) / tileW)));
     } else {
       tx0 = 0; ty0 = 0; tx1 = tilesX; ty1 = tilesY;
     }
@@ -200,10 +202,10 @@ export function projectRange(
     // elongated splats; 1e-3 px) contain everything the compositing's pre-test lets through (tiles.ts).
     const k = logAlpha[i];
     const ex = Math.sqrt(Math.max(0, k + 4e-6) * ca) * (1 + 1e-3) + 1e-3, ey = Math.sqrt(Math.max(0, k + 4e-6) * cc) * (1 + 1e-3) + 1e-3;
-    tx0 = Math.max(tx0, Math.floor((px - ex) / TILE));
-    ty0 = Math.max(ty0, Math.floor((py - ey) / TILE));
-    tx1 = Math.min(tx1, Math.floor((px + ex) / TILE) + 1);
-    ty1 = Math.min(ty1, Math.floor((py + ey) / TILE) + 1);
+    tx0 = Math.max(tx0, Math.floor((px - ex) / tileW));
+    ty0 = Math.max(ty0, Math.floor((py - ey) / tileW));
+    tx1 = Math.min(tx1, Math.floor((px + ex) / tileW) + 1);
+    ty1 = Math.min(ty1, Math.floor((py + ey) / tileW) + 1);
     if (tx1 <= tx0 || ty1 <= ty0) continue;
 
     const o12 = 12 * i;

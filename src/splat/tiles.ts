@@ -20,11 +20,17 @@ const ALPHA_MAX = 0.99;
  * needed: below that power alpha < 1/255 for any opacity ≤ 1, which the callers test first.
  */
 const EXP_TABLE = Float64Array.from({ length: 6 * 256 + 1 }, (_, j) => Math.exp(-j / 256));
-function expNeg(t: number): number {
+function expNeg(table: Float64Array, t: number): number {
   const j = (t * 256) | 0;
   const r = j * (1 / 256) - t, r2 = r * r;
-  return EXP_TABLE[j] * ((1 + r) + r2 * (0.5 + r * (1 / 6)));
+  return table[j] * ((1 + r) + r2 * (0.5 + r * (1 / 6)));
 }
+
+/*
+ * The hot loops below read these constants through local copies: V8 reads a module-scope binding through the
+ * context with a TDZ check on every use, and `alpha = min(alpha, ALPHA_MAX)` written with the binding merges a
+ * double with a tagged value, which boxes alpha (a heap allocation per blend). Together a few per cent of a frame.
+ */
 
 export interface TileScratch {
   /**
@@ -125,11 +131,12 @@ export function blendTile(
   bg: ArrayLike<number>, s: TileScratch, out: ImagePlanes | ColorPlanes | null,
 ): void {
   const full = out === null || 'nBlended' in out;
+  const tileW = TILE, tStop = +T_STOP, alphaMax = +ALPHA_MAX, alphaMin = +ALPHA_MIN, table = EXP_TABLE;
   const { width, height, tilesX } = cam;
-  const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
-  const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
+  const X0 = (tile % tilesX) * tileW, Y0 = Math.floor(tile / tilesX) * tileW;
+  const X1 = Math.min(width, X0 + tileW), Y1 = Math.min(height, Y0 + tileW);
   const { st, done, mask } = s;
-  for (let p = 0; p < TPX; p++) {
+  for (let p = 0, n = tileW * tileW; p < n; p++) {
     const q = 8 * p;
     st[q] = 1; st[q + 1] = 0; st[q + 2] = 0; st[q + 3] = 0; st[q + 4] = 0; st[q + 5] = 0; st[q + 6] = -1;
   }
@@ -139,7 +146,6 @@ export function blendTile(
   for (let y = 0; y < rows; y++) mask[y] = cols === 32 ? -1 : (1 << cols) - 1;
   let active = cols * rows;
   const { proj } = P;
-  const alphaMin = ALPHA_MIN;
   // The records come in depth order, i.e. scattered in memory: each Gaussian's first and last fields (both cache
   // lines of its record) are read one iteration early, so that the fetch overlaps the previous Gaussian's pixels
   // instead of stalling everything that depends on its position.
@@ -170,7 +176,7 @@ export function blendTile(
       if (x0 > x1) continue;
       let m = m0 & (((1 << (x1 - x0 + 1)) - 1) << (x0 - X0));
       if (m === 0) continue;
-      const row = (y - Y0) * TILE;
+      const row = (y - Y0) * tileW;
       const hy = -0.5 * C * dy * dy;
       while (m !== 0) {
         const bit = 31 - Math.clz32(m & -m);
@@ -178,13 +184,13 @@ export function blendTile(
         const dx = u - (cx0 + bit);
         const power = hA * dx * dx + hy - B * dx * dy;
         if (power > 0 || power < pmin) continue;
-        let alpha = op * expNeg(-power);
-        if (alpha > ALPHA_MAX) alpha = ALPHA_MAX;
+        let alpha = op * expNeg(table, -power);
+        if (alpha > alphaMax) alpha = alphaMax;
         if (alpha < alphaMin) continue;
         const p = row + bit, q = 8 * p;
         const Tp = st[q];
         const test = Tp * (1 - alpha);
-        if (test < T_STOP) { done[p] = 2; mask[y - Y0] &= ~(1 << bit); active--; continue; }
+        if (test < tStop) { done[p] = 2; mask[y - Y0] &= ~(1 << bit); active--; continue; }
         const w = alpha * Tp;
         st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w;
         st[q] = test;
@@ -196,7 +202,7 @@ export function blendTile(
   const plane = width * height;
   for (let y = Y0; y < Y1; y++) {
     for (let x = X0; x < X1; x++) {
-      const p = (y - Y0) * TILE + x - X0, q = y * width + x, o = 8 * p, Tp = st[o];
+      const p = (y - Y0) * tileW + x - X0, q = y * width + x, o = 8 * p, Tp = st[o];
       out.rgb[q] = st[o + 1] + Tp * bg[0];
       out.rgb[plane + q] = st[o + 2] + Tp * bg[1];
       out.rgb[2 * plane + q] = st[o + 3] + Tp * bg[2];
@@ -206,7 +212,7 @@ export function blendTile(
   if (!('nBlended' in out)) return;
   for (let y = Y0; y < Y1; y++) {
     for (let x = X0; x < X1; x++) {
-      const p = (y - Y0) * TILE + x - X0, q = y * width + x, o = 8 * p;
+      const p = (y - Y0) * tileW + x - X0, q = y * width + x, o = 8 * p;
       out.depth[q] = st[o + 4];
       out.nBlended[q] = st[o + 5];
       out.terminated[q] = done[p] === 2 ? 1 : 0;
@@ -225,8 +231,9 @@ export function backwardTile(
 ): void {
   const { width, height, tilesX } = cam;
   const plane = width * height;
-  const X0 = (tile % tilesX) * TILE, Y0 = Math.floor(tile / tilesX) * TILE;
-  const X1 = Math.min(width, X0 + TILE), Y1 = Math.min(height, Y0 + TILE);
+  const tileW = TILE, alphaMax = +ALPHA_MAX, alphaMin = +ALPHA_MIN, table = EXP_TABLE;
+  const X0 = (tile % tilesX) * tileW, Y0 = Math.floor(tile / tilesX) * tileW;
+  const X1 = Math.min(width, X0 + tileW), Y1 = Math.min(height, Y0 + tileW);
   const { last, st } = s;
   for (let p = 0; p < TPX; p++) last[p] = st[8 * p + 6];
   // Per pixel, interleaved in `st` (8 slots): T (from the final transmittance back to each Gaussian's), the
@@ -234,7 +241,7 @@ export function backwardTile(
   let kmax = -1;
   for (let y = Y0; y < Y1; y++) {
     for (let x = X0; x < X1; x++) {
-      const p = (y - Y0) * TILE + x - X0, q = y * width + x, o = 8 * p, Tp = st[o];
+      const p = (y - Y0) * tileW + x - X0, q = y * width + x, o = 8 * p, Tp = st[o];
       st[o + 1] = Tp * bg[0]; st[o + 2] = Tp * bg[1]; st[o + 3] = Tp * bg[2];
       st[o + 4] = dRgb[q]; st[o + 5] = dRgb[plane + q]; st[o + 6] = dRgb[2 * plane + q];
       st[o + 7] = dAlpha === null ? 0 : dAlpha[q] * Tp;
@@ -280,7 +287,7 @@ export function backwardTile(
       const x0 = Math.max(X0, Math.ceil(mid - half)), x1 = Math.min(X1 - 1, Math.floor(mid + half));
       if (x0 > x1) continue;
       let m = m0 & (((1 << (x1 - x0 + 1)) - 1) << (x0 - X0));
-      const row = (y - Y0) * TILE;
+      const row = (y - Y0) * tileW;
       const hy = -0.5 * C * dy * dy;
       while (m !== 0) {
         const bit = 31 - Math.clz32(m & -m);
@@ -289,10 +296,10 @@ export function backwardTile(
         const dx = u - (X0 + bit + 0.5);
         const power = -0.5 * A * dx * dx + hy - B * dx * dy;
         if (power > 0 || power < pmin) continue;
-        const G = expNeg(-power);
+        const G = expNeg(table, -power);
         const raw = op * G;
-        const alpha = raw > ALPHA_MAX ? ALPHA_MAX : raw;
-        if (alpha < ALPHA_MIN) continue;
+        const alpha = raw > alphaMax ? alphaMax : raw;
+        if (alpha < alphaMin) continue;
         const q = 8 * p;
         const inv = 1 / (1 - alpha);
         const Ti = st[q] * inv;
@@ -302,7 +309,7 @@ export function backwardTile(
         const dAl = (r * Ti - st[q + 1] * inv) * gr + (g * Ti - st[q + 2] * inv) * gg + (b * Ti - st[q + 3] * inv) * gb + st[q + 7] * inv;
         st[q + 1] += r * w; st[q + 2] += g * w; st[q + 3] += b * w;
         st[q] = Ti;
-        if (raw > ALPHA_MAX) continue;
+        if (raw > alphaMax) continue;
         dOp += dAl * G;
         const dp = dAl * alpha;
         dU += dp * (-A * dx - B * dy);
