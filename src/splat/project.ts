@@ -152,7 +152,7 @@ export function projectRange(
   const limX = 1.3 * cam.tanFovX, limY = 1.3 * cam.tanFovY;
   const { proj, depth, rect, radius } = out;
   // Local copies of the module constants (see tiles.ts: V8 checks module bindings on every use in a loop).
-  const near = +NEAR, alphaMin = +ALPHA_MIN, tileW = TILE;
+  const near = +NEAR, alphaMin = +ALPHA_MIN, tileW = TILE, invTile = 1 / TILE;
   let pairs = 0;
   for (let i = begin; i < end; i++) {
     rect[4 * i] = rect[4 * i + 2] = 0;
@@ -166,11 +166,12 @@ export function projectRange(
     const opacity = opac[i];
     // alpha = opacity·exp(power) ≤ opacity, so such a Gaussian is skipped at every pixel.
     if (opacity < alphaMin) continue;
-    const u = fx * X / Z + cx, v = fy * Y / Z + cy;
+    const iZ = 1 / Z;
+    const u = fx * X * iZ + cx, v = fy * Y * iZ + cy;
 
     // J·W (2×3) with the clamped ratios inside J only; Σ2 = (JW) Σ3 (JW)ᵀ + 0.3 I.
-    const txz = Math.min(limX, Math.max(-limX, X / Z)), tyz = Math.min(limY, Math.max(-limY, Y / Z));
-    const j00 = fx / Z, j02 = -fx * txz / Z, j11 = fy / Z, j12 = -fy * tyz / Z;
+    const txz = Math.min(limX, Math.max(-limX, X * iZ)), tyz = Math.min(limY, Math.max(-limY, Y * iZ));
+    const j00 = fx * iZ, j02 = -fx * txz * iZ, j11 = fy * iZ, j12 = -fy * tyz * iZ;
     const a0 = j00 * r00 + j02 * r20, a1 = j00 * r01 + j02 * r21, a2 = j00 * r02 + j02 * r22;
     const b0 = j11 * r10 + j12 * r20, b1 = j11 * r11 + j12 * r21, b2 = j11 * r12 + j12 * r22;
     const o6 = 6 * i;
@@ -188,10 +189,10 @@ export function projectRange(
     const px = u - 0.5, py = v - 0.5;
     let tx0: number, ty0: number, tx1: number, ty1: number;
     if (opts.tileCull) {
-      tx0 = Math.min(tilesX, Math.max(0, Math.trunc((px - rad) / tileW)));
-      ty0 = Math.min(tilesY, Math.max(0, Math.trunc((py - rad) / tileW)));
-      tx1 = Math.min(tilesX, Math.max(0, Math.trunc((px + rad + tileW - 1) / tileW)));
-      ty1 = Math.min(tilesY, Math.max(0, Math.trunc((py + rad + tileW - 1) / tileW)));
+      tx0 = Math.min(tilesX, Math.max(0, Math.trunc((px - rad) * invTile)));
+      ty0 = Math.min(tilesY, Math.max(0, Math.trunc((py - rad) * invTile)));
+      tx1 = Math.min(tilesX, Math.max(0, Math.trunc((px + rad + tileW - 1) * invTile)));
+      ty1 = Math.min(tilesY, Math.max(0, Math.trunc((py + rad + tileW - 1) * invTile)));
     } else {
       tx0 = 0; ty0 = 0; tx1 = tilesX; ty1 = tilesY;
     }
@@ -202,15 +203,16 @@ export function projectRange(
     // elongated splats; 1e-3 px) contain everything the compositing's pre-test lets through (tiles.ts).
     const k = logAlpha[i];
     const ex = Math.sqrt(Math.max(0, k + 4e-6) * ca) * (1 + 1e-3) + 1e-3, ey = Math.sqrt(Math.max(0, k + 4e-6) * cc) * (1 + 1e-3) + 1e-3;
-    tx0 = Math.max(tx0, Math.floor((px - ex) / tileW));
-    ty0 = Math.max(ty0, Math.floor((py - ey) / tileW));
-    tx1 = Math.min(tx1, Math.floor((px + ex) / tileW) + 1);
-    ty1 = Math.min(ty1, Math.floor((py + ey) / tileW) + 1);
+    tx0 = Math.max(tx0, Math.floor((px - ex) * invTile));
+    ty0 = Math.max(ty0, Math.floor((py - ey) * invTile));
+    tx1 = Math.min(tx1, Math.floor((px + ex) * invTile) + 1);
+    ty1 = Math.min(ty1, Math.floor((py + ey) * invTile) + 1);
     if (tx1 <= tx0 || ty1 <= ty0) continue;
 
     const o12 = 12 * i;
     proj[o12] = u; proj[o12 + 1] = v;
-    proj[o12 + 2] = cc / det; proj[o12 + 3] = -cb / det; proj[o12 + 4] = ca / det;
+    const iDet = 1 / det;
+    proj[o12 + 2] = cc * iDet; proj[o12 + 3] = -cb * iDet; proj[o12 + 4] = ca * iDet;
     proj[o12 + 5] = opacity; proj[o12 + 6] = k; proj[o12 + 7] = ey; proj[o12 + 11] = Z;
     rect[4 * i] = tx0; rect[4 * i + 1] = ty0; rect[4 * i + 2] = tx1; rect[4 * i + 3] = ty1;
     for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) tileCount[ty * tilesX + tx]++;
