@@ -153,6 +153,9 @@ export function projectRange(
   const { proj, depth, rect, radius } = out;
   // Local copies of the module constants (see tiles.ts: V8 checks module bindings on every use in a loop).
   const near = +NEAR, alphaMin = +ALPHA_MIN, tileW = TILE, invTile = 1 / TILE;
+  // Tile counts as a 2-D difference array: four corner updates per Gaussian instead of a loop over its tiles
+  // (short loops of varying length mispredict); summed into `tileCount` at the end.
+  const cw = tilesX + 1, corner = new Int32Array(cw * (tilesY + 1));
   let pairs = 0;
   for (let i = begin; i < end; i++) {
     rect[4 * i] = rect[4 * i + 2] = 0;
@@ -215,7 +218,7 @@ export function projectRange(
     proj[o12 + 2] = cc * iDet; proj[o12 + 3] = -cb * iDet; proj[o12 + 4] = ca * iDet;
     proj[o12 + 5] = opacity; proj[o12 + 6] = k; proj[o12 + 7] = ey; proj[o12 + 11] = Z;
     rect[4 * i] = tx0; rect[4 * i + 1] = ty0; rect[4 * i + 2] = tx1; rect[4 * i + 3] = ty1;
-    for (let ty = ty0; ty < ty1; ty++) for (let tx = tx0; tx < tx1; tx++) tileCount[ty * tilesX + tx]++;
+    corner[ty0 * cw + tx0]++; corner[ty0 * cw + tx1]--; corner[ty1 * cw + tx0]--; corner[ty1 * cw + tx1]++;
     pairs += (tx1 - tx0) * (ty1 - ty0);
 
     if (K === 1) {
@@ -231,6 +234,14 @@ export function projectRange(
         for (let kk = 0; kk < K; kk++) s += basis[kk] * sh[base + kk * 3 + c];
         proj[o12 + 8 + c] = Math.max(0, s);
       }
+    }
+  }
+  for (let ty = 0; ty < tilesY; ty++) {
+    for (let tx = 0, run = 0; tx < tilesX; tx++) {
+      run += corner[ty * cw + tx];
+      const above = ty > 0 ? corner[(ty - 1) * cw + tx] : 0;
+      corner[ty * cw + tx] = run + above;
+      tileCount[ty * tilesX + tx] += run + above;
     }
   }
   return pairs;
