@@ -8,7 +8,7 @@ import { pilResize } from './pil-resize.ts';
 import { GOLDEN, maxAbsDiff, readSafetensors, tensor } from './testing/golden.ts';
 
 const pipe = join(GOLDEN, 'pipeline-tiny');
-const cases = readSafetensors(join(pipe, 'cases.safetensors'));
+const cases = await readSafetensors(join(pipe, 'cases.safetensors'));
 const cfg = parseClipPreprocessConfig(JsonFields.fromFile(join(pipe, 'pipeckpts/feature_extractor/preprocessor_config.json'), 'preprocessor_config.json'));
 
 async function inputImage() {

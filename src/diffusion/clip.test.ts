@@ -14,9 +14,9 @@ import { loadWeights } from './weights.ts';
 test('CLIP vision tower + projection (clip-tiny): image_embeds, hidden states and pooled output within 1e-5', async () => {
   const dir = join(GOLDEN, 'clip-tiny');
   const cfg = parseClipVisionConfig(JsonFields.fromFile(join(dir, 'config.json'), 'clip-tiny/config.json'));
-  const inputs = readSafetensors(join(dir, 'inputs.safetensors'));
-  const outputs = readSafetensors(join(dir, 'outputs.safetensors'));
-  const inter = readSafetensors(join(dir, 'intermediates.safetensors'));
+  const inputs = await readSafetensors(join(dir, 'inputs.safetensors'));
+  const outputs = await readSafetensors(join(dir, 'outputs.safetensors'));
+  const inter = await readSafetensors(join(dir, 'intermediates.safetensors'));
   const g = new Graph('clip');
   const taps: Taps = {};
   const embeds = new ClipVision(g, cfg).forward(g.input('pixel_values', [2, 3, 56, 56]), taps);
@@ -36,7 +36,7 @@ test('CLIP vision tower + projection (clip-tiny): image_embeds, hidden states an
 
 test('CLIP text encoder (pipeline-tiny, fp16 weights): last_hidden_state of the 6 prompts within 2e-5', async () => {
   const pipe = join(GOLDEN, 'pipeline-tiny');
-  const cases = readSafetensors(join(pipe, 'cases.safetensors'));
+  const cases = await readSafetensors(join(pipe, 'cases.safetensors'));
   const cfg = parseClipTextConfig(JsonFields.fromFile(join(pipe, 'pipeckpts/text_encoder/config.json'), 'text_encoder/config.json'));
   const g = new Graph('clip-text');
   const hidden = new ClipText(g, cfg).forward(g.input('input_ids', [6, 77], 'int64'));

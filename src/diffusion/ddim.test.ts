@@ -6,7 +6,7 @@ import { readSchedulerConfig } from './noise-schedule.ts';
 import { GOLDEN, f32, maxAbsDiff, readSafetensors, tensor } from './testing/golden.ts';
 
 const dir = join(GOLDEN, 'ddim');
-const g = readSafetensors(join(dir, 'ddim.safetensors'));
+const g = await readSafetensors(join(dir, 'ddim.safetensors'));
 const sched = ddimSchedule(readSchedulerConfig(join(dir, 'scheduler_config.json'), 'ddim/scheduler_config.json', 'DDIMScheduler'));
 
 test('ᾱ table and final ᾱ match diffusers (rtol 2e-6)', () => {

@@ -6,8 +6,8 @@ import { readSchedulerConfig } from './noise-schedule.ts';
 import { GOLDEN, f32, maxAbsDiff, readSafetensors, tensor } from './testing/golden.ts';
 
 const pipe = join(GOLDEN, 'pipeline-tiny');
-const cases = readSafetensors(join(pipe, 'cases.safetensors'));
-const norm = readSafetensors(join(pipe, 'pipeckpts/image_normalizer/diffusion_pytorch_model.safetensors'));
+const cases = await readSafetensors(join(pipe, 'cases.safetensors'));
+const norm = await readSafetensors(join(pipe, 'pipeckpts/image_normalizer/diffusion_pytorch_model.safetensors'));
 const noising = readSchedulerConfig(join(pipe, 'pipeckpts/image_noising_scheduler/scheduler_config.json'), 'image_noising_scheduler/scheduler_config.json', 'DDPMScheduler');
 
 test('noise level 0 of the squaredcos_cap_v2 noising scheduler: √ᾱ₀, √(1−ᾱ₀) as the reference', () => {
@@ -16,8 +16,8 @@ test('noise level 0 of the squaredcos_cap_v2 noising scheduler: √ᾱ₀, √(1
   assert.ok(Math.abs(z.sqrtOneMinusAlpha - 0.006426976062357426) < 1e-9, String(z.sqrtOneMinusAlpha));
 });
 
-test('sinusoidal time embedding matches the UNet time_proj (mvdiff-tiny t_emb, 1e-5)', () => {
-  const inter = readSafetensors(join(GOLDEN, 'mvdiff-tiny/intermediates.safetensors'));
+test('sinusoidal time embedding matches the UNet time_proj (mvdiff-tiny t_emb, 1e-5)', async () => {
+  const inter = await readSafetensors(join(GOLDEN, 'mvdiff-tiny/intermediates.safetensors'));
   const ts = [...Array(6).fill(981), ...Array(6).fill(37)];
   const emb = timestepEmbedding(ts, 8, { flipSinToCos: true, downscaleFreqShift: 0 });
   assert.ok(maxAbsDiff(emb, tensor(inter, 't_emb').data) <= 1e-5);

@@ -6,7 +6,7 @@ import { declareClipTextParams, declareClipVisionParams } from './clip-params.ts
 import { parseClipTextConfig, parseClipVisionConfig, parseUNetConfig, parseVaeConfig } from './config.ts';
 import { JsonFields } from './json-fields.ts';
 import { countParams, paramSpecs, type ParamSpec } from './params.ts';
-import { GOLDEN, safetensorsHeader } from './testing/golden.ts';
+import { GOLDEN, safetensorsShapes } from './testing/golden.ts';
 import { declareUNetParams } from './unet-params.ts';
 import { declareVaeParams } from './vae-params.ts';
 
@@ -19,9 +19,8 @@ function assertSameList(got: ParamSpec[], want: { key: string; shape: number[] }
 }
 
 /** Names/shapes of a tiny model's weight file (safetensors keys are sorted, so compare as maps). */
-function assertSameAsFile(got: ParamSpec[], file: string) {
-  const h = safetensorsHeader(join(GOLDEN, file));
-  const want = new Map(Object.entries(h).map(([k, e]) => [k, e.shape]));
+async function assertSameAsFile(got: ParamSpec[], file: string) {
+  const want = await safetensorsShapes(join(GOLDEN, file));
   assert.deepEqual(new Map(got.map((s) => [s.name, s.shape])), want);
   assert.equal(got.length, want.size);
 }
@@ -46,16 +45,16 @@ test('CLIP vision + projection: full official key/shape list, 520 keys, 632,076,
   assert.equal(countParams(specs), 632_076_800);
 });
 
-test('tiny models: declared keys and shapes equal the golden weight files', () => {
-  assertSameAsFile(paramSpecs((d) => declareUNetParams(d, parseUNetConfig(cfg('mvdiff-tiny/config.json')))), 'mvdiff-tiny/diffusion_pytorch_model.safetensors');
-  assertSameAsFile(paramSpecs((d) => declareVaeParams(d, parseVaeConfig(cfg('vae-tiny/config.json')))), 'vae-tiny/diffusion_pytorch_model.safetensors');
-  assertSameAsFile(paramSpecs((d) => declareClipVisionParams(d, parseClipVisionConfig(cfg('clip-tiny/config.json')))), 'clip-tiny/model.safetensors');
+test('tiny models: declared keys and shapes equal the golden weight files', async () => {
+  await assertSameAsFile(paramSpecs((d) => declareUNetParams(d, parseUNetConfig(cfg('mvdiff-tiny/config.json')))), 'mvdiff-tiny/diffusion_pytorch_model.safetensors');
+  await assertSameAsFile(paramSpecs((d) => declareVaeParams(d, parseVaeConfig(cfg('vae-tiny/config.json')))), 'vae-tiny/diffusion_pytorch_model.safetensors');
+  await assertSameAsFile(paramSpecs((d) => declareClipVisionParams(d, parseClipVisionConfig(cfg('clip-tiny/config.json')))), 'clip-tiny/model.safetensors');
   const p = 'pipeline-tiny/pipeckpts';
-  assertSameAsFile(paramSpecs((d) => declareUNetParams(d, parseUNetConfig(cfg(`${p}/unet/config.json`)))), `${p}/unet/diffusion_pytorch_model.safetensors`);
-  assertSameAsFile(paramSpecs((d) => declareVaeParams(d, parseVaeConfig(cfg(`${p}/vae/config.json`)))), `${p}/vae/diffusion_pytorch_model.safetensors`);
-  assertSameAsFile(paramSpecs((d) => declareClipVisionParams(d, parseClipVisionConfig(cfg(`${p}/image_encoder/config.json`)))), `${p}/image_encoder/model.safetensors`);
+  await assertSameAsFile(paramSpecs((d) => declareUNetParams(d, parseUNetConfig(cfg(`${p}/unet/config.json`)))), `${p}/unet/diffusion_pytorch_model.safetensors`);
+  await assertSameAsFile(paramSpecs((d) => declareVaeParams(d, parseVaeConfig(cfg(`${p}/vae/config.json`)))), `${p}/vae/diffusion_pytorch_model.safetensors`);
+  await assertSameAsFile(paramSpecs((d) => declareClipVisionParams(d, parseClipVisionConfig(cfg(`${p}/image_encoder/config.json`)))), `${p}/image_encoder/model.safetensors`);
   const text = paramSpecs((d) => declareClipTextParams(d, parseClipTextConfig(cfg(`${p}/text_encoder/config.json`))));
-  assertSameAsFile(text, `${p}/text_encoder/model.safetensors`);
+  await assertSameAsFile(text, `${p}/text_encoder/model.safetensors`);
   assert.equal(countParams(text), 45_728);
 });
 

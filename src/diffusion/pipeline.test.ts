@@ -6,7 +6,7 @@ import { MvDiffusionPipeline, type StepEvent } from './pipeline.ts';
 import { RecordedNoise, type NoiseSite } from './rng.ts';
 
 const dir = join(GOLDEN, 'pipeline-tiny');
-const cases = readSafetensors(join(dir, 'cases.safetensors'));
+const cases = await readSafetensors(join(dir, 'cases.safetensors'));
 const image = { width: 64, height: 64, data: Uint8Array.from(tensor(cases, 'common.input_image_u8').data) };
 const pipe = await MvDiffusionPipeline.load(join(dir, 'pipeckpts'), { promptEmbeds: join(dir, 'clr_embeds.pt'), threads: 2 });
 after(() => pipe.close());

@@ -9,7 +9,7 @@ import { GOLDEN, maxAbsDiff, readSafetensors, tensor } from './testing/golden.ts
 import { ClipTokenizer } from './tokenizer.ts';
 
 const dir = join(GOLDEN, 'pipeline-tiny');
-const cases = readSafetensors(join(dir, 'cases.safetensors'));
+const cases = await readSafetensors(join(dir, 'cases.safetensors'));
 
 test('CLIP BPE tokenizer reproduces the reference ids of the 6 view prompts', () => {
   const tok = ClipTokenizer.fromDir(join(dir, 'pipeckpts/tokenizer'));

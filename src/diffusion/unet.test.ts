@@ -10,9 +10,9 @@ import { MultiViewUNet, unetInputs, type Taps } from './unet.ts';
 import { loadWeights } from './weights.ts';
 
 const dir = join(GOLDEN, 'mvdiff-tiny');
-const inputs = readSafetensors(join(dir, 'inputs.safetensors'));
-const outputs = readSafetensors(join(dir, 'outputs.safetensors'));
-const inter = readSafetensors(join(dir, 'intermediates.safetensors'));
+const inputs = await readSafetensors(join(dir, 'inputs.safetensors'));
+const outputs = await readSafetensors(join(dir, 'outputs.safetensors'));
+const inter = await readSafetensors(join(dir, 'intermediates.safetensors'));
 const config = parseUNetConfig(JsonFields.fromFile(join(dir, 'config.json'), 'mvdiff-tiny/config.json'));
 
 async function runUNet(cfg: UNetConfig, withTaps: boolean, edit?: (sample: Float32Array) => void): Promise<Record<string, HostTensor>> {

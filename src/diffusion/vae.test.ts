@@ -12,9 +12,9 @@ import { declareVaeParams } from './vae-params.ts';
 import { loadWeights } from './weights.ts';
 
 const dir = join(GOLDEN, 'vae-tiny');
-const inputs = readSafetensors(join(dir, 'inputs.safetensors'));
-const outputs = readSafetensors(join(dir, 'outputs.safetensors'));
-const inter = readSafetensors(join(dir, 'intermediates.safetensors'));
+const inputs = await readSafetensors(join(dir, 'inputs.safetensors'));
+const outputs = await readSafetensors(join(dir, 'outputs.safetensors'));
+const inter = await readSafetensors(join(dir, 'intermediates.safetensors'));
 const config = parseVaeConfig(JsonFields.fromFile(join(dir, 'config.json'), 'vae-tiny/config.json'));
 
 test('VAE encoder: moments, mean/logvar/std/mode and intermediates within 1e-5', async () => {

@@ -6,9 +6,9 @@ import { computeRays, posedInput } from './rays.ts';
 import { patchify, pixelGaussianOrder } from './tokens.ts';
 import { decodeGaussians } from './decode.ts';
 
-const inputs = readGoldenSafetensors('inputs.safetensors');
-const inter = readGoldenSafetensors('intermediates.safetensors');
-const gauss = readGoldenSafetensors('gaussians.safetensors');
+const inputs = await readGoldenSafetensors('inputs.safetensors');
+const inter = await readGoldenSafetensors('intermediates.safetensors');
+const gauss = await readGoldenSafetensors('gaussians.safetensors');
 const cameras = goldenCameras(inputs);
 const rays = computeRays(cameras);
 

@@ -10,9 +10,9 @@ import { GslrmNetwork, type ForwardStage } from './network.ts';
 test('GS-LRM tiny: every intermediate of the forward pass matches the golden run', async () => {
   const cfg = loadGslrmConfig(GOLDEN_DIR + 'config.yaml');
   const weights = await loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', cfg);
-  const inputs = readGoldenSafetensors('inputs.safetensors');
-  const inter = readGoldenSafetensors('intermediates.safetensors');
-  const gauss = readGoldenSafetensors('gaussians.safetensors');
+  const inputs = await readGoldenSafetensors('inputs.safetensors');
+  const inter = await readGoldenSafetensors('intermediates.safetensors');
+  const gauss = await readGoldenSafetensors('gaussians.safetensors');
   const rays = computeRays(goldenCameras(inputs));
   const { imageSize: S, patch } = gslrmDims(cfg);
   const patches = patchify(posedInput(f32(inputs, 'image'), rays), 4, 9, S, S, patch);
@@ -43,8 +43,8 @@ test('reconstruct() (fused attention, 16 queries × 2 heads per chunk): golden v
   const { reconstruct } = await import('./reconstruct.ts');
   const cfg = loadGslrmConfig(GOLDEN_DIR + 'config.yaml');
   const model = { config: cfg, weights: await loadGslrmWeights(GOLDEN_DIR + 'ckpt_0000000000000042.pt', cfg) };
-  const inputs = readGoldenSafetensors('inputs.safetensors');
-  const gauss = readGoldenSafetensors('gaussians.safetensors');
+  const inputs = await readGoldenSafetensors('inputs.safetensors');
+  const gauss = await readGoldenSafetensors('gaussians.safetensors');
   const cams = goldenCameras(inputs);
   const views = { views: 4, height: 32, width: 32, rgb: f32(inputs, 'image') };
   const progress: number[] = [];

@@ -25,7 +25,7 @@ const CONFIG = GOLDEN_DIR + 'config.yaml';
 test('facelift reconstruct: golden tiny views → PLY (all / filtered), output.png, turntable; one-line errors', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'reconstruct-cli-'));
   try {
-    const inputs = readGoldenSafetensors('inputs.safetensors');
+    const inputs = await readGoldenSafetensors('inputs.safetensors');
     const cams = goldenCameras(inputs);
     const image = f32(inputs, 'image');
     const views = join(dir, 'views');
@@ -79,7 +79,7 @@ test('facelift reconstruct: golden tiny views → PLY (all / filtered), output.p
 
 test('camerasForViews: by file_path when every frame has one, else in order; counts must match', async () => {
   const { camerasForViews } = await import('./reconstruct.ts');
-  const cams = goldenCameras(readGoldenSafetensors('inputs.safetensors'));
+  const cams = goldenCameras(await readGoldenSafetensors('inputs.safetensors'));
   const files = ['/v/cam_000.png', '/v/cam_001.png', '/v/cam_002.png'];
   const named = [2, 0, 1].map((i) => ({ camera: cams[i], filePath: `images/cam_00${i}.png`, extra: {} }));
   assert.deepEqual(camerasForViews(named, files, 'c.json'), [cams[0], cams[1], cams[2]]);

@@ -1,9 +1,8 @@
 /**
- * Test helpers: a minimal reader for the golden safetensors files and closeness checks.
- * (Product code reads weights through src/io; this only serves the golden tests of this folder.)
+ * Test helpers: the golden safetensors files as float64 values (read through src/io) and closeness checks.
  */
-import { readFileSync } from 'node:fs';
-import { f16BitsToNumber } from '../../io/dtypes.ts';
+import { bf16BitsToNumber, f16BitsToNumber, type DType, type TensorData } from '../../io/dtypes.ts';
+import { SafetensorsFile } from '../../io/safetensors.ts';
 
 export const GOLDEN = new URL('../../../../shared/golden/', import.meta.url).pathname;
 
@@ -14,47 +13,35 @@ export interface GoldenTensor {
   data: Float64Array;
 }
 
-export interface HeaderEntry {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
+function toFloat64(dtype: DType, raw: TensorData): Float64Array {
+  if (raw instanceof BigInt64Array) return Float64Array.from(raw, (v) => Number(v));
+  if (dtype === 'F16') return Float64Array.from(raw as Uint16Array, f16BitsToNumber);
+  if (dtype === 'BF16') return Float64Array.from(raw as Uint16Array, bf16BitsToNumber);
+  return Float64Array.from(raw as ArrayLike<number>);
 }
 
-export function safetensorsHeader(path: string): Record<string, HeaderEntry> {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, HeaderEntry>;
-  delete h.__metadata__;
-  return h;
-}
-
-
-export function readSafetensors(path: string): Map<string, GoldenTensor> {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, HeaderEntry>;
-  const base = 8 + n;
-  const out = new Map<string, GoldenTensor>();
-  for (const [name, e] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [b, end] = e.data_offsets;
-    const bytes = buf.subarray(base + b, base + end);
-    const count = e.shape.reduce((a, c) => a * c, 1);
-    const data = new Float64Array(count);
-    for (let i = 0; i < count; i++) {
-      switch (e.dtype) {
-        case 'F32': data[i] = bytes.readFloatLE(i * 4); break;
-        case 'F64': data[i] = bytes.readDoubleLE(i * 8); break;
-        case 'F16': data[i] = f16BitsToNumber(bytes.readUInt16LE(i * 2)); break;
-        case 'I64': data[i] = Number(bytes.readBigInt64LE(i * 8)); break;
-        case 'I32': data[i] = bytes.readInt32LE(i * 4); break;
-        case 'U8': data[i] = bytes[i]; break;
-        default: throw new Error(`unsupported dtype ${e.dtype} in ${path}`);
-      }
-    }
-    out.set(name, { dtype: e.dtype, shape: e.shape, data });
+/** Names and shapes of a file's tensors (header only). */
+export async function safetensorsShapes(path: string): Promise<Map<string, number[]>> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    return new Map(f.keys().map((k) => [k, f.info(k).shape]));
+  } finally {
+    await f.close();
   }
-  return out;
+}
+
+export async function readSafetensors(path: string): Promise<Map<string, GoldenTensor>> {
+  const f = await SafetensorsFile.open(path);
+  try {
+    const out = new Map<string, GoldenTensor>();
+    for (const name of f.keys()) {
+      const { dtype, shape } = f.info(name);
+      out.set(name, { dtype, shape, data: toFloat64(dtype, await f.read(name)) });
+    }
+    return out;
+  } finally {
+    await f.close();
+  }
 }
 
 export function tensor(m: Map<string, GoldenTensor>, name: string): GoldenTensor {

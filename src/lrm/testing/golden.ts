@@ -1,10 +1,10 @@
 /**
- * Test-only helpers for ../shared/golden/gslrm-tiny: a minimal reader for its hand-written safetensors files
- * (golden README §1.1: header, then aligned little-endian data) and the element-wise tolerance check of §2.5.
+ * Test-only helpers for ../shared/golden/gslrm-tiny: its safetensors files (read through src/io) and the
+ * element-wise tolerance check of golden README §2.5.
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { SafetensorsFile } from '../../io/safetensors.ts';
 import type { GaussianSet } from '../../splat/gaussians.ts';
 
 export const GOLDEN_DIR = fileURLToPath(new URL('../../../../shared/golden/gslrm-tiny/', import.meta.url));
@@ -15,21 +15,22 @@ export interface GoldenTensor {
   data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 }
 
-export function readGoldenSafetensors(name: string): Map<string, GoldenTensor> {
-  const buf = readFileSync(GOLDEN_DIR + name);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  // Copy into a fresh, aligned buffer so typed-array views are valid whatever Node's pool offset is.
-  const data = new Uint8Array(buf.subarray(8 + n)).buffer;
-  const out = new Map<string, GoldenTensor>();
-  for (const [key, h] of Object.entries(header)) {
-    if (key === '__metadata__') continue;
-    const [b, e] = h.data_offsets;
-    const ctor = { F32: Float32Array, F64: Float64Array, I64: BigInt64Array, I32: Int32Array, U8: Uint8Array }[h.dtype];
-    if (!ctor) throw new Error(`${name}:${key}: unsupported dtype ${h.dtype}`);
-    out.set(key, { dtype: h.dtype, shape: h.shape, data: new ctor(data, b, (e - b) / ctor.BYTES_PER_ELEMENT) });
+export async function readGoldenSafetensors(name: string): Promise<Map<string, GoldenTensor>> {
+  const f = await SafetensorsFile.open(GOLDEN_DIR + name);
+  try {
+    const out = new Map<string, GoldenTensor>();
+    for (const key of f.keys()) {
+      const { dtype, shape } = f.info(key);
+      const data = await f.read(key);
+      if (!(data instanceof Float32Array || data instanceof Float64Array || data instanceof BigInt64Array || data instanceof Int32Array || data instanceof Uint8Array)) {
+        throw new Error(`${name}:${key}: unsupported dtype ${dtype}`);
+      }
+      out.set(key, { dtype, shape, data });
+    }
+    return out;
+  } finally {
+    await f.close();
   }
-  return out;
 }
 
 export function f32(t: Map<string, GoldenTensor>, key: string): Float32Array {
