@@ -198,13 +198,16 @@ export class SplatRenderer {
   /**
    * Renders many cameras, one whole frame per worker at a time, and calls `onFrame` in camera order (awaiting
    * it, so a slow consumer such as a video encoder applies back-pressure). With `colorOnly` the frames are
-   * ColorResults.
+   * ColorResults (and with a `colorOnly` only known at run time, they are typed as such).
    */
   renderFrames(
     cameras: readonly Camera[], opts: FrameOptions & { colorOnly: true }, onFrame?: (index: number, image: ColorResult) => void | Promise<void>,
   ): Promise<void>;
   renderFrames(
     cameras: readonly Camera[], opts?: FrameOptions & { colorOnly?: false }, onFrame?: (index: number, image: RasterResult) => void | Promise<void>,
+  ): Promise<void>;
+  renderFrames(
+    cameras: readonly Camera[], opts?: FrameOptions, onFrame?: (index: number, image: ColorResult) => void | Promise<void>,
   ): Promise<void>;
   async renderFrames(
     cameras: readonly Camera[], opts: FrameOptions = {}, onFrame: ((index: number, image: RasterResult) => void | Promise<void>) | ((index: number, image: ColorResult) => void | Promise<void>) = () => {},
