@@ -32,6 +32,20 @@ function expNeg(table: Float64Array, t: number): number {
  * double with a tagged value, which boxes alpha (a heap allocation per blend). Together a few per cent of a frame.
  */
 
+/**
+ * The tile-row pixels (bits x − X0) inside a Gaussian's α ≥ 1/255 ellipse at vertical offset `dy`: the exact dx
+ * interval A dx² + 2B dx dy + C dy² ≤ kk, widened (kk + 4e-6 in `disc0`, ±1e-3 px) so that it contains every pixel
+ * the compositing's pmin test lets through; 0 when the row misses the ellipse. `disc1` = B² − AC, `uc` = u − 0.5.
+ */
+function rowSpan(dy: number, disc1: number, disc0: number, invA: number, uc: number, B: number, X0: number, X1: number): number {
+  const disc = disc1 * dy * dy + disc0;
+  if (disc < 0) return 0;
+  const half = Math.sqrt(disc) * invA + 1e-3, mid = uc + B * dy * invA;
+  const x0 = Math.max(X0, Math.ceil(mid - half)), x1 = Math.min(X1 - 1, Math.floor(mid + half));
+  if (x0 > x1) return 0;
+  return ((1 << (x1 - x0 + 1)) - 1) << (x0 - X0);
+}
+
 export interface TileScratch {
   /**
    * Per-pixel state, interleaved (one cache line each): forward T, r, g, b, depth, blend count, index of the last
@@ -157,8 +171,7 @@ export function blendTile(
     const y0 = Math.max(Y0, Math.ceil(v - 0.5 - ey)), y1 = Math.min(Y1 - 1, Math.floor(v - 0.5 + ey));
     if (y0 > y1) continue;
     const A = proj[o + 2], B = proj[o + 3], C = proj[o + 4], op = proj[o + 5], kk = proj[o + 6];
-    // alpha ≥ 1/255 ⟺ A dx² + 2B dx dy + C dy² ≤ kk: per row, the exact dx interval, widened (kk + 4e-6, ±1e-3 px)
-    // so that it contains every pixel the pmin test lets through; that test and the exact one below decide.
+    // Per row, rowSpan gives the pixels that can reach alpha ≥ 1/255; the pmin test and the exact one below decide.
     const pmin = -0.5 * kk - 1e-6;
     const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * (kk + 4e-6), uc = u - 0.5;
     const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10];
@@ -169,12 +182,7 @@ export function blendTile(
       const m0 = mask[y - Y0];
       if (m0 === 0) continue;
       const dy = v - (y + 0.5);
-      const disc = disc1 * dy * dy + disc0;
-      if (disc < 0) continue;
-      const half = Math.sqrt(disc) * invA + 1e-3, mid = uc + B * dy * invA;
-      const x0 = Math.max(X0, Math.ceil(mid - half)), x1 = Math.min(X1 - 1, Math.floor(mid + half));
-      if (x0 > x1) continue;
-      let m = m0 & (((1 << (x1 - x0 + 1)) - 1) << (x0 - X0));
+      let m = m0 & rowSpan(dy, disc1, disc0, invA, uc, B, X0, X1);
       if (m === 0) continue;
       const row = (y - Y0) * tileW;
       const hy = -0.5 * C * dy * dy;
@@ -271,8 +279,7 @@ export function backwardTile(
     const y0 = Math.max(Y0, Math.ceil(v - 0.5 - ey)), y1 = Math.min(Y1 - 1, Math.floor(v - 0.5 + ey));
     if (y0 > y1) continue;
     const A = proj[o + 2], B = proj[o + 3], C = proj[o + 4], op = proj[o + 5], kk = proj[o + 6];
-    // alpha ≥ 1/255 ⟺ A dx² + 2B dx dy + C dy² ≤ kk: per row, the exact dx interval, widened (kk + 4e-6, ±1e-3 px)
-    // so that it contains every pixel the pmin test lets through; that test and the exact one below decide.
+    // Per row, rowSpan gives the pixels that can reach alpha ≥ 1/255; the pmin test and the exact one below decide.
     const pmin = -0.5 * kk - 1e-6;
     const invA = 1 / A, disc1 = B * B - A * C, disc0 = A * (kk + 4e-6), uc = u - 0.5;
     const r = proj[o + 8], g = proj[o + 9], b = proj[o + 10];
@@ -281,12 +288,8 @@ export function backwardTile(
       const m0 = mask[y - Y0];
       if (m0 === 0) continue;
       const dy = v - (y + 0.5);
-      const disc = disc1 * dy * dy + disc0;
-      if (disc < 0) continue;
-      const half = Math.sqrt(disc) * invA + 1e-3, mid = uc + B * dy * invA;
-      const x0 = Math.max(X0, Math.ceil(mid - half)), x1 = Math.min(X1 - 1, Math.floor(mid + half));
-      if (x0 > x1) continue;
-      let m = m0 & (((1 << (x1 - x0 + 1)) - 1) << (x0 - X0));
+      let m = m0 & rowSpan(dy, disc1, disc0, invA, uc, B, X0, X1);
+      if (m === 0) continue;
       const row = (y - Y0) * tileW;
       const hy = -0.5 * C * dy * dy;
       while (m !== 0) {
