@@ -3,8 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian's chromium for the web UI's browser test (src/server/web-ui.test.ts); CI runs as root on Debian.
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ]; then
-  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+# Debian's python3-torch (torch 1.13, CPU): tests check that our checkpoints load with torch.load.
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
 fi
 npm ci --no-audit --no-fund
 npm run typecheck
