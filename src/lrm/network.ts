@@ -37,7 +37,7 @@ export type ForwardStage =
   | { kind: 'layer'; layer: number; layers: number; output: Float32Array }
   | { kind: 'heads'; rawGlobal: Float32Array; rawPixel: Float32Array };
 
-const BLOCK = 'block';
+export const BLOCK = 'block';
 /** Queries per attention chunk; measured on the 2-core CPU with bench/lrm.ts (see the README). */
 export const DEFAULT_CHUNK = 256;
 
@@ -96,6 +96,8 @@ export class GslrmNetwork {
 
 export interface GraphPart<K extends string> {
   graph: Graph;
+  /** The graph's one fed input (patch tokens, or the residual stream). */
+  input: Tensor;
   outputs: Record<K, Tensor>;
 }
 
@@ -147,9 +149,9 @@ export function buildGslrmGraphs(cfg: GslrmConfig, opts: Omit<NetworkOptions, 't
   const rawPixel = reshape(pix, [1, nImg * patch * patch, gaussianDim]);
 
   return {
-    embed: { graph: ge, outputs: { patchTokens, tokensIn, tokensLn } },
-    block: { graph: gb, outputs: { y } },
-    heads: { graph: gh, outputs: { rawGlobal, rawPixel } },
+    embed: { graph: ge, input: patches, outputs: { patchTokens, tokensIn, tokensLn } },
+    block: { graph: gb, input: x, outputs: { y } },
+    heads: { graph: gh, input: xo, outputs: { rawGlobal, rawPixel } },
   };
 }
 
@@ -163,12 +165,12 @@ function pick(weights: GslrmWeights, g: Graph): Map<string, Float32Array> {
 }
 
 /** Layer l's weights under the block graph's parameter names (`block.*` ← `transformer_layers.l.*`). */
-function blockParams(weights: GslrmWeights, g: Graph | null, layer: number): Map<string, Float32Array> {
+export function blockParams(weights: GslrmWeights, g: Graph | null, layer: number): Map<string, Float32Array> {
   const names = g ? g.params().map((p) => p.name) : [...BLOCK_PARAM_SUFFIXES].map((s) => `${BLOCK}.${s}`);
   return new Map(names.map((n) => [n, need(weights, `transformer_layers.${layer}${n.slice(BLOCK.length)}`)]));
 }
 
-const BLOCK_PARAM_SUFFIXES = ['norm1.weight', 'attn.to_qkv.weight', 'attn.fc.weight', 'norm2.weight', 'mlp.mlp.0.weight', 'mlp.mlp.2.weight'];
+export const BLOCK_PARAM_SUFFIXES = ['norm1.weight', 'attn.to_qkv.weight', 'attn.fc.weight', 'norm2.weight', 'mlp.mlp.0.weight', 'mlp.mlp.2.weight'];
 
 function need(weights: GslrmWeights, key: string): Float32Array {
   const w = weights.get(key);

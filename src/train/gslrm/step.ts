@@ -1,0 +1,179 @@
+/**
+ * The GS-LRM TrainStep (spec gslrm.md §2–7): input views → posed 9-channel patches → network (block-recomputed) →
+ * Gaussians (hard pixel alignment) → renders at every target view (inputs included) → loss; then back through the
+ * rasterizer (per view, on worker threads), the Gaussian decoding and the network. The chain rule crosses runtimes
+ * explicitly: the loss gradient w.r.t. each render goes into the rasterizer backward, its Gaussian gradients into
+ * the decoding's backward, and that into the network's vector-Jacobian graphs.
+ */
+import type { Camera } from '../../cameras/camera.ts';
+import { decodeGaussians } from '../../lrm/decode.ts';
+import { gslrmParamSpec } from '../../lrm/params.ts';
+import { computeRays, posedInput } from '../../lrm/rays.ts';
+import { patchify } from '../../lrm/tokens.ts';
+import { allocGrads, type GaussianGrads } from '../../splat/project-backward.ts';
+import { SplatRenderer } from '../../splat/renderer.ts';
+import type { ParamStore, StepResult, TrainStep } from '../step.ts';
+import type { GslrmTrainConfig } from './config.ts';
+import type { ViewSample } from './dataset.ts';
+import { decodeGaussiansBackward } from './decode-backward.ts';
+import { GslrmGradNetwork } from './network-grad.ts';
+import { l2Loss, type ImageLoss } from './losses.ts';
+
+export interface GslrmStepOptions {
+  /** Threads for onnxruntime and the rasterizer workers. */
+  threads?: number;
+  chunk?: number;
+  /** Extra image losses (the perceptual loss), each with its weight and warm-up. */
+  imageLosses?: ImageLoss[];
+}
+
+/** What the last item of a pass looked like (for supervision images). */
+export interface Supervision {
+  size: number;
+  /** [V, 3, S, S] targets and renders. */
+  targets: Float32Array;
+  renders: Float32Array;
+  inputs: number;
+}
+
+export class GslrmTrainStep implements TrainStep<ViewSample[]> {
+  readonly grads: ParamStore = new Map();
+  /** The last item's targets and renders (kept for the trainer's supervision images). */
+  lastSupervision: Supervision | null = null;
+  private readonly ndim: Map<string, number>;
+
+  private constructor(
+    readonly cfg: GslrmTrainConfig,
+    readonly params: ParamStore,
+    readonly frozen: ReadonlySet<string>,
+    private readonly net: GslrmGradNetwork,
+    private readonly renderer: SplatRenderer,
+    private readonly imageLosses: ImageLoss[],
+  ) {
+    this.ndim = new Map(gslrmParamSpec(cfg.model).map((s) => [s.key, s.shape.length]));
+  }
+
+  static async create(cfg: GslrmTrainConfig, params: ParamStore, opts: GslrmStepOptions = {}): Promise<GslrmTrainStep> {
+    const frozen = frozenParams(cfg);
+    const net = await GslrmGradNetwork.create(cfg.model, params, {
+      views: cfg.dataset.numInputViews, ...(opts.chunk ? { chunk: opts.chunk } : {}), ...(opts.threads ? { threads: opts.threads } : {}),
+    });
+    const renderer = await SplatRenderer.create({ threads: opts.threads ?? 1 });
+    return new GslrmTrainStep(cfg, params, frozen, net, renderer, opts.imageLosses ?? []);
+  }
+
+  /** AdamW decay 0.05 (the config's) on tensors with ≥ 2 dimensions, none on LayerNorm weights (spec §8). */
+  weightDecay(name: string): number {
+    return (this.ndim.get(name) ?? 1) >= 2 ? this.cfg.optimizer.weightDecay : 0;
+  }
+
+  async run(batch: ViewSample[], pass: number, scale: number): Promise<StepResult> {
+    let loss = 0, l2 = 0, usage = 0;
+    const extra: Record<string, number> = {};
+    for (let b = 0; b < batch.length; b++) {
+      const r = await this.item(batch[b]!, pass, scale / batch.length, b === batch.length - 1);
+      loss += r.loss / batch.length;
+      l2 += r.l2 / batch.length;
+      usage += r.usage / batch.length;
+      for (const [k, v] of Object.entries(r.extra)) extra[k] = (extra[k] ?? 0) + v / batch.length;
+    }
+    return { loss, metrics: { l2, psnr: -10 * Math.log10(l2), usage, ...extra } };
+  }
+
+  /** One sample: forward, loss, and the gradients of `weight`·loss added into `grads`. */
+  private async item(s: ViewSample, pass: number, weight: number, keep: boolean) {
+    const { numInputViews: nIn } = this.cfg.dataset;
+    const dims = this.net.dims;
+    const S = dims.imageSize;
+    const plane = 3 * S * S;
+    const rays = computeRays(s.cameras.slice(0, nIn));
+    const patches = patchify(posedInput(s.rgb.subarray(0, nIn * plane), rays), nIn, 9, S, S, dims.patch);
+    const fwd = await this.net.forward(patches);
+    const { gaussians } = decodeGaussians(fwd.raw, dims.nGlobal, rays, dims.patch);
+    await this.renderer.setScene(gaussians);
+
+    const V = s.cameras.length;
+    const renders = new Float32Array(V * plane);
+    for (let v = 0; v < V; v++) renders.set((await this.renderer.render(s.cameras[v]!)).rgb, v * plane);
+    const seen = this.cfg.losses.clampRendering ? clamp01(renders) : renders;
+
+    // The loss and its gradient w.r.t. the (possibly clamped) renders.
+    const dSeen = new Float32Array(renders.length);
+    const l2 = l2Loss(seen, s.rgb, dSeen, this.cfg.losses.l2);
+    let loss = this.cfg.losses.l2 * l2;
+    const extra: Record<string, number> = {};
+    for (const il of this.imageLosses) {
+      const w = il.weightAt(pass);
+      if (w === 0) continue;
+      const value = await il.lossAndGrad(seen, s.rgb, V, S, dSeen, w);
+      extra[il.name] = value;
+      loss += w * value;
+    }
+    const dRender = this.cfg.losses.clampRendering ? maskClamped(dSeen, renders) : dSeen;
+    for (let i = 0; i < dRender.length; i++) dRender[i] *= weight;
+
+    const dG = allocGrads(gaussians.count, gaussians.shDegree);
+    for (let v = 0; v < V; v++) addGrads(dG, await this.renderer.backward(s.cameras[v]!, { dRgb: dRender.subarray(v * plane, (v + 1) * plane) }));
+    const dRaw = decodeGaussiansBackward(fwd.raw, dims.nGlobal, rays, dims.patch, dG);
+    await this.net.backward(patches, fwd, dRaw, this.grads, this.frozen);
+
+    if (keep) this.lastSupervision = { size: S, targets: s.rgb, renders, inputs: nIn };
+    let used = 0;
+    for (let i = 0; i < gaussians.count; i++) if (1 / (1 + Math.exp(-gaussians.opacities[i]!)) > 0.05) used++;
+    return { loss, l2, usage: used / gaussians.count, extra };
+  }
+
+  /** Renders of a set of Gaussians-producing inputs without gradients (validation): returns the renders. */
+  async predict(s: ViewSample, targets: readonly Camera[]): Promise<{ renders: Float32Array; gaussians: ReturnType<typeof decodeGaussians>['gaussians'] }> {
+    const { numInputViews: nIn } = this.cfg.dataset;
+    const dims = this.net.dims;
+    const S = dims.imageSize;
+    const plane = 3 * S * S;
+    const rays = computeRays(s.cameras.slice(0, nIn));
+    const patches = patchify(posedInput(s.rgb.subarray(0, nIn * plane), rays), nIn, 9, S, S, dims.patch);
+    const fwd = await this.net.forward(patches);
+    const { gaussians } = decodeGaussians(fwd.raw, dims.nGlobal, rays, dims.patch);
+    await this.renderer.setScene(gaussians);
+    const renders = new Float32Array(targets.length * plane);
+    for (let v = 0; v < targets.length; v++) renders.set((await this.renderer.render(targets[v]!)).rgb, v * plane);
+    return { renders, gaussians };
+  }
+
+  async close(): Promise<void> {
+    await this.net.release();
+    await this.renderer.close();
+  }
+}
+
+/** The fork's `freeze_layers` (spec mouse.md §8.1): frozen parameters get no gradient and no update. */
+export function frozenParams(cfg: GslrmTrainConfig): Set<string> {
+  const out = new Set<string>();
+  const f = cfg.freeze;
+  if (!f.enabled) return out;
+  for (const s of gslrmParamSpec(cfg.model)) {
+    const m = /^transformer_layers\.(\d+)\./.exec(s.key);
+    if (m && Number(m[1]) < f.transformerUntil) out.add(s.key);
+    if (f.patchEmbedder && (s.key.startsWith('patch_embedder.') || s.key.startsWith('input_layer_norm.'))) out.add(s.key);
+    if (f.positionalEmbeddings && s.key === 'gaussian_position_embeddings') out.add(s.key);
+  }
+  return out;
+}
+
+function addGrads(acc: GaussianGrads, g: GaussianGrads): void {
+  for (const k of ['means', 'scales', 'rotations', 'opacities', 'sh'] as const) {
+    const a = acc[k], b = g[k];
+    for (let i = 0; i < a.length; i++) a[i] += b[i]!;
+  }
+}
+
+function clamp01(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = Math.min(1, Math.max(0, x[i]!));
+  return out;
+}
+
+/** torch.clamp's gradient: passes where min ≤ x ≤ max. */
+function maskClamped(d: Float32Array, x: Float32Array): Float32Array {
+  for (let i = 0; i < d.length; i++) if (x[i]! < 0 || x[i]! > 1) d[i] = 0;
+  return d;
+}
