@@ -88,3 +88,18 @@ export function hconcat(images: readonly RawImage[]): RawImage {
   }
   return { width, height, channels, data };
 }
+
+/** Images of equal width and channel count stacked top to bottom. */
+export function vconcat(images: readonly RawImage[]): RawImage {
+  if (images.length === 0) throw new RangeError('vconcat needs at least one image');
+  const { width, channels } = images[0];
+  for (const im of images) {
+    check(im);
+    if (im.width !== width || im.channels !== channels) throw new RangeError(`vconcat: images differ in width or channels (${im.width}/${im.channels} vs ${width}/${channels})`);
+  }
+  const height = images.reduce((a, im) => a + im.height, 0);
+  const data = new Uint8Array(width * height * channels);
+  let off = 0;
+  for (const im of images) { data.set(im.data, off); off += im.data.length; }
+  return { width, height, channels, data };
+}

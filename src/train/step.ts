@@ -16,6 +16,8 @@ export interface StepResult {
 export interface TrainStep<Batch> {
   /** Every model tensor under its checkpoint name; the optimizer updates the trainable ones in place. */
   readonly params: ParamStore;
+  /** Each parameter's shape (checkpoints store tensors with their shapes). */
+  readonly shapes: ReadonlyMap<string, readonly number[]>;
   /** Names of the parameters that receive no updates. */
   readonly frozen: ReadonlySet<string>;
   /** Gradient accumulators (trainable names only); zeroed by the trainer after each update. */

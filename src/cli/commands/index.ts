@@ -10,4 +10,5 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./infer.ts'),
   () => import('./reconstruct.ts'),
   () => import('./serve.ts'),
+  () => import('./train.ts'),
 ];

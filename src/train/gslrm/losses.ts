@@ -20,8 +20,48 @@ export function l2Loss(render: Float32Array, target: Float32Array, dRender: Floa
 /** A loss over whole images with its own weight schedule (the perceptual loss and its L2 warm-up). */
 export interface ImageLoss {
   readonly name: string;
-  /** The weight at a forward/backward pass (0 during a warm-up). */
-  weightAt(pass: number): number;
+  /** The weight at a forward/backward pass, given the configured weight in force then (0 during a warm-up). */
+  weightAt(pass: number, configured: number): number;
   /** The loss value; adds `weight`·∂loss/∂render into `dRender`. */
   lossAndGrad(render: Float32Array, target: Float32Array, views: number, size: number, dRender: Float32Array, weight: number): Promise<number>;
+}
+
+/**
+ * The points-distance regulariser (spec §7, `_compute_pointsdist_loss`): per input view, the distances
+ * r = |xyz − o| of its pixel Gaussians are pulled towards their own standardised values
+ * (r − mean)/(std + 1e-8)·0.5 + |o| (mean and unbiased std detached), loss = mean((r − target)²) over all pixels.
+ * Adds `weight`·∂loss/∂xyz into `dMeans` (the pixel Gaussians' entries, offset by `nGlobal`).
+ * `viewOf[j]` is the view of pixel Gaussian j; `origins` [V, 3].
+ */
+export function pointsDistLoss(
+  means: Float32Array, nGlobal: number, viewOf: Uint32Array, origins: Float64Array, views: number, dMeans: Float32Array, weight: number,
+): number {
+  const n = viewOf.length;
+  const r = new Float64Array(n);
+  const sum = new Float64Array(views), sq = new Float64Array(views), cnt = new Float64Array(views);
+  for (let j = 0; j < n; j++) {
+    const v = viewOf[j]!, i = 3 * (nGlobal + j);
+    const dx = means[i]! - origins[3 * v]!, dy = means[i + 1]! - origins[3 * v + 1]!, dz = means[i + 2]! - origins[3 * v + 2]!;
+    r[j] = Math.hypot(dx, dy, dz);
+    sum[v] += r[j]!;
+    cnt[v]++;
+  }
+  const mean = sum.map((s, v) => s / cnt[v]!);
+  for (let j = 0; j < n; j++) sq[viewOf[j]!] += (r[j]! - mean[viewOf[j]!]!) ** 2;
+  const std = sq.map((s, v) => Math.sqrt(s / Math.max(1, cnt[v]! - 1)));
+  let loss = 0;
+  for (let j = 0; j < n; j++) {
+    const v = viewOf[j]!;
+    const target = ((r[j]! - mean[v]!) / (std[v]! + 1e-8)) * 0.5 + Math.hypot(origins[3 * v]!, origins[3 * v + 1]!, origins[3 * v + 2]!);
+    const e = r[j]! - target;
+    loss += e * e;
+    if (r[j]! > 0) {
+      const k = (weight * 2 * e) / n / r[j]!;
+      const i = 3 * (nGlobal + j);
+      dMeans[i] += k * (means[i]! - origins[3 * v]!);
+      dMeans[i + 1] += k * (means[i + 1]! - origins[3 * v + 1]!);
+      dMeans[i + 2] += k * (means[i + 2]! - origins[3 * v + 2]!);
+    }
+  }
+  return loss / n;
 }

@@ -13,11 +13,12 @@ import { patchify } from '../../lrm/tokens.ts';
 import { allocGrads, type GaussianGrads } from '../../splat/project-backward.ts';
 import { SplatRenderer } from '../../splat/renderer.ts';
 import type { ParamStore, StepResult, TrainStep } from '../step.ts';
-import type { GslrmTrainConfig } from './config.ts';
+import { lossWeightsAt, type GslrmTrainConfig } from './config.ts';
 import type { ViewSample } from './dataset.ts';
 import { decodeGaussiansBackward } from './decode-backward.ts';
 import { GslrmGradNetwork } from './network-grad.ts';
-import { l2Loss, type ImageLoss } from './losses.ts';
+import { l2Loss, pointsDistLoss, type ImageLoss } from './losses.ts';
+import { pixelGaussianOrder } from '../../lrm/tokens.ts';
 
 export interface GslrmStepOptions {
   /** Threads for onnxruntime and the rasterizer workers. */
@@ -40,7 +41,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
   readonly grads: ParamStore = new Map();
   /** The last item's targets and renders (kept for the trainer's supervision images). */
   lastSupervision: Supervision | null = null;
-  private readonly ndim: Map<string, number>;
+  readonly shapes: Map<string, readonly number[]>;
 
   private constructor(
     readonly cfg: GslrmTrainConfig,
@@ -50,7 +51,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     private readonly renderer: SplatRenderer,
     private readonly imageLosses: ImageLoss[],
   ) {
-    this.ndim = new Map(gslrmParamSpec(cfg.model).map((s) => [s.key, s.shape.length]));
+    this.shapes = new Map(gslrmParamSpec(cfg.model).map((s) => [s.key, s.shape]));
   }
 
   static async create(cfg: GslrmTrainConfig, params: ParamStore, opts: GslrmStepOptions = {}): Promise<GslrmTrainStep> {
@@ -64,7 +65,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
 
   /** AdamW decay 0.05 (the config's) on tensors with ≥ 2 dimensions, none on LayerNorm weights (spec §8). */
   weightDecay(name: string): number {
-    return (this.ndim.get(name) ?? 1) >= 2 ? this.cfg.optimizer.weightDecay : 0;
+    return (this.shapes.get(name)?.length ?? 1) >= 2 ? this.cfg.optimizer.weightDecay : 0;
   }
 
   async run(batch: ViewSample[], pass: number, scale: number): Promise<StepResult> {
@@ -98,12 +99,13 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     const seen = this.cfg.losses.clampRendering ? clamp01(renders) : renders;
 
     // The loss and its gradient w.r.t. the (possibly clamped) renders.
+    const weights = lossWeightsAt(this.cfg, pass);
     const dSeen = new Float32Array(renders.length);
-    const l2 = l2Loss(seen, s.rgb, dSeen, this.cfg.losses.l2);
-    let loss = this.cfg.losses.l2 * l2;
+    const l2 = l2Loss(seen, s.rgb, dSeen, weights.l2);
+    let loss = weights.l2 * l2;
     const extra: Record<string, number> = {};
     for (const il of this.imageLosses) {
-      const w = il.weightAt(pass);
+      const w = il.weightAt(pass, weights.perceptual);
       if (w === 0) continue;
       const value = await il.lossAndGrad(seen, s.rgb, V, S, dSeen, w);
       extra[il.name] = value;
@@ -113,6 +115,12 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     for (let i = 0; i < dRender.length; i++) dRender[i] *= weight;
 
     const dG = allocGrads(gaussians.count, gaussians.shDegree);
+    if (weights.pointsdist > 0) {
+      const viewOf = pixelGaussianOrder(nIn, S, S, dims.patch).map((p) => Math.floor(p / (S * S)));
+      const pd = pointsDistLoss(gaussians.means, dims.nGlobal, viewOf, rays.origins, nIn, dG.means, weights.pointsdist * weight);
+      extra.pointsdist = pd;
+      loss += weights.pointsdist * pd;
+    }
     for (let v = 0; v < V; v++) addGrads(dG, await this.renderer.backward(s.cameras[v]!, { dRgb: dRender.subarray(v * plane, (v + 1) * plane) }));
     const dRaw = decodeGaussiansBackward(fwd.raw, dims.nGlobal, rays, dims.patch, dG);
     await this.net.backward(patches, fwd, dRaw, this.grads, this.frozen);

@@ -1,0 +1,178 @@
+/**
+ * The whole GS-LRM training config in the layout of FaceLift's `configs/gslrm*.yaml` (spec gslrm.md §6–8) and the
+ * fork's `mouse_gslrm_*.yaml` (spec mouse.md §8): model, training (runtime, dataset, dataloader, losses, optimizer,
+ * schedule, checkpointing, logging), validation. Official files load unchanged.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { parseGslrmConfig, type GslrmConfig } from '../../lrm/config.ts';
+import { UserError } from '../../util/errors.ts';
+import { at, checkTree, dumpYaml, type Schema, type Tree } from '../config-tree.ts';
+
+const SCHEMA: Schema = {
+  profile: 'bool', debug: 'bool', seed: 'int',
+  model: 'any',
+  training: {
+    runtime: {
+      use_tf32: 'bool', use_amp: 'bool', amp_dtype: 'string', torch_compile: 'bool', grad_accum_steps: 'int',
+      grad_clip_norm: 'number', grad_checkpoint_every: 'int', allowed_gradnorm_factor: 'number',
+    },
+    dataset: {
+      dataset_path: 'string', maximize_view_overlap: 'bool', num_views: 'int', num_input_views: 'int',
+      target_has_input: 'bool', normalize_distance_to: 'number', remove_alpha: 'bool', background_color: 'any',
+    },
+    dataloader: { batch_size_per_gpu: 'int', num_workers: 'int', num_threads: 'int', prefetch_factor: 'int' },
+    losses: {
+      l2_loss_weight: 'number', lpips_loss_weight: 'number', perceptual_loss_weight: 'number', ssim_loss_weight: 'number',
+      pixelalign_loss_weight: 'number', masked_pixelalign_loss: 'bool', pointsdist_loss_weight: 'number',
+      warmup_pointsdist: 'bool', distill_loss_weight: 'number', clamp_rendering: 'bool', masked_l2_loss: 'bool',
+      masked_ssim_loss: 'bool', background_loss_weight: 'number', background_color_target: 'any',
+    },
+    optimizer: {
+      lr: 'number', beta1: 'number', beta2: 'number', weight_decay: 'number', reset_lr: 'bool',
+      reset_weight_decay: 'bool', reset_training_state: 'bool',
+    },
+    schedule: { num_epochs: 'int', early_stop_after_epochs: 'int', max_fwdbwd_passes: 'int', warmup: 'int', l2_warmup_steps: 'int' },
+    checkpointing: { resume_ckpt: 'string?', checkpoint_every: 'int', checkpoint_dir: 'string' },
+    logging: { print_every: 'int', vis_every: 'int', wandb: 'any' },
+    freeze_layers: { enabled: 'bool', freeze_transformer_until: 'int', freeze_patch_embedder: 'bool', freeze_positional_embeddings: 'bool' },
+  },
+  inference: 'any',
+  validation: { enabled: 'bool', val_every: 'int', output_dir: 'string', dataset_path: 'string' },
+  mouse: 'any',
+};
+
+export type BackgroundSpec = 'white' | 'black' | 'gray' | 'random' | 'three_choices' | number;
+
+export interface GslrmTrainConfig {
+  model: GslrmConfig;
+  seed: number;
+  runtime: { gradAccum: number; clipNorm: number; allowedGradnormFactor: number };
+  dataset: {
+    path: string; numViews: number; numInputViews: number; maximizeOverlap: boolean; background: BackgroundSpec; removeAlpha: boolean;
+  };
+  batchSize: number;
+  losses: {
+    l2: number; perceptual: number; lpips: number; ssim: number; pixelalign: number; pointsdist: number;
+    warmupPointsdist: boolean; clampRendering: boolean; maskedL2: boolean; backgroundWeight: number;
+  };
+  optimizer: { lr: number; betas: [number, number]; weightDecay: number; resetTrainingState: boolean };
+  schedule: { numEpochs: number; maxPasses: number; warmup: number; l2WarmupSteps: number };
+  checkpointing: { resumeCkpt: string | null; every: number; dir: string };
+  logging: { printEvery: number; visEvery: number };
+  freeze: { enabled: boolean; transformerUntil: number; patchEmbedder: boolean; positionalEmbeddings: boolean };
+  validation: { enabled: boolean; every: number; datasetPath: string | null };
+  /** The resolved tree, as written to the run folder. */
+  tree: Tree;
+}
+
+/**
+ * Loss weights in force at a forward/backward pass (`set_training_step`, spec §7.2): during the stage-I points-distance
+ * warm-up (first 1000 passes) L2 and perceptual are off and points-distance is 0.1; during `l2_warmup_steps`
+ * the perceptual (and LPIPS) weight is 0.
+ */
+export function lossWeightsAt(cfg: GslrmTrainConfig, pass: number): { l2: number; perceptual: number; pointsdist: number } {
+  let { l2, perceptual, pointsdist } = cfg.losses;
+  if (cfg.losses.warmupPointsdist && pass < 1000) { l2 = 0; perceptual = 0; pointsdist = 0.1; }
+  if (cfg.schedule.l2WarmupSteps > 0 && pass < cfg.schedule.l2WarmupSteps) perceptual = 0;
+  return { l2, perceptual, pointsdist };
+}
+
+export interface ParsedConfig { config: GslrmTrainConfig; unknownKeys: string[] }
+
+/**
+ * Reads a GS-LRM training config tree. Relative paths in it are resolved against `baseDir` (the working
+ * directory, as the reference's scripts are run from the repository root).
+ */
+export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = process.cwd()): ParsedConfig {
+  const unknownKeys = checkTree(tree, SCHEMA, source);
+  if (tree.model === undefined) throw new UserError(`${source}: no model: section (see configs/gslrm.yaml)`);
+  const model = parseGslrmConfig(dumpYaml({ model: tree.model }), source);
+  const num = <T>(path: string, dflt: T): number | T => { const v = at(tree, path); return v === undefined || v === null ? dflt : (v as number); };
+  const bool = (path: string, dflt: boolean): boolean => { const v = at(tree, path); return v === undefined || v === null ? dflt : (v as boolean); };
+  const str = (path: string): string | null => { const v = at(tree, path); return typeof v === 'string' ? v : null; };
+  const need = (path: string): number => {
+    const v = at(tree, path);
+    if (typeof v !== 'number') throw new UserError(`${source}: ${path} is missing (see configs/gslrm.yaml)`);
+    return v;
+  };
+  const path = (p: string | null): string | null => (p === null ? null : isAbsolute(p) ? p : resolve(baseDir, p));
+  const positive = (name: string, v: number): number => {
+    if (!(v > 0)) throw new UserError(`${source}: ${name} must be positive, got ${v}`);
+    return v;
+  };
+
+  const numViews = positive('training.dataset.num_views', need('training.dataset.num_views'));
+  const numInputViews = positive('training.dataset.num_input_views', need('training.dataset.num_input_views'));
+  if (numInputViews > numViews) throw new UserError(`${source}: training.dataset.num_input_views (${numInputViews}) exceeds num_views (${numViews})`);
+  const datasetPath = str('training.dataset.dataset_path');
+  if (!datasetPath) throw new UserError(`${source}: training.dataset.dataset_path is missing (a text file listing sample folders)`);
+  const bg = at(tree, 'training.dataset.background_color') ?? 'white';
+  if (!(typeof bg === 'number' || ['white', 'black', 'gray', 'random', 'three_choices'].includes(bg as string))) {
+    throw new UserError(`${source}: training.dataset.background_color must be white, black, gray, random, three_choices or a number, got ${JSON.stringify(bg)}`);
+  }
+  const lossW = (k: string) => num(`training.losses.${k}`, 0);
+  const config: GslrmTrainConfig = {
+    model,
+    seed: num('seed', 777),
+    runtime: {
+      gradAccum: positive('training.runtime.grad_accum_steps', num('training.runtime.grad_accum_steps', 1)),
+      clipNorm: positive('training.runtime.grad_clip_norm', num('training.runtime.grad_clip_norm', 1.0)),
+      allowedGradnormFactor: num('training.runtime.allowed_gradnorm_factor', 20),
+    },
+    dataset: {
+      path: path(datasetPath)!,
+      numViews, numInputViews,
+      maximizeOverlap: bool('training.dataset.maximize_view_overlap', false),
+      background: bg as BackgroundSpec,
+      removeAlpha: bool('training.dataset.remove_alpha', false),
+    },
+    batchSize: positive('training.dataloader.batch_size_per_gpu', num('training.dataloader.batch_size_per_gpu', 1)),
+    losses: {
+      l2: num('training.losses.l2_loss_weight', 1), perceptual: lossW('perceptual_loss_weight'), lpips: lossW('lpips_loss_weight'),
+      ssim: lossW('ssim_loss_weight'), pixelalign: lossW('pixelalign_loss_weight'), pointsdist: lossW('pointsdist_loss_weight'),
+      warmupPointsdist: bool('training.losses.warmup_pointsdist', false),
+      // The fork clamps by default; the original code has no such key and never clamps (spec §5, §7.4).
+      clampRendering: bool('training.losses.clamp_rendering', false),
+      maskedL2: bool('training.losses.masked_l2_loss', false),
+      backgroundWeight: lossW('background_loss_weight'),
+    },
+    optimizer: {
+      lr: positive('training.optimizer.lr', need('training.optimizer.lr')),
+      betas: [num('training.optimizer.beta1', 0.9), num('training.optimizer.beta2', 0.95)],
+      weightDecay: num('training.optimizer.weight_decay', 0.05),
+      resetTrainingState: bool('training.optimizer.reset_training_state', false),
+    },
+    schedule: {
+      numEpochs: num('training.schedule.num_epochs', 100000),
+      maxPasses: positive('training.schedule.max_fwdbwd_passes', need('training.schedule.max_fwdbwd_passes')),
+      warmup: num('training.schedule.warmup', 0),
+      l2WarmupSteps: num('training.schedule.l2_warmup_steps', 0),
+    },
+    checkpointing: {
+      resumeCkpt: path(str('training.checkpointing.resume_ckpt')),
+      every: positive('training.checkpointing.checkpoint_every', num('training.checkpointing.checkpoint_every', 1000)),
+      dir: path(str('training.checkpointing.checkpoint_dir') ?? 'checkpoints/gslrm/run')!,
+    },
+    logging: { printEvery: num('training.logging.print_every', 20), visEvery: num('training.logging.vis_every', 250) },
+    freeze: {
+      enabled: bool('training.freeze_layers.enabled', false),
+      transformerUntil: num('training.freeze_layers.freeze_transformer_until', 20),
+      patchEmbedder: bool('training.freeze_layers.freeze_patch_embedder', true),
+      positionalEmbeddings: bool('training.freeze_layers.freeze_positional_embeddings', false),
+    },
+    validation: {
+      enabled: bool('validation.enabled', false),
+      every: num('validation.val_every', 5000),
+      datasetPath: path(str('validation.dataset_path')),
+    },
+    tree,
+  };
+  for (const [k, w] of [['lpips_loss_weight', config.losses.lpips], ['ssim_loss_weight', config.losses.ssim],
+    ['pixelalign_loss_weight', config.losses.pixelalign]] as const) {
+    if (w > 0) throw new UserError(`${source}: training.losses.${k} > 0 is not implemented yet (all FaceLift configs set it to 0)`);
+  }
+  if (config.losses.maskedL2 || config.losses.backgroundWeight > 0) {
+    throw new UserError(`${source}: the fork's masked L2 / background losses are not implemented yet`);
+  }
+  return { config, unknownKeys };
+}

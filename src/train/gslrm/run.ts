@@ -1,0 +1,172 @@
+/**
+ * `facelift train gslrm`: config → resume source → dataset → GS-LRM TrainStep → Trainer, with the run folder
+ * (the config's `checkpoint_dir`, as the reference): `config.yaml` (resolved), `curves.png`, `log.jsonl`,
+ * `iter_XXXXXXXX/supervision_<uid>.png` every `vis_every` passes, checkpoints, and validation under
+ * `validation.output_dir` (spec gslrm.md §8–9).
+ *
+ * Resume order (spec §8): (1) the newest readable checkpoint in `checkpoint_dir` (full state), (2) `--load F`,
+ * (3) `resume_ckpt` (a folder's newest readable checkpoint or a file; with `reset_training_state` only the
+ * weights, matched by name, and counters restart at 0). A named source that has no checkpoint is an error,
+ * not a silent start from scratch.
+ */
+import { mkdirSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join, basename } from 'node:path';
+import { gslrmParamSpec, checkStateDict, IGNORED_KEY_PREFIX } from '../../lrm/params.ts';
+import { randomGslrmWeights } from '../../lrm/weights.ts';
+import { UserError } from '../../util/errors.ts';
+import { listCheckpoints, readCheckpoint, type LoadedCheckpoint, type ParamGroup } from '../checkpoint.ts';
+import { applyOverrides, dumpYaml, readYamlTree } from '../config-tree.ts';
+import { writeCurves } from '../curves.ts';
+import { paramGroups, Trainer, type LogRow, type RunOutcome } from '../trainer.ts';
+import { parseGslrmTrainConfig, type GslrmTrainConfig } from './config.ts';
+import { RandomViewDataset, readSampleList, type ViewSample } from './dataset.ts';
+import { frozenParams, GslrmTrainStep } from './step.ts';
+import { validateGslrm } from './validate.ts';
+import { writeSupervision } from './visuals.ts';
+
+export interface TrainGslrmOptions {
+  config: string;
+  sets?: readonly string[];
+  /** Require a checkpoint in checkpoint_dir to continue from. */
+  resume?: boolean;
+  /** A checkpoint to start from (full state when it has one). */
+  load?: string;
+  stopAfterMinutes?: number;
+  threads?: number;
+  chunk?: number;
+  /** Validation turntable frames (0: none). */
+  turntableFrames?: number;
+  /** Human-readable messages (stderr). */
+  say?: (line: string) => void;
+  /** One JSON line per logged step. */
+  onLog?: (row: LogRow) => void;
+  onPass?: (pass: number, total: number, row: { loss: number; psnr: number }) => void;
+  /** Checked after every pass (signals). */
+  stop?: () => boolean;
+}
+
+export interface TrainGslrmResult extends RunOutcome { dir: string; totalPasses: number; startedAt: number }
+
+export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmResult> {
+  const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const tree = readYamlTree(opts.config);
+  applyOverrides(tree, opts.sets ?? []);
+  const { config: cfg, unknownKeys } = parseGslrmTrainConfig(tree, opts.config);
+  if (unknownKeys.length) say(`config: ignoring keys this trainer does not read: ${unknownKeys.join(', ')}`);
+  if (cfg.losses.perceptual > 0) {
+    throw new UserError(`training.losses.perceptual_loss_weight is ${cfg.losses.perceptual}, but the VGG-19 perceptual loss is not built yet; `
+      + 'train with --set training.losses.perceptual_loss_weight=0 (pure L2, as the reference does during l2_warmup_steps)');
+  }
+  const dir = cfg.checkpointing.dir;
+  mkdirSync(dir, { recursive: true });
+
+  const spec = gslrmParamSpec(cfg.model);
+  const params = randomGslrmWeights(cfg.model, cfg.seed);
+  const shapes = new Map(spec.map((s) => [s.key, s.shape]));
+  const groups = paramGroups([...params.keys()], frozenParams(cfg), (n) => ((shapes.get(n)?.length ?? 1) >= 2 ? cfg.optimizer.weightDecay : 0));
+  const start = await resumeSource(cfg, opts, groups, say);
+  let resume: LoadedCheckpoint['training'] = null;
+  if (start) {
+    const full = start.kind === 'full' && start.ckpt.training !== null;
+    if (full || !cfg.optimizer.resetTrainingState) checkStateDict(spec, start.ckpt.shapes, basename(start.ckpt.path));
+    let loaded = 0;
+    for (const [k, v] of start.ckpt.model) {
+      if (k.startsWith(IGNORED_KEY_PREFIX) || !params.has(k)) continue;
+      if (v.length !== params.get(k)!.length) throw new UserError(`${basename(start.ckpt.path)}: ${k} has ${v.length} values, the config's model needs ${params.get(k)!.length}`);
+      params.set(k, v);
+      loaded++;
+    }
+    if (full) resume = start.ckpt.training;
+    say(`${full ? 'resuming from' : 'initialising weights from'} ${start.ckpt.path} (${loaded} of ${spec.length} tensors${full ? `, pass ${resume!.fwdbwdPassStep}` : ''})`);
+  } else {
+    say(`starting from random weights (seed ${cfg.seed})`);
+  }
+
+  const samples = readSampleList(cfg.dataset.path);
+  const dataset = new RandomViewDataset(samples, {
+    imageSize: cfg.model.image_tokenizer.image_size, numViews: cfg.dataset.numViews, numInputViews: cfg.dataset.numInputViews,
+    maximizeOverlap: cfg.dataset.maximizeOverlap, background: cfg.dataset.background,
+  }, cfg.seed, say);
+  const data = {
+    length: dataset.length,
+    load: (indices: readonly number[], pass: number): Promise<ViewSample[]> => Promise.all(indices.map((i, slot) => dataset.get(i, pass, slot))),
+  };
+
+  writeFileSync(join(dir, 'config.yaml'), dumpYaml(cfg.tree));
+  const step = await GslrmTrainStep.create(cfg, params, { ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.chunk ? { chunk: opts.chunk } : {}) });
+  const logPath = join(dir, 'log.jsonl');
+  writeFileSync(logPath, (resume?.history ?? []).map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const valOut = join(dir, 'validation');
+  const validation = cfg.validation.enabled && cfg.validation.datasetPath ? { samples: readSampleList(cfg.validation.datasetPath), out: valOut } : null;
+
+  const trainer: Trainer<ViewSample[]> = new Trainer(step, data, {
+    lr: cfg.optimizer.lr, betas: cfg.optimizer.betas, gradAccum: cfg.runtime.gradAccum, clipNorm: cfg.runtime.clipNorm,
+    allowedGradnormFactor: cfg.runtime.allowedGradnormFactor, batchSize: cfg.batchSize, numEpochs: cfg.schedule.numEpochs,
+    maxPasses: cfg.schedule.maxPasses, warmup: cfg.schedule.warmup, checkpointEvery: cfg.checkpointing.every,
+    printEvery: cfg.logging.printEvery, visEvery: cfg.logging.visEvery, validateEvery: validation ? cfg.validation.every : null,
+    seed: cfg.seed, checkpointDir: dir,
+  }, {
+    onPass: (pass, total, r) => opts.onPass?.(pass, total, { loss: r.loss, psnr: r.metrics.psnr ?? NaN }),
+    onLog: async (row) => {
+      appendFileSync(logPath, `${JSON.stringify(row)}\n`);
+      opts.onLog?.(row);
+      await writeCurves(join(dir, 'curves.png'), trainer.rows, [
+        { key: 'loss', label: 'loss', log: true }, { key: 'psnr', label: 'PSNR (dB)' }, { key: 'grad_norm', label: 'grad norm', log: true },
+      ]);
+    },
+    onVisual: async (pass) => { if (step.lastSupervision) await writeSupervision(join(dir, iterName(pass)), step.lastSupervision); },
+    onValidate: async (pass) => {
+      if (!validation) return;
+      const r = await validateGslrm(step, cfg, validation.samples, join(validation.out, iterName(pass)), { turntableFrames: opts.turntableFrames ?? 0, say });
+      say(`validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)} over ${r.samples} sample(s)`);
+    },
+    onCheckpoint: (path) => say(`checkpoint ${path}`),
+  }, resume);
+  const startedAt = Date.now();
+  const budget = opts.stopAfterMinutes !== undefined ? startedAt + opts.stopAfterMinutes * 60_000 : Infinity;
+  try {
+    const outcome = await trainer.run(() => (opts.stop?.() ?? false) || Date.now() >= budget);
+    return { ...outcome, dir, totalPasses: trainer.plan.totalPasses, startedAt };
+  } finally {
+    await step.close();
+  }
+}
+
+export const iterName = (pass: number): string => `iter_${String(pass).padStart(8, '0')}`;
+
+type Start = { kind: 'full' | 'weights'; ckpt: LoadedCheckpoint };
+
+async function resumeSource(cfg: GslrmTrainConfig, opts: TrainGslrmOptions, groups: readonly ParamGroup[], say: (l: string) => void): Promise<Start | null> {
+  const own = listCheckpoints(cfg.checkpointing.dir);
+  if (own.length) return { kind: 'full', ckpt: await firstReadable(own, groups, say) };
+  if (opts.resume) throw new UserError(`--resume: no ckpt_*.pt in ${cfg.checkpointing.dir} to continue from`);
+  if (opts.load) return { kind: 'full', ckpt: await firstReadable([opts.load], groups, say) };
+  const rc = cfg.checkpointing.resumeCkpt;
+  if (!rc) return null;
+  let files: string[];
+  try {
+    files = statSync(rc).isDirectory() ? listCheckpoints(rc) : [rc];
+  } catch {
+    files = [];
+  }
+  if (files.length === 0) {
+    throw new UserError(`training.checkpointing.resume_ckpt is ${rc}, but there is no checkpoint there (train the previous stage first, `
+      + 'or start from scratch with --set training.checkpointing.resume_ckpt=null)');
+  }
+  return { kind: cfg.optimizer.resetTrainingState ? 'weights' : 'full', ckpt: await firstReadable(files, groups, say) };
+}
+
+/** The newest checkpoint that reads; unreadable ones are reported and skipped (a torn write, a full disk). */
+async function firstReadable(files: readonly string[], groups: readonly ParamGroup[], say: (l: string) => void): Promise<LoadedCheckpoint> {
+  const problems: string[] = [];
+  for (const f of files) {
+    try {
+      return await readCheckpoint(f, groups);
+    } catch (e) {
+      if (!(e instanceof UserError) && !(e instanceof RangeError) && !(e instanceof Error && /zip|pickle|ENOENT/i.test(e.message))) throw e;
+      problems.push(`${basename(f)}: ${(e as Error).message}`);
+      say(`skipping unreadable checkpoint ${f}: ${(e as Error).message}`);
+    }
+  }
+  throw new UserError(`no readable checkpoint (${problems.join('; ')})`);
+}
