@@ -9,7 +9,7 @@
  * weights, matched by name, and counters restart at 0). A named source that has no checkpoint is an error,
  * not a silent start from scratch.
  */
-import { mkdirSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import { gslrmParamSpec, checkStateDict, IGNORED_KEY_PREFIX } from '../../lrm/params.ts';
 import { randomGslrmWeights } from '../../lrm/weights.ts';
@@ -59,6 +59,8 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   }
   const dir = cfg.checkpointing.dir;
   mkdirSync(dir, { recursive: true });
+  // A run killed while writing leaves its temporary file; the renamed checkpoints are whole.
+  for (const f of readdirSync(dir)) if (/^ckpt_\d+\.pt\.tmp-\d+$/.test(f)) rmSync(join(dir, f), { force: true });
 
   const spec = gslrmParamSpec(cfg.model);
   const params = randomGslrmWeights(cfg.model, cfg.seed);
