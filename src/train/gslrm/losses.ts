@@ -24,6 +24,7 @@ export interface ImageLoss {
   weightAt(pass: number, configured: number): number;
   /** The loss value; adds `weight`·∂loss/∂render into `dRender`. */
   lossAndGrad(render: Float32Array, target: Float32Array, views: number, size: number, dRender: Float32Array, weight: number): Promise<number>;
+  release?(): Promise<void>;
 }
 
 /**

@@ -22,6 +22,8 @@ import { parseGslrmTrainConfig, type GslrmTrainConfig } from './config.ts';
 import { RandomViewDataset, readSampleList, type ViewSample } from './dataset.ts';
 import { frozenParams, GslrmTrainStep } from './step.ts';
 import { validateGslrm } from './validate.ts';
+import type { ImageLoss } from './losses.ts';
+import { PerceptualLoss, vggWeightsFrom } from './perceptual.ts';
 import { writeSupervision } from './visuals.ts';
 
 export interface TrainGslrmOptions {
@@ -53,10 +55,6 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   applyOverrides(tree, opts.sets ?? []);
   const { config: cfg, unknownKeys } = parseGslrmTrainConfig(tree, opts.config);
   if (unknownKeys.length) say(`config: ignoring keys this trainer does not read: ${unknownKeys.join(', ')}`);
-  if (cfg.losses.perceptual > 0) {
-    throw new UserError(`training.losses.perceptual_loss_weight is ${cfg.losses.perceptual}, but the VGG-19 perceptual loss is not built yet; `
-      + 'train with --set training.losses.perceptual_loss_weight=0 (pure L2, as the reference does during l2_warmup_steps)');
-  }
   const dir = cfg.checkpointing.dir;
   mkdirSync(dir, { recursive: true });
   // A run killed while writing leaves its temporary file; the renamed checkpoints are whole.
@@ -94,8 +92,18 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     load: (indices: readonly number[], pass: number): Promise<ViewSample[]> => Promise.all(indices.map((i, slot) => dataset.get(i, pass, slot))),
   };
 
+  // The perceptual loss's VGG-19 comes from the starting checkpoint (the reference saves it there) and is saved on.
+  const imageLosses: ImageLoss[] = [];
+  if (cfg.losses.perceptual > 0) {
+    const vgg = vggWeightsFrom(start?.ckpt.model ?? new Map(), start ? basename(start.ckpt.path) : 'a run from random weights');
+    for (const [k, v] of vgg) params.set(k, v);
+    imageLosses.push(await PerceptualLoss.create(vgg, cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, opts.threads));
+  }
+
   writeFileSync(join(dir, 'config.yaml'), dumpYaml(cfg.tree));
-  const step = await GslrmTrainStep.create(cfg, params, { ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.chunk ? { chunk: opts.chunk } : {}) });
+  const step = await GslrmTrainStep.create(cfg, params, {
+    ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.chunk ? { chunk: opts.chunk } : {}), imageLosses,
+  });
   const logPath = join(dir, 'log.jsonl');
   writeFileSync(logPath, (resume?.history ?? []).map((r) => `${JSON.stringify(r)}\n`).join(''));
   const valOut = join(dir, 'validation');

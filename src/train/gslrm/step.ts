@@ -19,6 +19,7 @@ import { decodeGaussiansBackward } from './decode-backward.ts';
 import { GslrmGradNetwork } from './network-grad.ts';
 import { l2Loss, pointsDistLoss, type ImageLoss } from './losses.ts';
 import { pixelGaussianOrder } from '../../lrm/tokens.ts';
+import { VGG_PREFIX, vggSpec } from './perceptual.ts';
 
 export interface GslrmStepOptions {
   /** Threads for onnxruntime and the rasterizer workers. */
@@ -52,10 +53,13 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     private readonly imageLosses: ImageLoss[],
   ) {
     this.shapes = new Map(gslrmParamSpec(cfg.model).map((s) => [s.key, s.shape]));
+    for (const s of vggSpec()) if (params.has(s.key)) this.shapes.set(s.key, s.shape);
   }
 
   static async create(cfg: GslrmTrainConfig, params: ParamStore, opts: GslrmStepOptions = {}): Promise<GslrmTrainStep> {
+    // Frozen: the fork's freeze_layers, and the perceptual loss's VGG-19 (kept in the state dict, as the reference).
     const frozen = frozenParams(cfg);
+    for (const k of params.keys()) if (k.startsWith(VGG_PREFIX)) frozen.add(k);
     const net = await GslrmGradNetwork.create(cfg.model, params, {
       views: cfg.dataset.numInputViews, ...(opts.chunk ? { chunk: opts.chunk } : {}), ...(opts.threads ? { threads: opts.threads } : {}),
     });
@@ -148,6 +152,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
   }
 
   async close(): Promise<void> {
+    for (const l of this.imageLosses) await l.release?.();
     await this.net.release();
     await this.renderer.close();
   }

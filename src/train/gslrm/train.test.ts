@@ -8,6 +8,13 @@ import { promisify } from 'node:util';
 import { readCameraFile, writeCameraFile } from '../../cameras/opencv-json.ts';
 import { runTorchPython } from '../../io/testing/torch-python.ts';
 import { BIN, synthHeads, writeSmallConfig } from './testing/fixtures.ts';
+import { pyDict, saveTorch, torchTensor } from '../../io/torch-save.ts';
+import { TorchFile } from '../../io/torch-pt.ts';
+import { gslrmParamSpec } from '../../lrm/params.ts';
+import { randomGslrmWeights } from '../../lrm/weights.ts';
+import { parseGslrmTrainConfig } from './config.ts';
+import { readYamlTree } from '../config-tree.ts';
+import { VGG_PREFIX, vggSpec } from './perceptual.ts';
 
 const run = promisify(execFile);
 let root = '';
@@ -121,7 +128,7 @@ test('train gslrm: one-line errors for bad configs, missing resume sources and u
   assert.match(await fail(['--config', cfg, '--set', 'training.checkpointing.resume_ckpt=' + join(root, 'no-stage')]),
     /resume_ckpt is .*no-stage, but there is no checkpoint there/);
   assert.match(await fail(['--config', cfg, '--resume']), /--resume: no ckpt_\*\.pt in/);
-  assert.match(await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5']), /perceptual loss is not built yet/);
+  assert.match(await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5']), /perceptual loss needs VGG-19 weights \(32 of 32 .* missing in a run from random weights\)/);
 
   // Every listed sample unreadable: one line saying so; a partly broken list trains on what reads.
   const broken = join(root, 'broken');
@@ -143,3 +150,28 @@ test('train gslrm: one-line errors for bad configs, missing resume sources and u
   const w = await run(process.execPath, [BIN, 'train', 'gslrm', '--config', join(root, 'extra.yaml'), '--threads', '1']);
   assert.match(w.stderr, /ignoring keys this trainer does not read: mystery/);
 });
+
+test('train gslrm: the perceptual loss takes VGG-19 from the starting checkpoint, starts after l2_warmup_steps, and is saved on', async () => {
+  const dir = join(root, 'run-perc');
+  const cfgPath = writeSmallConfig(join(root, 'perc.yaml'), { dataset: join(data, 'data_gslrm_train.txt'), checkpointDir: dir, passes: 2 });
+  writeFileSync(cfgPath, readFileSync(cfgPath, 'utf8').replace('perceptual_loss_weight: 0.0', 'perceptual_loss_weight: 0.5').replace('l2_warmup_steps: 0', 'l2_warmup_steps: 1'));
+  const { config } = parseGslrmTrainConfig(readYamlTree(cfgPath), cfgPath);
+  const weights = randomGslrmWeights(config.model, 5);
+  let s = 1;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.1;
+  const entries: Array<[string, ReturnType<typeof torchTensor>]> = gslrmParamSpec(config.model).map((p) => [p.key, torchTensor(weights.get(p.key)!, p.shape)]);
+  for (const v of vggSpec()) entries.push([v.key, torchTensor(Float32Array.from({ length: v.shape.reduce((a, b) => a * b, 1) }, rnd), v.shape)]);
+  const start = join(root, 'start.pt');
+  await saveTorch(start, pyDict([['model', pyDict(entries, true)]]));
+  const r = await run(process.execPath, [BIN, 'train', 'gslrm', '--config', cfgPath, '--load', start, '--json', '--threads', '1'], { maxBuffer: 16 << 20 });
+  assert.match(r.stderr, /initialising weights from .*start\.pt/);
+  const rows = lossLines(r.stdout);
+  assert.equal(rows[0]!.perceptual, undefined, 'pass 0 is inside l2_warmup_steps');
+  assert.ok(rows[1]!.perceptual! > 0, 'pass 1 adds the perceptual loss');
+  assert.ok(Math.abs(rows[1]!.loss - (rows[1]!.l2 + 0.5 * rows[1]!.perceptual!)) < 1e-9);
+  const f = await TorchFile.open(join(dir, listCkpt(dir)));
+  assert.ok(f.keys().includes(`model.${VGG_PREFIX}conv16.weight`));
+  await f.close();
+});
+
+const listCkpt = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('ckpt_')).sort().pop()!;
