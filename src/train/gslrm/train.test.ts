@@ -175,3 +175,29 @@ test('train gslrm: the perceptual loss takes VGG-19 from the starting checkpoint
 });
 
 const listCkpt = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('ckpt_')).sort().pop()!;
+
+test('train gslrm: SIGTERM writes a checkpoint at the current pass and exits 0; a torn newest checkpoint falls back to the previous one', async () => {
+  const dir = join(root, 'run-term');
+  const cfg = writeSmallConfig(join(root, 'term.yaml'), { dataset: join(data, 'data_gslrm_train.txt'), checkpointDir: dir, passes: 200, checkpointEvery: 2 });
+  const args = [BIN, 'train', 'gslrm', '--config', cfg, '--json', '--threads', '1'];
+  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '', sent = false;
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      if (!sent && d.toString().includes('"step":3')) { sent = true; child.kill('SIGTERM'); }
+    });
+    child.on('exit', (c) => resolve({ code: c, stderr: err }));
+  });
+  assert.equal(code, 0, stderr);
+  const m = /stopped at pass (\d+) of \d+; last checkpoint .*ckpt_(\d+)\.pt/.exec(stderr);
+  assert.ok(m, stderr);
+  assert.equal(Number(m[1]), Number(m[2]), 'the checkpoint is of the pass it stopped at');
+  const stoppedAt = Number(m[1]);
+  // Tear the newest checkpoint (a crash mid-copy, a full disk): the next run reports it and resumes from the one before.
+  const newest = join(dir, readdirSync(dir).filter((n) => n.startsWith('ckpt_')).sort().pop()!);
+  writeFileSync(newest, readFileSync(newest).subarray(0, 1000));
+  const again = await run(process.execPath, [...args, '--stop-after-minutes', '0.0001'], { maxBuffer: 16 << 20 });
+  assert.match(again.stderr, /skipping unreadable checkpoint .*ckpt_/);
+  assert.match(again.stderr, new RegExp(`resuming from .*ckpt_0*${stoppedAt % 2 === 0 ? stoppedAt - 2 : stoppedAt - 1}\\.pt`));
+});
