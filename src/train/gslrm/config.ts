@@ -54,6 +54,7 @@ export interface GslrmTrainConfig {
   losses: {
     l2: number; perceptual: number; lpips: number; ssim: number; pixelalign: number; pointsdist: number;
     warmupPointsdist: boolean; clampRendering: boolean; maskedL2: boolean; backgroundWeight: number;
+    backgroundColor: [number, number, number];
   };
   optimizer: { lr: number; betas: [number, number]; weightDecay: number; resetTrainingState: boolean };
   schedule: { numEpochs: number; maxPasses: number; warmup: number; l2WarmupSteps: number };
@@ -135,6 +136,7 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       clampRendering: bool('training.losses.clamp_rendering', false),
       maskedL2: bool('training.losses.masked_l2_loss', false),
       backgroundWeight: lossW('background_loss_weight'),
+      backgroundColor: rgbTriple(at(tree, 'training.losses.background_color_target') ?? [1, 1, 1], source),
     },
     optimizer: {
       lr: positive('training.optimizer.lr', need('training.optimizer.lr')),
@@ -171,8 +173,12 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     ['pixelalign_loss_weight', config.losses.pixelalign]] as const) {
     if (w > 0) throw new UserError(`${source}: training.losses.${k} > 0 is not implemented yet (all FaceLift configs set it to 0)`);
   }
-  if (config.losses.maskedL2 || config.losses.backgroundWeight > 0) {
-    throw new UserError(`${source}: the fork's masked L2 / background losses are not implemented yet`);
-  }
   return { config, unknownKeys };
+}
+
+function rgbTriple(v: unknown, source: string): [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    throw new UserError(`${source}: training.losses.background_color_target must be a list of 3 numbers, got ${JSON.stringify(v)}`);
+  }
+  return [v[0], v[1], v[2]];
 }

@@ -26,6 +26,8 @@ export interface ViewSample {
   rgb: Float32Array;
   /** [V, S, S] alpha in [0, 1] (1 where the image had none). */
   alpha: Float32Array;
+  /** Whether the views carried alpha (the reference's 4-channel targets; false with `remove_alpha`). */
+  hasAlpha: boolean;
   cameras: Camera[];
   background: [number, number, number];
 }
@@ -40,6 +42,8 @@ export interface RandomViewOptions {
   sortIndices?: boolean;
   /** Fixed view order instead of random draws: views 0..numViews−1 (validation, the fork's mouse data). */
   fixedViews?: boolean;
+  /** Drop the alpha channel after compositing (`remove_alpha`). */
+  removeAlpha?: boolean;
 }
 
 interface SampleMeta { cameras: Camera[]; files: string[] }
@@ -126,6 +130,7 @@ export class RandomViewDataset {
     const rgb = new Float32Array(V * 3 * S * S);
     const alpha = new Float32Array(V * S * S);
     const cameras: Camera[] = [];
+    let hasAlpha = false;
     await Promise.all(viewIndices.map(async (vi, v) => {
       const cam = meta.cameras[vi]!;
       const img = await readView(meta.files[vi]!, S);
@@ -133,9 +138,10 @@ export class RandomViewDataset {
         throw new UserError(`${meta.files[vi]} is ${img.width}×${img.height} but its camera says ${cam.width}×${cam.height}`);
       }
       cameras[v] = scaleCamera(cam, S / img.width);
+      if (img.channels === 4) hasAlpha = true;
       composite(img.data, img.channels, S, background, rgb.subarray(v * 3 * S * S, (v + 1) * 3 * S * S), alpha.subarray(v * S * S, (v + 1) * S * S));
     }));
-    return { dir, viewIndices, rgb, alpha, cameras, background };
+    return { dir, viewIndices, rgb, alpha, hasAlpha: hasAlpha && !this.opts.removeAlpha, cameras, background };
   }
 }
 

@@ -17,6 +17,44 @@ export function l2Loss(render: Float32Array, target: Float32Array, dRender: Floa
   return sum / n;
 }
 
+/**
+ * The fork's masked L2 (`masked_l2_loss`): squared error summed over pixels whose mask is > 0.5, divided by
+ * 3·max(1, their count). Images [V, 3, S, S], mask [V, S, S]; adds `weight`·∂/∂render into `dRender`.
+ */
+export function maskedL2Loss(render: Float32Array, target: Float32Array, mask: Float32Array, size: number, dRender: Float32Array, weight: number): number {
+  return maskedSquares(render, (i) => target[i]!, mask, size, (m) => m > 0.5, dRender, weight);
+}
+
+/**
+ * The fork's background loss (`background_loss_weight`): squared error to `color` summed over pixels whose mask
+ * is < 0.5, divided by 3·max(1, their count).
+ */
+export function backgroundLoss(render: Float32Array, color: readonly number[], mask: Float32Array, size: number, dRender: Float32Array, weight: number): number {
+  const plane = size * size;
+  return maskedSquares(render, (i) => color[Math.floor(i / plane) % 3]!, mask, size, (m) => m < 0.5, dRender, weight);
+}
+
+function maskedSquares(render: Float32Array, target: (i: number) => number, mask: Float32Array, size: number,
+  keep: (m: number) => boolean, dRender: Float32Array, weight: number): number {
+  const plane = size * size, V = mask.length / plane;
+  let count = 0;
+  for (let i = 0; i < mask.length; i++) if (keep(mask[i]!)) count++;
+  const denom = 3 * Math.max(1, count);
+  let sum = 0;
+  for (let v = 0; v < V; v++) {
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < plane; p++) {
+        if (!keep(mask[v * plane + p]!)) continue;
+        const i = (v * 3 + c) * plane + p;
+        const e = render[i]! - target(i);
+        sum += e * e;
+        dRender[i] += (weight * 2 * e) / denom;
+      }
+    }
+  }
+  return sum / denom;
+}
+
 /** A loss over whole images with its own weight schedule (the perceptual loss and its L2 warm-up). */
 export interface ImageLoss {
   readonly name: string;

@@ -85,7 +85,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   const samples = readSampleList(cfg.dataset.path);
   const dataset = new RandomViewDataset(samples, {
     imageSize: cfg.model.image_tokenizer.image_size, numViews: cfg.dataset.numViews, numInputViews: cfg.dataset.numInputViews,
-    maximizeOverlap: cfg.dataset.maximizeOverlap, background: cfg.dataset.background,
+    maximizeOverlap: cfg.dataset.maximizeOverlap, background: cfg.dataset.background, removeAlpha: cfg.dataset.removeAlpha,
   }, cfg.seed, say);
   const data = {
     length: dataset.length,

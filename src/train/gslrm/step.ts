@@ -17,7 +17,7 @@ import { lossWeightsAt, type GslrmTrainConfig } from './config.ts';
 import type { ViewSample } from './dataset.ts';
 import { decodeGaussiansBackward } from './decode-backward.ts';
 import { GslrmGradNetwork } from './network-grad.ts';
-import { l2Loss, pointsDistLoss, type ImageLoss } from './losses.ts';
+import { backgroundLoss, l2Loss, maskedL2Loss, pointsDistLoss, type ImageLoss } from './losses.ts';
 import { pixelGaussianOrder } from '../../lrm/tokens.ts';
 import { VGG_PREFIX, vggSpec } from './perceptual.ts';
 
@@ -105,9 +105,16 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     // The loss and its gradient w.r.t. the (possibly clamped) renders.
     const weights = lossWeightsAt(this.cfg, pass);
     const dSeen = new Float32Array(renders.length);
-    const l2 = l2Loss(seen, s.rgb, dSeen, weights.l2);
+    // The fork's masked variants apply only where the images had an alpha channel (its `mask`).
+    const mask = s.hasAlpha ? s.alpha : null;
+    const l2 = this.cfg.losses.maskedL2 && mask ? maskedL2Loss(seen, s.rgb, mask, S, dSeen, weights.l2) : l2Loss(seen, s.rgb, dSeen, weights.l2);
     let loss = weights.l2 * l2;
     const extra: Record<string, number> = {};
+    if (this.cfg.losses.backgroundWeight > 0 && mask) {
+      const w = this.cfg.losses.backgroundWeight;
+      extra.background = backgroundLoss(seen, this.cfg.losses.backgroundColor, mask, S, dSeen, w);
+      loss += w * extra.background;
+    }
     for (const il of this.imageLosses) {
       const w = il.weightAt(pass, weights.perceptual);
       if (w === 0) continue;

@@ -54,7 +54,7 @@ export function syntheticSample(size: number, views: readonly number[], seed = 1
     }
   }
   return {
-    dir: `synthetic-${seed}`, viewIndices: [...views], rgb, alpha: new Float32Array(V * size * size).fill(1),
+    dir: `synthetic-${seed}`, viewIndices: [...views], rgb, alpha: new Float32Array(V * size * size).fill(1), hasAlpha: false,
     cameras: views.map((i) => rig[i]!), background: [1, 1, 1],
   };
 }
