@@ -7,6 +7,14 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { trainGslrm } from '../../train/gslrm/run.ts';
+import { readYamlTree } from '../../train/config-tree.ts';
+import { listCheckpoints, readCheckpoint } from '../../train/checkpoint.ts';
+import { parseGslrmTrainConfig } from '../../train/gslrm/config.ts';
+import { readSampleList } from '../../train/gslrm/dataset.ts';
+import { evaluateHeldOut } from '../../train/gslrm/evaluate.ts';
+import { GslrmTrainStep } from '../../train/gslrm/step.ts';
+import { UserError } from '../../util/errors.ts';
+import { statSync } from 'node:fs';
 import { intOption, positiveOption } from '../options.ts';
 
 interface TrainOpts {
@@ -72,6 +80,48 @@ export function register(program: Command): void {
         bar?.stop();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+      }
+    });
+
+  program.command('eval')
+    .description('evaluate trained models on held-out data')
+    .command('gslrm')
+    .description('held-out samples reconstructed from fixed rig views, scored at every other rig camera (PSNR/SSIM) next to '
+      + 'an all-white image and the mean training view')
+    .requiredOption('--config <file>', 'the training config (its model section and input-view count)')
+    .requiredOption('--checkpoint <file|dir>', 'a ckpt_*.pt, or a run folder (its newest checkpoint)')
+    .requiredOption('--held <list>', 'list file of held-out sample folders')
+    .requiredOption('--train <list>', 'list file of the training samples (for the mean-view baseline)')
+    .option('--inputs <views>', 'comma-separated input rig views', '0,8,16,24')
+    .option('--pictures <n>', 'write inputs and gt-vs-prediction strips of the first n samples', intOption('--pictures', 0, 10000), 0)
+    .option('-o, --output <dir>', 'folder for the pictures')
+    .option('--threads <n>', 'threads', intOption('--threads', 1, 256))
+    .option('--json', 'print the scores as JSON')
+    .action(async (o: { config: string; checkpoint: string; held: string; train: string; inputs: string; pictures: number; output?: string; threads?: number; json?: boolean }) => {
+      const { config } = parseGslrmTrainConfig(readYamlTree(o.config), o.config);
+      let file = o.checkpoint;
+      try {
+        if (statSync(file).isDirectory()) file = listCheckpoints(file)[0] ?? '';
+      } catch {
+        throw new UserError(`no checkpoint at ${o.checkpoint}`);
+      }
+      if (!file) throw new UserError(`no ckpt_*.pt in ${o.checkpoint}`);
+      const inputs = o.inputs.split(',').map(Number);
+      if (inputs.some((v) => !Number.isInteger(v) || v < 0)) throw new UserError(`--inputs must be rig view numbers, got ${o.inputs}`);
+      const ckpt = await readCheckpoint(file);
+      const step = await GslrmTrainStep.create({ ...config, dataset: { ...config.dataset, numInputViews: inputs.length } }, ckpt.model, o.threads ? { threads: o.threads } : {});
+      try {
+        const r = await evaluateHeldOut(step, { ...config, dataset: { ...config.dataset, numInputViews: inputs.length } },
+          readSampleList(o.train), readSampleList(o.held), { inputs, pictures: o.pictures, ...(o.output ? { picturesDir: o.output } : {}) });
+        if (o.json) process.stdout.write(`${JSON.stringify({ checkpoint: file, ...r })}\n`);
+        else {
+          process.stdout.write(`${r.samples} held-out samples × ${r.views} held-out cameras (inputs ${inputs.join(', ')}):\n`);
+          for (const [k, v] of [['model', r.model], ['all-white', r.white], ['mean training view', r.meanView]] as const) {
+            process.stdout.write(`  ${k.padEnd(20)} PSNR ${v.psnr.toFixed(2)} dB  SSIM ${v.ssim.toFixed(4)}\n`);
+          }
+        }
+      } finally {
+        await step.close();
       }
     });
 }

@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { readYamlTree } from '../config-tree.ts';
 import { listCheckpoints, readCheckpoint } from '../checkpoint.ts';
-import { psnr } from '../metrics.ts';
 import { parseGslrmTrainConfig } from './config.ts';
-import { RandomViewDataset, readSampleList } from './dataset.ts';
+import { readSampleList } from './dataset.ts';
+import { evaluateHeldOut } from './evaluate.ts';
 import { GslrmTrainStep } from './step.ts';
 import { BIN, synthHeads, writeSmallConfig } from './testing/fixtures.ts';
 
@@ -35,38 +35,10 @@ test('train gslrm: a small reconstructor learns — held-out heads at held-out c
     const ckpt = await readCheckpoint(listCheckpoints(join(root, 'run'))[0]!);
     const step = await GslrmTrainStep.create(cfg, ckpt.model, { threads: 2 });
     try {
-      const S = 32, plane = 3 * S * S;
-      const opts = { imageSize: S, numViews: 32, numInputViews: 4, maximizeOverlap: false, background: 'white' as const, fixedViews: true };
-      // The mean of every training view (all 32 cameras of all 8 heads).
-      const trainDs = new RandomViewDataset(readSampleList(join(train, 'data_gslrm_train.txt')), opts, 0);
-      const mean = new Float32Array(plane);
-      for (let i = 0; i < trainDs.length; i++) {
-        const s = await trainDs.get(i, 0, i);
-        for (let k = 0; k < s.rgb.length; k++) mean[k % plane] += s.rgb[k]! / (32 * trainDs.length);
-      }
-      const heldDs = new RandomViewDataset(readSampleList(join(held, 'data_gslrm_train.txt')), opts, 0);
-      const inputs = [0, 8, 16, 24];
-      const targets = [...Array(32).keys()].filter((v) => !inputs.includes(v));
-      const white = new Float32Array(plane).fill(1);
-      const score = { model: 0, white: 0, mean: 0 };
-      let n = 0;
-      for (let i = 0; i < heldDs.length; i++) {
-        const all = await heldDs.get(i, 0, i);
-        const order = [...inputs, ...targets];
-        const rgb = new Float32Array(order.length * plane);
-        order.forEach((v, k) => rgb.set(all.rgb.subarray(v * plane, (v + 1) * plane), k * plane));
-        const sample = { ...all, rgb, cameras: order.map((v) => all.cameras[v]!), viewIndices: order };
-        const { renders } = await step.predict(sample, targets.map((v) => all.cameras[v]!));
-        targets.forEach((v, k) => {
-          const gt = all.rgb.subarray(v * plane, (v + 1) * plane);
-          score.model += psnr(renders.subarray(k * plane, (k + 1) * plane), gt);
-          score.white += psnr(white, gt);
-          score.mean += psnr(mean, gt);
-          n++;
-        });
-      }
-      const m = score.model / n, w = score.white / n, mv = score.mean / n;
+      const r = await evaluateHeldOut(step, cfg, readSampleList(join(train, 'data_gslrm_train.txt')), readSampleList(join(held, 'data_gslrm_train.txt')));
+      const m = r.model.psnr, w = r.white.psnr, mv = r.meanView.psnr;
       process.stderr.write(`held-out PSNR: model ${m.toFixed(2)} dB, all-white ${w.toFixed(2)} dB, mean training view ${mv.toFixed(2)} dB\n`);
+      assert.equal(r.views, 28);
       assert.ok(m >= w + 3, `model ${m.toFixed(2)} dB vs all-white ${w.toFixed(2)} dB`);
       assert.ok(m >= mv + 3, `model ${m.toFixed(2)} dB vs mean training view ${mv.toFixed(2)} dB`);
     } finally {
