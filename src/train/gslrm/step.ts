@@ -63,7 +63,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     const net = await GslrmGradNetwork.create(cfg.model, params, {
       views: cfg.dataset.numInputViews, ...(opts.chunk ? { chunk: opts.chunk } : {}), ...(opts.threads ? { threads: opts.threads } : {}),
     });
-    const renderer = await SplatRenderer.create({ threads: opts.threads ?? 1 });
+    const renderer = await SplatRenderer.create(opts.threads ? { threads: opts.threads } : {});
     return new GslrmTrainStep(cfg, params, frozen, net, renderer, opts.imageLosses ?? []);
   }
 
