@@ -53,7 +53,7 @@ export interface GslrmTrainConfig {
   batchSize: number;
   losses: {
     l2: number; perceptual: number; lpips: number; ssim: number; pixelalign: number; pointsdist: number;
-    warmupPointsdist: boolean; clampRendering: boolean; maskedL2: boolean; backgroundWeight: number;
+    warmupPointsdist: boolean; clampRendering: boolean; maskedL2: boolean; maskedSsim: boolean; backgroundWeight: number;
     backgroundColor: [number, number, number];
   };
   optimizer: { lr: number; betas: [number, number]; weightDecay: number; resetTrainingState: boolean };
@@ -135,6 +135,7 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       // The fork clamps by default; the original code has no such key and never clamps (spec §5, §7.4).
       clampRendering: bool('training.losses.clamp_rendering', false),
       maskedL2: bool('training.losses.masked_l2_loss', false),
+      maskedSsim: bool('training.losses.masked_ssim_loss', false),
       backgroundWeight: lossW('background_loss_weight'),
       backgroundColor: rgbTriple(at(tree, 'training.losses.background_color_target') ?? [1, 1, 1], source),
     },
@@ -169,10 +170,11 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     },
     tree,
   };
-  for (const [k, w] of [['lpips_loss_weight', config.losses.lpips], ['ssim_loss_weight', config.losses.ssim],
-    ['pixelalign_loss_weight', config.losses.pixelalign]] as const) {
-    if (w > 0) throw new UserError(`${source}: training.losses.${k} > 0 is not implemented yet (all FaceLift configs set it to 0)`);
+  if (config.losses.lpips > 0) {
+    throw new UserError(`${source}: training.losses.lpips_loss_weight > 0 needs LPIPS network weights, which facelift-ts cannot load yet `
+      + '(every FaceLift config sets it to 0); set it to 0');
   }
+  if (config.losses.pixelalign > 0) throw new UserError(`${source}: training.losses.pixelalign_loss_weight > 0 is not implemented (every FaceLift config sets it to 0)`);
   return { config, unknownKeys };
 }
 

@@ -61,7 +61,8 @@ export interface ImageLoss {
   /** The weight at a forward/backward pass, given the configured weight in force then (0 during a warm-up). */
   weightAt(pass: number, configured: number): number;
   /** The loss value; adds `weight`·∂loss/∂render into `dRender`. */
-  lossAndGrad(render: Float32Array, target: Float32Array, views: number, size: number, dRender: Float32Array, weight: number): Promise<number>;
+  lossAndGrad(render: Float32Array, target: Float32Array, views: number, size: number, dRender: Float32Array, weight: number,
+    mask?: Float32Array): Promise<number>;
   release?(): Promise<void>;
 }
 

@@ -99,6 +99,7 @@ export class PerceptualLoss implements ImageLoss {
     return new PerceptualLoss(session);
   }
 
+  /** The perceptual weight in force (0 during the L2 and points-distance warm-ups). */
   weightAt(_pass: number, configured: number): number { return configured; }
 
   async lossAndGrad(render: Float32Array, target: Float32Array, _views: number, _size: number, dRender: Float32Array, weight: number): Promise<number> {

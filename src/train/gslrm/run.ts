@@ -24,6 +24,7 @@ import { frozenParams, GslrmTrainStep } from './step.ts';
 import { validateGslrm } from './validate.ts';
 import type { ImageLoss } from './losses.ts';
 import { PerceptualLoss, vggWeightsFrom } from './perceptual.ts';
+import { SsimLoss } from './ssim-loss.ts';
 import { writeSupervision } from './visuals.ts';
 
 export interface TrainGslrmOptions {
@@ -98,6 +99,10 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     const vgg = vggWeightsFrom(start?.ckpt.model ?? new Map(), start ? basename(start.ckpt.path) : 'a run from random weights');
     for (const [k, v] of vgg) params.set(k, v);
     imageLosses.push(await PerceptualLoss.create(vgg, cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, opts.threads));
+  }
+
+  if (cfg.losses.ssim > 0) {
+    imageLosses.push(await SsimLoss.create(cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, cfg.losses.ssim, cfg.losses.maskedSsim, opts.threads));
   }
 
   writeFileSync(join(dir, 'config.yaml'), dumpYaml(cfg.tree));

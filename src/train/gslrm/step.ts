@@ -118,7 +118,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     for (const il of this.imageLosses) {
       const w = il.weightAt(pass, weights.perceptual);
       if (w === 0) continue;
-      const value = await il.lossAndGrad(seen, s.rgb, V, S, dSeen, w);
+      const value = await il.lossAndGrad(seen, s.rgb, V, S, dSeen, w, s.alpha);
       extra[il.name] = value;
       loss += w * value;
     }
