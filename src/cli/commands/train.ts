@@ -26,6 +26,7 @@ interface TrainOpts {
   threads?: number;
   chunk?: number;
   turntableFrames: number;
+  vgg19?: string;
   json?: boolean;
 }
 
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--stop-after-minutes <n>', 'write a checkpoint and stop after this much time', positiveOption('--stop-after-minutes'))
     .option('--threads <n>', 'threads for onnxruntime and the rasterizer', intOption('--threads', 1, 256))
     .option('--chunk <n>', 'attention query chunk', intOption('--chunk', 1, 1 << 20))
+    .option('--vgg19 <file.mat>', 'MatConvNet imagenet-vgg-verydeep-19.mat for the perceptual loss (default $VGG19_WEIGHTS_PATH) when the starting checkpoint has no VGG-19')
     .option('--turntable-frames <n>', 'frames of the validation turntables (0: none)', intOption('--turntable-frames', 0, 1000), 150)
     .option('--json', 'print one JSON line per logged step on stdout')
     .action(async (o: TrainOpts) => {
@@ -64,7 +66,7 @@ export function register(program: Command): void {
           config: o.config, sets: o.set, ...(o.resume ? { resume: true } : {}), ...(o.load ? { load: o.load } : {}),
           ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
           ...(o.threads ? { threads: o.threads } : {}), ...(o.chunk ? { chunk: o.chunk } : {}),
-          turntableFrames: o.turntableFrames, say,
+          turntableFrames: o.turntableFrames, ...(o.vgg19 ? { vgg19: o.vgg19 } : {}), say,
           onLog: (row) => { if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`); },
           onPass: (pass, total, row) => {
             if (!bar) return;

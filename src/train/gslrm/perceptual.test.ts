@@ -64,3 +64,16 @@ torch.save(out, sys.argv[1])`, [file]);
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('VGG-19 from a MatConvNet .mat: layers{idx}.weights{1} permuted [3,3,in,out] → [out,in,3,3], as the reference loads it', async () => {
+  const { vggWeightsFromMat } = await import('./perceptual.ts');
+  const path = new URL('../../io/testdata/vgg-layout-tiny.mat', import.meta.url).pathname;
+  const chans = [2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5];
+  const w = vggWeightsFromMat(path, chans);
+  assert.equal(w.size, 32);
+  // conv3 is layer 5: filters[1, 2, 0, 1] (scipy indexing [y, x, in, out]) = −1.0009248 → weight[out 1][in 0][y 1][x 2].
+  const conv3 = w.get(`${VGG_PREFIX}conv3.weight`)!;
+  assert.equal(conv3.length, 3 * 2 * 9);
+  assert.ok(Math.abs(conv3[((1 * 2 + 0) * 3 + 1) * 3 + 2]! - -1.0009248) < 1e-6);
+  assert.throws(() => vggWeightsFromMat(path), /layer 0 is not conv1 of VGG-19 \(filters 3×3×3×2, expected 3×3×3×64\)/);
+});

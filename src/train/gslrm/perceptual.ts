@@ -12,6 +12,7 @@
 import {
   abs, add, conv2d, grad, Graph, mul, reduceMean, relu, reshape, Session, sub, type Tensor,
 } from '../../core/index.ts';
+import { readMat, type MatValue } from '../../io/matlab.ts';
 import { UserError } from '../../util/errors.ts';
 import type { ImageLoss } from './losses.ts';
 
@@ -32,6 +33,40 @@ export function vggSpec(): Array<{ key: string; shape: number[] }> {
   return out;
 }
 
+/** MatConvNet's VGG-19 layer indices of conv1…conv16 (the reference's VGG19_LAYER_INDICES). */
+const MAT_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34];
+
+/**
+ * The VGG-19 tensors from MatConvNet's `imagenet-vgg-verydeep-19.mat` (the file the reference downloads), as the
+ * reference loads them: `layers{idx}.weights{1}` (filters [3, 3, in, out]) permuted to [out, in, 3, 3], and
+ * `weights{2}` (biases). `channels` is for tests (fixtures with fewer channels).
+ */
+export function vggWeightsFromMat(path: string, channels: readonly number[] = CHANNELS): Map<string, Float32Array> {
+  const layers = readMat(path).get('layers');
+  if (!layers || layers.kind !== 'cell') throw new UserError(`${path}: no "layers" cell array (is it MatConvNet's imagenet-vgg-verydeep-19.mat?)`);
+  const out = new Map<string, Float32Array>();
+  MAT_INDICES.forEach((li, k) => {
+    const layer = layers.items[li];
+    const st = layer?.kind === 'struct' ? layer.items[0] : undefined;
+    const w = st?.get('weights') ?? (layer?.kind === 'struct' ? st?.get(layer.fields[2]!) : undefined);
+    if (!w || w.kind !== 'cell' || w.items.length < 2) throw new UserError(`${path}: layer ${li} has no weights {filters, biases} (not VGG-19?)`);
+    const [f, b] = w.items as [MatValue, MatValue];
+    const cout = channels[k]!, cin = k === 0 ? 3 : channels[k - 1]!;
+    if (f.kind !== 'numeric' || f.dims.join() !== [3, 3, cin, cout].join() || b.kind !== 'numeric' || b.data.length !== cout) {
+      throw new UserError(`${path}: layer ${li} is not conv${k + 1} of VGG-19 (filters ${f.kind === 'numeric' ? f.dims.join('×') : f.kind}, expected 3×3×${cin}×${cout})`);
+    }
+    const wt = new Float32Array(cout * cin * 9);
+    for (let o = 0; o < cout; o++) {
+      for (let i = 0; i < cin; i++) {
+        for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) wt[((o * cin + i) * 3 + y) * 3 + x] = f.data[y + 3 * x + 9 * i + 9 * cin * o]!;
+      }
+    }
+    out.set(`${VGG_PREFIX}conv${k + 1}.weight`, wt);
+    out.set(`${VGG_PREFIX}conv${k + 1}.bias`, Float32Array.from(b.data));
+  });
+  return out;
+}
+
 /** The VGG-19 tensors from a state dict, or a one-line error saying where to get them. */
 export function vggWeightsFrom(model: ReadonlyMap<string, Float32Array>, source: string): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
@@ -44,7 +79,8 @@ export function vggWeightsFrom(model: ReadonlyMap<string, Float32Array>, source:
   }
   if (missing.length) {
     throw new UserError(`the perceptual loss needs VGG-19 weights (${missing.length} of 32 ${VGG_PREFIX}* tensors missing in ${source}); `
-      + 'start from an official FaceLift checkpoint, which carries them, or set training.losses.perceptual_loss_weight=0');
+      + 'start from an official FaceLift checkpoint, which carries them, give MatConvNet\'s imagenet-vgg-verydeep-19.mat with --vgg19 FILE '
+      + '(or $VGG19_WEIGHTS_PATH, as the reference), or set training.losses.perceptual_loss_weight=0');
   }
   return out;
 }

@@ -23,7 +23,7 @@ import { RandomViewDataset, readSampleList, type ViewSample } from './dataset.ts
 import { frozenParams, GslrmTrainStep } from './step.ts';
 import { validateGslrm } from './validate.ts';
 import type { ImageLoss } from './losses.ts';
-import { PerceptualLoss, vggWeightsFrom } from './perceptual.ts';
+import { PerceptualLoss, vggSpec, vggWeightsFrom, vggWeightsFromMat } from './perceptual.ts';
 import { SsimLoss } from './ssim-loss.ts';
 import { writeSupervision } from './visuals.ts';
 
@@ -37,6 +37,8 @@ export interface TrainGslrmOptions {
   stopAfterMinutes?: number;
   threads?: number;
   chunk?: number;
+  /** MatConvNet's imagenet-vgg-verydeep-19.mat for the perceptual loss when the starting checkpoint lacks VGG-19. */
+  vgg19?: string;
   /** Validation turntable frames (0: none). */
   turntableFrames?: number;
   /** Human-readable messages (stderr). */
@@ -96,7 +98,10 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   // The perceptual loss's VGG-19 comes from the starting checkpoint (the reference saves it there) and is saved on.
   const imageLosses: ImageLoss[] = [];
   if (cfg.losses.perceptual > 0) {
-    const vgg = vggWeightsFrom(start?.ckpt.model ?? new Map(), start ? basename(start.ckpt.path) : 'a run from random weights');
+    const mat = opts.vgg19 ?? process.env.VGG19_WEIGHTS_PATH;
+    const inCkpt = start !== null && vggSpec().every((v) => start.ckpt.model.has(v.key));
+    const vgg = !inCkpt && mat ? vggWeightsFromMat(mat)
+      : vggWeightsFrom(start?.ckpt.model ?? new Map(), start ? basename(start.ckpt.path) : 'a run from random weights');
     for (const [k, v] of vgg) params.set(k, v);
     imageLosses.push(await PerceptualLoss.create(vgg, cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, opts.threads));
   }

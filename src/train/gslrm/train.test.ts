@@ -129,6 +129,8 @@ test('train gslrm: one-line errors for bad configs, missing resume sources and u
     /resume_ckpt is .*no-stage, but there is no checkpoint there/);
   assert.match(await fail(['--config', cfg, '--resume']), /--resume: no ckpt_\*\.pt in/);
   assert.match(await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5']), /perceptual loss needs VGG-19 weights \(32 of 32 .* missing in a run from random weights\)/);
+  const notVgg = new URL('../../io/testdata/vgg-layout-tiny.mat', import.meta.url).pathname;
+  assert.match(await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5', '--vgg19', notVgg]), /layer 0 is not conv1 of VGG-19/);
 
   // Every listed sample unreadable: one line saying so; a partly broken list trains on what reads.
   const broken = join(root, 'broken');
