@@ -26,6 +26,7 @@ interface TrainOpts {
   threads?: number;
   chunk?: number;
   turntableFrames: number;
+  turntableSamples?: number;
   vgg19?: string;
   json?: boolean;
 }
@@ -43,6 +44,7 @@ export function register(program: Command): void {
     .option('--chunk <n>', 'attention query chunk', intOption('--chunk', 1, 1 << 20))
     .option('--vgg19 <file.mat>', 'MatConvNet imagenet-vgg-verydeep-19.mat for the perceptual loss (default $VGG19_WEIGHTS_PATH) when the starting checkpoint has no VGG-19')
     .option('--turntable-frames <n>', 'frames of the validation turntables (0: none)', intOption('--turntable-frames', 0, 1000), 150)
+    .option('--turntable-samples <n>', 'validation samples that get a turntable (the first n; default all)', intOption('--turntable-samples', 0, 1 << 20))
     .option('--json', 'print one JSON line per logged step on stdout')
     .action(async (o: TrainOpts) => {
       let stopRequested = false;
@@ -66,7 +68,7 @@ export function register(program: Command): void {
           config: o.config, sets: o.set, ...(o.resume ? { resume: true } : {}), ...(o.load ? { load: o.load } : {}),
           ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
           ...(o.threads ? { threads: o.threads } : {}), ...(o.chunk ? { chunk: o.chunk } : {}),
-          turntableFrames: o.turntableFrames, ...(o.vgg19 ? { vgg19: o.vgg19 } : {}), say,
+          turntableFrames: o.turntableFrames, ...(o.turntableSamples !== undefined ? { turntableSamples: o.turntableSamples } : {}), ...(o.vgg19 ? { vgg19: o.vgg19 } : {}), say,
           onLog: (row) => { if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`); },
           onPass: (pass, total, row) => {
             if (!bar) return;

@@ -41,6 +41,8 @@ export interface TrainGslrmOptions {
   vgg19?: string;
   /** Validation turntable frames (0: none). */
   turntableFrames?: number;
+  /** Validation samples that get a turntable (the first ones; default all). */
+  turntableSamples?: number;
   /** Human-readable messages (stderr). */
   say?: (line: string) => void;
   /** One JSON line per logged step. */
@@ -137,7 +139,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     onVisual: async (pass) => { if (step.lastSupervision) await writeSupervision(join(dir, iterName(pass)), step.lastSupervision); },
     onValidate: async (pass) => {
       if (!validation) return;
-      const r = await validateGslrm(step, cfg, validation.samples, join(validation.out, iterName(pass)), { turntableFrames: opts.turntableFrames ?? 0, say });
+      const r = await validateGslrm(step, cfg, validation.samples, join(validation.out, iterName(pass)), { turntableFrames: opts.turntableFrames ?? 0, ...(opts.turntableSamples !== undefined ? { turntableSamples: opts.turntableSamples } : {}), say });
       say(`validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)} over ${r.samples} sample(s)`);
     },
     onCheckpoint: (path) => say(`checkpoint ${path}`),

@@ -2,7 +2,7 @@
  * GS-LRM validation (spec gslrm.md §7.3, §9): for each validation sample, the inputs go through the model and the
  * renders at every drawn view are compared with the ground truth. Per sample `metrics.txt` (psnr, lpips, ssim),
  * `perview_metrics.txt` and `gt_vs_pred.png` (ground truth over prediction); `summary.csv` with an average row;
- * optionally a turntable MP4 of the predicted Gaussians. LPIPS needs network weights this project does not have
+ * optionally a turntable MP4 of the predicted Gaussians (of the first `turntableSamples` samples). LPIPS needs network weights this project does not have
  * here, so it is written as `n/a`, never computed with stand-in weights.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ export interface ValidationResult { psnr: number; ssim: number; samples: number;
 
 export async function validateGslrm(
   step: GslrmTrainStep, cfg: GslrmTrainConfig, samples: readonly string[], outDir: string,
-  opts: { turntableFrames?: number; say?: (l: string) => void } = {},
+  opts: { turntableFrames?: number; turntableSamples?: number; say?: (l: string) => void } = {},
 ): Promise<ValidationResult> {
   const S = cfg.model.image_tokenizer.image_size;
   // The same draw every time (pass 0 of the "validation" stream), so validations at different passes compare.
@@ -44,7 +44,7 @@ export async function validateGslrm(
     writeFileSync(join(dir, 'metrics.txt'), `psnr: ${mean('psnr')}\nlpips: n/a\nssim: ${mean('ssim')}\n`);
     writeFileSync(join(dir, 'perview_metrics.txt'), views.map((v, k) => `view ${s.viewIndices[k]}: psnr ${v.psnr} lpips n/a ssim ${v.ssim}`).join('\n') + '\n');
     await writePng(join(dir, 'gt_vs_pred.png'), vconcat([viewRow(s.rgb, V, S), viewRow(renders, V, S)]));
-    if ((opts.turntableFrames ?? 0) > 0) {
+    if ((opts.turntableFrames ?? 0) > 0 && i < (opts.turntableSamples ?? Infinity)) {
       await renderTurntable(gaussians, { out: join(dir, 'turntable.mp4'), frames: opts.turntableFrames, resolution: S % 2 ? S + 1 : S });
     }
     per.push({ uid, psnr: mean('psnr'), ssim: mean('ssim') });
