@@ -5,18 +5,20 @@
  * `"facelift"` entry with what exact resume needs beyond that (the logged history). Written to a temporary name,
  * fsynced and renamed; the free disk space is checked first.
  */
-import { readdirSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PyDict } from '../io/pickle.ts';
 import { TorchFile } from '../io/torch-pt.ts';
 import { pyDict, pyFloat, pyTuple, saveTorch, torchTensor, type PyValue } from '../io/torch-save.ts';
 import { UserError } from '../util/errors.ts';
+import type { Moments } from './optim/adamw.ts';
+import { dynamicMap } from './optim/quant8.ts';
 
 export interface AdamState {
   /** Updates applied so far (AdamW's bias-correction step). */
   step: number;
-  exp_avg: Map<string, Float32Array>;
-  exp_avg_sq: Map<string, Float32Array>;
+  /** Per parameter: fp32 `exp_avg`/`exp_avg_sq` (torch.optim.AdamW) or 8-bit states (bitsandbytes' layout). */
+  moments: Map<string, Moments>;
 }
 
 export interface ParamGroup { names: string[]; weightDecay: number }
@@ -69,10 +71,17 @@ export async function writeCheckpoint(dir: string, s: TrainState): Promise<strin
   s.groups.forEach((g) => g.names.forEach((n) => index.set(n, index.size)));
   const state: Array<[number, PyValue]> = [];
   for (const [name, i] of index) {
-    const m = s.adam.exp_avg.get(name), v = s.adam.exp_avg_sq.get(name);
-    if (!m || !v) continue;
-    const shape = s.model.find((t) => t.name === name)?.shape ?? [m.length];
-    state.push([i, pyDict([['step', torchTensor(Float32Array.of(s.adam.step), [])], ['exp_avg', torchTensor(m, shape)], ['exp_avg_sq', torchTensor(v, shape)]])]);
+    const mo = s.adam.moments.get(name);
+    if (!mo) continue;
+    const step: [string, PyValue] = ['step', torchTensor(Float32Array.of(s.adam.step), [])];
+    if (mo.kind === 'fp32') {
+      const shape = s.model.find((t) => t.name === name)?.shape ?? [mo.m.length];
+      state.push([i, pyDict([step, ['exp_avg', torchTensor(mo.m, shape)], ['exp_avg_sq', torchTensor(mo.v, shape)]])]);
+    } else {
+      state.push([i, pyDict([step, ['state1', torchTensor(mo.q1, [mo.q1.length], 'U8')], ['state2', torchTensor(mo.q2, [mo.q2.length], 'U8')],
+        ['absmax1', torchTensor(mo.absmax1, [mo.absmax1.length])], ['absmax2', torchTensor(mo.absmax2, [mo.absmax2.length])],
+        ['qmap1', torchTensor(dynamicMap(true), [256])], ['qmap2', torchTensor(dynamicMap(false), [256])]])]);
+    }
   }
   let next = 0;
   const groups = s.groups.map((g) => pyDict([
@@ -92,6 +101,7 @@ export async function writeCheckpoint(dir: string, s: TrainState): Promise<strin
     ['param_update_step', s.paramUpdateStep],
     ['facelift', pyDict([['param_order', [...index.keys()]], ['history', s.history.map((r) => pyDict(Object.entries(r).map(([k, v]) => [k, pyFloat(v)] as const)))]])],
   ]);
+  mkdirSync(dir, { recursive: true });
   const bytes = s.model.reduce((n, t) => n + t.data.byteLength, 0) * 3 + 1e6;
   checkFreeDisk(dir, bytes);
   const path = join(dir, checkpointName(s.fwdbwdPassStep));
@@ -135,7 +145,7 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
     if (!hasModel || !(root instanceof PyDict) || !(root.get('optimizer') instanceof PyDict)) return { path, model, shapes, training: null };
 
     const opt = root.get('optimizer') as PyDict;
-    const exp_avg = new Map<string, Float32Array>(), exp_avg_sq = new Map<string, Float32Array>();
+    const moments = new Map<string, Moments>();
     const hist = root.get('facelift');
     const order = hist instanceof PyDict && Array.isArray(hist.get('param_order')) ? (hist.get('param_order') as string[]) : null;
     const idxToName = new Map<number, string>();
@@ -146,8 +156,13 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
       for (const key of state.keys()) {
         const name = idxToName.get(Number(key));
         if (!name) throw new UserError(`${path}: optimizer state for parameter index ${String(key)} that the model does not have`);
-        exp_avg.set(name, await f.readF32(`optimizer.state.${String(key)}.exp_avg`));
-        exp_avg_sq.set(name, await f.readF32(`optimizer.state.${String(key)}.exp_avg_sq`));
+        const at = `optimizer.state.${String(key)}.`;
+        if (f.has(`${at}state1`)) {
+          const q = async (k: string) => { const d = await f.read(`${at}${k}`); return new Uint8Array(d.buffer, d.byteOffset, d.byteLength); };
+          moments.set(name, { kind: '8bit', q1: await q('state1'), q2: await q('state2'), absmax1: await f.readF32(`${at}absmax1`), absmax2: await f.readF32(`${at}absmax2`) });
+        } else {
+          moments.set(name, { kind: 'fp32', m: await f.readF32(`${at}exp_avg`), v: await f.readF32(`${at}exp_avg_sq`) });
+        }
         step = (await f.readF32(`optimizer.state.${String(key)}.step`))[0]!;
       }
     }
@@ -162,7 +177,7 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
     }
     return {
       path, model, shapes,
-      training: { adam: { step, exp_avg, exp_avg_sq }, schedulerSteps, fwdbwdPassStep: num('fwdbwd_pass_step'), paramUpdateStep: num('param_update_step'), history },
+      training: { adam: { step, moments }, schedulerSteps, fwdbwdPassStep: num('fwdbwd_pass_step'), paramUpdateStep: num('param_update_step'), history },
     };
   } finally {
     await f.close();

@@ -140,3 +140,44 @@ test('Trainer: a non-finite loss or a gradient norm over clip × 20 skips the up
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** A "wide" parameter (≥ 4096 values, so 8-bit moments apply) fitted to fixed targets. */
+class WideStep implements TrainStep<number[]> {
+  readonly params = new Map<string, Float32Array>([['w', Float32Array.from({ length: 5000 }, (_, i) => Math.sin(i) * 0.1)]]);
+  readonly shapes = new Map([['w', [50, 100]]]);
+  readonly frozen = new Set<string>();
+  readonly grads = new Map<string, Float32Array>();
+  weightDecay(): number { return 0.05; }
+  async run(batch: number[], _pass: number, scale: number): Promise<StepResult> {
+    const w = this.params.get('w')!, g = this.grads.get('w')!;
+    let loss = 0;
+    for (const b of batch) for (let i = 0; i < w.length; i++) { const e = w[i]! - Math.cos(i * (b + 1)); loss += e * e / w.length; g[i] += (2 * e / w.length) * scale; }
+    return { loss, metrics: {} };
+  }
+  async close(): Promise<void> {}
+}
+
+test('Trainer with 8-bit moments: checkpoints keep bitsandbytes\' state layout, and a resumed run continues bit for bit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trainer8-'));
+  try {
+    const cfg = { ...base(dir), maxPasses: 11, gradAccum: 1, moments: '8bit' as const, checkpointEvery: 6 };
+    const data = { length: 4, load: async (idx: readonly number[]) => [...idx] };
+    const a = new WideStep();
+    const rowsA: number[] = [];
+    await new Trainer(a, data, cfg, { onLog: (r) => { rowsA.push(r.loss); } }).run();
+    const b = new WideStep();
+    const rowsB: number[] = [];
+    let n = 0;
+    await new Trainer(b, data, { ...cfg, checkpointDir: join(dir, 'b') }, { onLog: (r) => { rowsB.push(r.loss); } }).run(() => ++n >= 6);
+    const ck = await readCheckpoint(join(dir, 'b', 'ckpt_0000000000000006.pt'));
+    const mo = ck.training!.adam.moments.get('w')!;
+    assert.equal(mo.kind, '8bit');
+    const c = new WideStep();
+    for (const [k, v] of ck.model) c.params.set(k, v);
+    await new Trainer(c, data, { ...cfg, checkpointDir: join(dir, 'b') }, { onLog: (r) => { rowsB.push(r.loss); } }, ck.training).run();
+    assert.deepEqual(rowsB, rowsA);
+    assert.deepEqual(c.params.get('w'), a.params.get('w'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,7 +8,7 @@
  * Everything that changes during a run (weights, moments, counters, history) goes into the checkpoint and data
  * order is a function of (seed, epoch), so a run resumed from pass p continues bit for bit as if never stopped.
  */
-import { AdamW } from '../core/optim.ts';
+import { MomentAdamW, type MomentStorage } from './optim/adamw.ts';
 import type { LoadedCheckpoint, ParamGroup, TrainState } from './checkpoint.ts';
 import { writeCheckpoint } from './checkpoint.ts';
 import { clipToNorm, globalNorm, nanToNum } from './grad-rules.ts';
@@ -41,6 +41,8 @@ export interface TrainerConfig {
   validateEvery: number | null;
   seed: number;
   checkpointDir: string;
+  /** AdamW moment storage (default fp32; '8bit' = bitsandbytes' blockwise 8-bit AdamW). */
+  moments?: MomentStorage;
 }
 
 /** One logged row: `step` is the forward/backward pass count after the pass. */
@@ -70,7 +72,7 @@ export interface RunOutcome { pass: number; stopped: boolean; checkpoint: string
 
 export class Trainer<B> {
   readonly plan: RunPlan;
-  private readonly opt: AdamW;
+  private readonly opt: MomentAdamW;
   private readonly groups: ParamGroup[];
   private pass = 0;
   private updates = 0;
@@ -88,8 +90,8 @@ export class Trainer<B> {
     this.plan = planRun(data.length, cfg);
     this.groups = paramGroups([...step.params.keys()], step.frozen, (n) => step.weightDecay(n));
     const trainable = this.groups.flatMap((g) => g.names);
-    this.opt = new AdamW(step.params, {
-      lr: cfg.lr, betas: [cfg.betas[0], cfg.betas[1]], eps: cfg.eps ?? 1e-8, weightDecay: (name) => step.weightDecay(name),
+    this.opt = new MomentAdamW(step.params, {
+      betas: [cfg.betas[0], cfg.betas[1]], eps: cfg.eps ?? 1e-8, weightDecay: (name) => step.weightDecay(name), moments: cfg.moments ?? 'fp32',
     });
     for (const n of trainable) if (!step.grads.has(n)) step.grads.set(n, new Float32Array(step.params.get(n)!.length));
     if (resume) {
@@ -97,8 +99,7 @@ export class Trainer<B> {
       this.updates = resume.paramUpdateStep;
       this.schedulerSteps = resume.schedulerSteps;
       this.opt.t = resume.adam.step;
-      for (const [n, m] of resume.adam.exp_avg) this.opt.m.set(n, m);
-      for (const [n, v] of resume.adam.exp_avg_sq) this.opt.v.set(n, v);
+      for (const [n, m] of resume.adam.moments) this.opt.state.set(n, m);
       this.history.push(...(resume.history as LogRow[]));
     }
   }
@@ -180,7 +181,7 @@ export class Trainer<B> {
     if (this.lastCheckpoint && this.lastCheckpoint.endsWith(`${String(this.pass).padStart(16, '0')}.pt`)) return this.lastCheckpoint;
     const state: TrainState = {
       model: [...this.step.params].map(([name, data]) => ({ name, shape: this.step.shapes.get(name) ?? [data.length], data })),
-      adam: { step: this.opt.t, exp_avg: this.opt.m, exp_avg_sq: this.opt.v },
+      adam: { step: this.opt.t, moments: this.opt.state },
       groups: this.groups, lr: this.cfg.lr, betas: this.cfg.betas, eps: this.cfg.eps ?? 1e-8,
       schedulerSteps: this.schedulerSteps, lastLr: this.multiplier(this.schedulerSteps),
       fwdbwdPassStep: this.pass, paramUpdateStep: this.updates, history: this.history,

@@ -28,7 +28,7 @@ const SCHEMA: Schema = {
       masked_ssim_loss: 'bool', background_loss_weight: 'number', background_color_target: 'any',
     },
     optimizer: {
-      lr: 'number', beta1: 'number', beta2: 'number', weight_decay: 'number', reset_lr: 'bool',
+      lr: 'number', beta1: 'number', beta2: 'number', weight_decay: 'number', reset_lr: 'bool', use_8bit_adam: 'bool',
       reset_weight_decay: 'bool', reset_training_state: 'bool',
     },
     schedule: { num_epochs: 'int', early_stop_after_epochs: 'int', max_fwdbwd_passes: 'int', warmup: 'int', l2_warmup_steps: 'int' },
@@ -56,7 +56,7 @@ export interface GslrmTrainConfig {
     warmupPointsdist: boolean; clampRendering: boolean; maskedL2: boolean; maskedSsim: boolean; backgroundWeight: number;
     backgroundColor: [number, number, number];
   };
-  optimizer: { lr: number; betas: [number, number]; weightDecay: number; resetTrainingState: boolean };
+  optimizer: { lr: number; betas: [number, number]; weightDecay: number; resetTrainingState: boolean; use8bit: boolean };
   schedule: { numEpochs: number; maxPasses: number; warmup: number; l2WarmupSteps: number };
   checkpointing: { resumeCkpt: string | null; every: number; dir: string };
   logging: { printEvery: number; visEvery: number };
@@ -144,6 +144,8 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       betas: [num('training.optimizer.beta1', 0.9), num('training.optimizer.beta2', 0.95)],
       weightDecay: num('training.optimizer.weight_decay', 0.05),
       resetTrainingState: bool('training.optimizer.reset_training_state', false),
+      // Not a key of the GS-LRM configs (the diffusion trainer's `use_8bit_adam`): bitsandbytes' 8-bit AdamW.
+      use8bit: bool('training.optimizer.use_8bit_adam', false),
     },
     schedule: {
       numEpochs: num('training.schedule.num_epochs', 100000),

@@ -126,7 +126,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     allowedGradnormFactor: cfg.runtime.allowedGradnormFactor, batchSize: cfg.batchSize, numEpochs: cfg.schedule.numEpochs,
     maxPasses: cfg.schedule.maxPasses, warmup: cfg.schedule.warmup, checkpointEvery: cfg.checkpointing.every,
     printEvery: cfg.logging.printEvery, visEvery: cfg.logging.visEvery, validateEvery: validation ? cfg.validation.every : null,
-    seed: cfg.seed, checkpointDir: dir,
+    seed: cfg.seed, checkpointDir: dir, moments: cfg.optimizer.use8bit ? '8bit' : 'fp32',
   }, {
     onPass: (pass, total, r) => opts.onPass?.(pass, total, { loss: r.loss, psnr: r.metrics.psnr ?? NaN }),
     onLog: async (row) => {
