@@ -9,7 +9,8 @@ import type { Camera } from '../../cameras/camera.ts';
 import { decodeGaussians } from '../../lrm/decode.ts';
 import { gslrmParamSpec } from '../../lrm/params.ts';
 import { computeRays, posedInput } from '../../lrm/rays.ts';
-import { patchify } from '../../lrm/tokens.ts';
+import { patchify, pixelGaussianOrder } from '../../lrm/tokens.ts';
+import type { GaussianSet } from '../../splat/gaussians.ts';
 import { allocGrads, type GaussianGrads } from '../../splat/project-backward.ts';
 import { SplatRenderer } from '../../splat/renderer.ts';
 import type { ParamStore, StepResult, TrainStep } from '../step.ts';
@@ -18,14 +19,13 @@ import type { ViewSample } from './dataset.ts';
 import { decodeGaussiansBackward } from './decode-backward.ts';
 import { GslrmGradNetwork } from './network-grad.ts';
 import { backgroundLoss, l2Loss, maskedL2Loss, pointsDistLoss, type ImageLoss } from './losses.ts';
-import { pixelGaussianOrder } from '../../lrm/tokens.ts';
 import { VGG_PREFIX, vggSpec } from './perceptual.ts';
 
 export interface GslrmStepOptions {
   /** Threads for onnxruntime and the rasterizer workers. */
   threads?: number;
   chunk?: number;
-  /** Extra image losses (the perceptual loss), each with its weight and warm-up. */
+  /** Further image losses (perceptual, SSIM), each with its weight and warm-up. */
   imageLosses?: ImageLoss[];
 }
 
@@ -85,21 +85,34 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     return { loss, metrics: { l2, psnr: -10 * Math.log10(l2), usage, ...extra } };
   }
 
+  /** The sample's input views through the network and the decoding; the Gaussians become the renderer's scene. */
+  private async reconstruct(s: ViewSample) {
+    const nIn = this.cfg.dataset.numInputViews;
+    const { imageSize: S, patch, nGlobal } = this.net.dims;
+    const rays = computeRays(s.cameras.slice(0, nIn));
+    const patches = patchify(posedInput(s.rgb.subarray(0, nIn * 3 * S * S), rays), nIn, 9, S, S, patch);
+    const fwd = await this.net.forward(patches);
+    const { gaussians } = decodeGaussians(fwd.raw, nGlobal, rays, patch);
+    await this.renderer.setScene(gaussians);
+    return { rays, patches, fwd, gaussians };
+  }
+
+  private async renderAll(cameras: readonly Camera[], S: number): Promise<Float32Array> {
+    const plane = 3 * S * S;
+    const renders = new Float32Array(cameras.length * plane);
+    for (let v = 0; v < cameras.length; v++) renders.set((await this.renderer.render(cameras[v]!)).rgb, v * plane);
+    return renders;
+  }
+
   /** One sample: forward, loss, and the gradients of `weight`·loss added into `grads`. */
   private async item(s: ViewSample, pass: number, weight: number, keep: boolean) {
-    const { numInputViews: nIn } = this.cfg.dataset;
+    const nIn = this.cfg.dataset.numInputViews;
     const dims = this.net.dims;
     const S = dims.imageSize;
     const plane = 3 * S * S;
-    const rays = computeRays(s.cameras.slice(0, nIn));
-    const patches = patchify(posedInput(s.rgb.subarray(0, nIn * plane), rays), nIn, 9, S, S, dims.patch);
-    const fwd = await this.net.forward(patches);
-    const { gaussians } = decodeGaussians(fwd.raw, dims.nGlobal, rays, dims.patch);
-    await this.renderer.setScene(gaussians);
-
+    const { rays, patches, fwd, gaussians } = await this.reconstruct(s);
     const V = s.cameras.length;
-    const renders = new Float32Array(V * plane);
-    for (let v = 0; v < V; v++) renders.set((await this.renderer.render(s.cameras[v]!)).rgb, v * plane);
+    const renders = await this.renderAll(s.cameras, S);
     const seen = this.cfg.losses.clampRendering ? clamp01(renders) : renders;
 
     // The loss and its gradient w.r.t. the (possibly clamped) renders.
@@ -107,7 +120,8 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     const dSeen = new Float32Array(renders.length);
     // The fork's masked variants apply only where the images had an alpha channel (its `mask`).
     const mask = s.hasAlpha ? s.alpha : null;
-    const l2 = this.cfg.losses.maskedL2 && mask ? maskedL2Loss(seen, s.rgb, mask, S, dSeen, weights.l2) : l2Loss(seen, s.rgb, dSeen, weights.l2);
+    const l2 = this.cfg.losses.maskedL2 && mask
+      ? maskedL2Loss(seen, s.rgb, mask, S, dSeen, weights.l2) : l2Loss(seen, s.rgb, dSeen, weights.l2);
     let loss = weights.l2 * l2;
     const extra: Record<string, number> = {};
     if (this.cfg.losses.backgroundWeight > 0 && mask) {
@@ -128,11 +142,14 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     const dG = allocGrads(gaussians.count, gaussians.shDegree);
     if (weights.pointsdist > 0) {
       const viewOf = pixelGaussianOrder(nIn, S, S, dims.patch).map((p) => Math.floor(p / (S * S)));
-      const pd = pointsDistLoss(gaussians.means, dims.nGlobal, viewOf, rays.origins, nIn, dG.means, weights.pointsdist * weight);
+      const w = weights.pointsdist * weight;
+      const pd = pointsDistLoss(gaussians.means, dims.nGlobal, viewOf, rays.origins, nIn, dG.means, w);
       extra.pointsdist = pd;
       loss += weights.pointsdist * pd;
     }
-    for (let v = 0; v < V; v++) addGrads(dG, await this.renderer.backward(s.cameras[v]!, { dRgb: dRender.subarray(v * plane, (v + 1) * plane) }));
+    for (let v = 0; v < V; v++) {
+      addGrads(dG, await this.renderer.backward(s.cameras[v]!, { dRgb: dRender.subarray(v * plane, (v + 1) * plane) }));
+    }
     const dRaw = decodeGaussiansBackward(fwd.raw, dims.nGlobal, rays, dims.patch, dG);
     await this.net.backward(patches, fwd, dRaw, this.grads, this.frozen);
 
@@ -142,20 +159,10 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     return { loss, l2, usage: used / gaussians.count, extra };
   }
 
-  /** Renders of a set of Gaussians-producing inputs without gradients (validation): returns the renders. */
-  async predict(s: ViewSample, targets: readonly Camera[]): Promise<{ renders: Float32Array; gaussians: ReturnType<typeof decodeGaussians>['gaussians'] }> {
-    const { numInputViews: nIn } = this.cfg.dataset;
-    const dims = this.net.dims;
-    const S = dims.imageSize;
-    const plane = 3 * S * S;
-    const rays = computeRays(s.cameras.slice(0, nIn));
-    const patches = patchify(posedInput(s.rgb.subarray(0, nIn * plane), rays), nIn, 9, S, S, dims.patch);
-    const fwd = await this.net.forward(patches);
-    const { gaussians } = decodeGaussians(fwd.raw, dims.nGlobal, rays, dims.patch);
-    await this.renderer.setScene(gaussians);
-    const renders = new Float32Array(targets.length * plane);
-    for (let v = 0; v < targets.length; v++) renders.set((await this.renderer.render(targets[v]!)).rgb, v * plane);
-    return { renders, gaussians };
+  /** No gradients: reconstructs from the sample's input views and renders at `targets` (validation, evaluation). */
+  async predict(s: ViewSample, targets: readonly Camera[]): Promise<{ renders: Float32Array; gaussians: GaussianSet }> {
+    const { gaussians } = await this.reconstruct(s);
+    return { renders: await this.renderAll(targets, this.net.dims.imageSize), gaussians };
   }
 
   async close(): Promise<void> {
