@@ -10,13 +10,25 @@ import { pyDict, pyFloat, pyTuple, saveTorch, torchTensor } from './torch-save.t
 
 function sample() {
   return pyDict([
-    ['model', pyDict([
-      ['a.weight', torchTensor(Float32Array.from({ length: 12 }, (_, i) => i / 3 - 1), [3, 4])],
-      ['a.bias', torchTensor(Float32Array.of(1.5, -2), [2])],
-      ['step', torchTensor(Float32Array.of(7), [])],
-      ['ids', torchTensor(BigInt64Array.of(1n, -2n, 3n), [3])],
-      ['half', torchTensor(Uint16Array.of(0x3c00, 0xc000), [2], 'F16')],
-    ], true)],
+    [
+      'model',
+      pyDict(
+        [
+          [
+            'a.weight',
+            torchTensor(
+              Float32Array.from({ length: 12 }, (_, i) => i / 3 - 1),
+              [3, 4],
+            ),
+          ],
+          ['a.bias', torchTensor(Float32Array.of(1.5, -2), [2])],
+          ['step', torchTensor(Float32Array.of(7), [])],
+          ['ids', torchTensor(BigInt64Array.of(1n, -2n, 3n), [3])],
+          ['half', torchTensor(Uint16Array.of(0x3c00, 0xc000), [2], 'F16')],
+        ],
+        true,
+      ),
+    ],
     ['betas', pyTuple(pyFloat(0.9), pyFloat(0.95))],
     ['lr', pyFloat(1)],
     ['count', 2 ** 40],
@@ -33,7 +45,10 @@ test('saveTorch: our reader reads back every tensor and value', async () => {
     await saveTorch(p, sample());
     assert.deepEqual(readdirSync(dir), ['x.pt'], 'no temporary file left behind');
     const f = await TorchFile.open(p);
-    assert.deepEqual(await f.readF32('model.a.weight'), Float32Array.from({ length: 12 }, (_, i) => i / 3 - 1));
+    assert.deepEqual(
+      await f.readF32('model.a.weight'),
+      Float32Array.from({ length: 12 }, (_, i) => i / 3 - 1),
+    );
     assert.deepEqual(f.info('model.a.weight').shape, [3, 4]);
     assert.deepEqual(await f.read('model.ids'), BigInt64Array.of(1n, -2n, 3n));
     assert.deepEqual(await f.readF32('model.half'), Float32Array.of(1, -2));
@@ -55,7 +70,8 @@ test('saveTorch: torch.load (Debian torch 1.13) reads the file with the same val
   try {
     const p = join(dir, 'x.pt');
     await saveTorch(p, sample(), 'x');
-    const out = runTorchPython(`
+    const out = runTorchPython(
+      `
 import sys, json, torch, collections
 d = torch.load(sys.argv[1], map_location='cpu')
 m = d['model']
@@ -65,7 +81,9 @@ print(json.dumps({
   'ids': m['ids'].tolist(), 'iddtype': str(m['ids'].dtype), 'half': m['half'].tolist(), 'hdtype': str(m['half'].dtype),
   'betas': list(d['betas']), 'betas_tuple': isinstance(d['betas'], tuple), 'lr_float': isinstance(d['lr'], float),
   'count': d['count'], 'neg': d['neg'], 'flags': d['flags'], 'name': d['name'],
-}))`, [p]);
+}))`,
+      [p],
+    );
     const r = JSON.parse(out) as Record<string, unknown>;
     assert.equal(r.ordered, true);
     assert.deepEqual(r.keys, ['a.weight', 'a.bias', 'step', 'ids', 'half']);

@@ -13,10 +13,17 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { DType } from './dtypes.ts';
 
-export class PyFloat { constructor(readonly value: number) {} }
-export class PyTuple { constructor(readonly items: readonly PyValue[]) {} }
+export class PyFloat {
+  constructor(readonly value: number) {}
+}
+export class PyTuple {
+  constructor(readonly items: readonly PyValue[]) {}
+}
 export class PyDictValue {
-  constructor(readonly entries: ReadonlyMap<string | number, PyValue>, readonly ordered = false) {}
+  constructor(
+    readonly entries: ReadonlyMap<string | number, PyValue>,
+    readonly ordered = false,
+  ) {}
 }
 export interface TorchTensorValue {
   readonly kind: 'tensor';
@@ -26,23 +33,45 @@ export interface TorchTensorValue {
   readonly data: Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
 }
 export type PyValue =
-  | null | boolean | number | bigint | string | PyFloat | PyTuple | PyDictValue | TorchTensorValue | PyValue[];
+  null | boolean | number | bigint | string | PyFloat | PyTuple | PyDictValue | TorchTensorValue | PyValue[];
 
 export const pyFloat = (x: number): PyFloat => new PyFloat(x);
 export const pyTuple = (...items: PyValue[]): PyTuple => new PyTuple(items);
 export const pyDict = (entries: Iterable<readonly [string | number, PyValue]>, ordered = false): PyDictValue =>
   new PyDictValue(new Map(entries), ordered);
-export function torchTensor(data: TorchTensorValue['data'], shape: readonly number[], dtype?: TorchTensorValue['dtype']): TorchTensorValue {
-  const d = dtype ?? (data instanceof Float32Array ? 'F32' : data instanceof Float64Array ? 'F64' : data instanceof Int32Array ? 'I32'
-    : data instanceof BigInt64Array ? 'I64' : data instanceof Uint16Array ? 'F16' : 'U8');
+export function torchTensor(
+  data: TorchTensorValue['data'],
+  shape: readonly number[],
+  dtype?: TorchTensorValue['dtype'],
+): TorchTensorValue {
+  const d =
+    dtype ??
+    (data instanceof Float32Array
+      ? 'F32'
+      : data instanceof Float64Array
+        ? 'F64'
+        : data instanceof Int32Array
+          ? 'I32'
+          : data instanceof BigInt64Array
+            ? 'I64'
+            : data instanceof Uint16Array
+              ? 'F16'
+              : 'U8');
   const n = shape.reduce((a, b) => a * b, 1);
-  if (n !== data.length) throw new RangeError(`torchTensor: shape [${shape.join(', ')}] has ${n} elements, data ${data.length}`);
+  if (n !== data.length)
+    throw new RangeError(`torchTensor: shape [${shape.join(', ')}] has ${n} elements, data ${data.length}`);
   return { kind: 'tensor', dtype: d, shape: [...shape], data };
 }
 
 const STORAGE_NAME: Record<TorchTensorValue['dtype'], string> = {
-  F32: 'FloatStorage', F64: 'DoubleStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage',
-  I64: 'LongStorage', I32: 'IntStorage', U8: 'ByteStorage', BOOL: 'BoolStorage',
+  F32: 'FloatStorage',
+  F64: 'DoubleStorage',
+  F16: 'HalfStorage',
+  BF16: 'BFloat16Storage',
+  I64: 'LongStorage',
+  I32: 'IntStorage',
+  U8: 'ByteStorage',
+  BOOL: 'BoolStorage',
 };
 
 /** Protocol-2 pickle opcodes for the value; tensors are collected into `storages` in pickling order. */
@@ -57,17 +86,38 @@ class Pickler {
     return Uint8Array.from(this.out);
   }
 
-  private op(...b: number[]): void { for (const x of b) this.out.push(x); }
-  private bytes(b: Uint8Array): void { for (const x of b) this.out.push(x); }
-  private u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.bytes(b); }
+  private op(...b: number[]): void {
+    for (const x of b) this.out.push(x);
+  }
+  private bytes(b: Uint8Array): void {
+    for (const x of b) this.out.push(x);
+  }
+  private u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.bytes(b);
+  }
 
-  private str(s: string): void { const b = Buffer.from(s, 'utf8'); this.op(0x58); this.u32(b.length); this.bytes(b); }
-  private global(module: string, name: string): void { this.op(0x63); this.bytes(Buffer.from(`${module}\n${name}\n`, 'latin1')); }
+  private str(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    this.op(0x58);
+    this.u32(b.length);
+    this.bytes(b);
+  }
+  private global(module: string, name: string): void {
+    this.op(0x63);
+    this.bytes(Buffer.from(`${module}\n${name}\n`, 'latin1'));
+  }
   private int(v: number | bigint): void {
     const n = BigInt(v);
     if (n >= 0n && n < 256n) return this.op(0x4b, Number(n));
     if (n >= 0n && n < 65536n) return this.op(0x4d, Number(n) & 0xff, Number(n) >> 8);
-    if (n >= -(2n ** 31n) && n < 2n ** 31n) { this.op(0x4a); const b = Buffer.alloc(4); b.writeInt32LE(Number(n)); return this.bytes(b); }
+    if (n >= -(2n ** 31n) && n < 2n ** 31n) {
+      this.op(0x4a);
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(Number(n));
+      return this.bytes(b);
+    }
     const bytes: number[] = [];
     for (let x = n; ;) {
       const b = Number(x & 0xffn);
@@ -77,7 +127,12 @@ class Pickler {
     }
     this.op(0x8a, bytes.length, ...bytes);
   }
-  private float(x: number): void { const b = Buffer.alloc(8); b.writeDoubleBE(x); this.op(0x47); this.bytes(b); }
+  private float(x: number): void {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(x);
+    this.op(0x47);
+    this.bytes(b);
+  }
   private tuple(items: readonly (() => void)[]): void {
     if (items.length === 0) return this.op(0x29);
     this.op(0x28);
@@ -99,14 +154,24 @@ class Pickler {
     if (v instanceof PyTuple) return this.tuple(v.items.map((x) => () => this.value(x)));
     if (Array.isArray(v)) {
       this.op(0x5d);
-      if (v.length) { this.op(0x28); for (const x of v) this.value(x); this.op(0x65); }
+      if (v.length) {
+        this.op(0x28);
+        for (const x of v) this.value(x);
+        this.op(0x65);
+      }
       return;
     }
     if (v instanceof PyDictValue) {
-      if (v.ordered) { this.global('collections', 'OrderedDict'); this.op(0x29, 0x52); } else this.op(0x7d);
+      if (v.ordered) {
+        this.global('collections', 'OrderedDict');
+        this.op(0x29, 0x52);
+      } else this.op(0x7d);
       if (v.entries.size) {
         this.op(0x28);
-        for (const [k, x] of v.entries) { this.value(k); this.value(x); }
+        for (const [k, x] of v.entries) {
+          this.value(k);
+          this.value(x);
+        }
         this.op(0x75);
       }
       return;
@@ -119,19 +184,30 @@ class Pickler {
     this.storages.push(t);
     const stride: number[] = [];
     let s = 1;
-    for (let i = t.shape.length - 1; i >= 0; i--) { stride[i] = s; s *= t.shape[i]!; }
+    for (let i = t.shape.length - 1; i >= 0; i--) {
+      stride[i] = s;
+      s *= t.shape[i]!;
+    }
     this.global('torch._utils', '_rebuild_tensor_v2');
     this.tuple([
       () => {
-        this.tuple([() => this.str('storage'), () => this.global('torch', STORAGE_NAME[t.dtype]), () => this.str(key),
-          () => this.str('cpu'), () => this.int(t.data.length)]);
+        this.tuple([
+          () => this.str('storage'),
+          () => this.global('torch', STORAGE_NAME[t.dtype]),
+          () => this.str(key),
+          () => this.str('cpu'),
+          () => this.int(t.data.length),
+        ]);
         this.op(0x51); // BINPERSID
       },
       () => this.int(0),
       () => this.tuple(t.shape.map((d) => () => this.int(d))),
       () => this.tuple(stride.map((d) => () => this.int(d))),
       () => this.op(0x89),
-      () => { this.global('collections', 'OrderedDict'); this.op(0x29, 0x52); },
+      () => {
+        this.global('collections', 'OrderedDict');
+        this.op(0x29, 0x52);
+      },
     ]);
     this.op(0x52);
   }

@@ -21,7 +21,10 @@ export interface AdamState {
   moments: Map<string, Moments>;
 }
 
-export interface ParamGroup { names: string[]; weightDecay: number }
+export interface ParamGroup {
+  names: string[];
+  weightDecay: number;
+}
 
 export interface TrainState {
   /** Every model tensor in state-dict order (frozen ones included). */
@@ -52,7 +55,11 @@ export function listCheckpoints(dir: string): string[] {
   } catch {
     return [];
   }
-  return names.filter((n) => /^ckpt_\d+\.pt$/.test(n)).sort().reverse().map((n) => join(dir, n));
+  return names
+    .filter((n) => /^ckpt_\d+\.pt$/.test(n))
+    .sort()
+    .reverse()
+    .map((n) => join(dir, n));
 }
 
 /** Refuses to start a write that would not fit (with a 5 % margin), naming the sizes. */
@@ -61,12 +68,17 @@ export function checkFreeDisk(dir: string, bytes: number): void {
   const free = s.bavail * s.bsize;
   if (free < bytes * 1.05) {
     const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-    throw new UserError(`not enough free disk for a checkpoint: ${gb(bytes)} needed, ${gb(free)} free in the checkpoint folder; free some space or point checkpoint_dir elsewhere`);
+    throw new UserError(
+      `not enough free disk for a checkpoint: ${gb(bytes)} needed, ${gb(free)} free in the checkpoint folder; free some space or point checkpoint_dir elsewhere`,
+    );
   }
 }
 
 export async function writeCheckpoint(dir: string, s: TrainState): Promise<string> {
-  const model = pyDict(s.model.map((t) => [t.name, torchTensor(t.data, t.shape)] as const), true);
+  const model = pyDict(
+    s.model.map((t) => [t.name, torchTensor(t.data, t.shape)] as const),
+    true,
+  );
   const index = new Map<string, number>();
   s.groups.forEach((g) => g.names.forEach((n) => index.set(n, index.size)));
   const state: Array<[number, PyValue]> = [];
@@ -78,28 +90,67 @@ export async function writeCheckpoint(dir: string, s: TrainState): Promise<strin
       const shape = s.model.find((t) => t.name === name)?.shape ?? [mo.m.length];
       state.push([i, pyDict([step, ['exp_avg', torchTensor(mo.m, shape)], ['exp_avg_sq', torchTensor(mo.v, shape)]])]);
     } else {
-      state.push([i, pyDict([step, ['state1', torchTensor(mo.q1, [mo.q1.length], 'U8')], ['state2', torchTensor(mo.q2, [mo.q2.length], 'U8')],
-        ['absmax1', torchTensor(mo.absmax1, [mo.absmax1.length])], ['absmax2', torchTensor(mo.absmax2, [mo.absmax2.length])],
-        ['qmap1', torchTensor(dynamicMap(true), [256])], ['qmap2', torchTensor(dynamicMap(false), [256])]])]);
+      state.push([
+        i,
+        pyDict([
+          step,
+          ['state1', torchTensor(mo.q1, [mo.q1.length], 'U8')],
+          ['state2', torchTensor(mo.q2, [mo.q2.length], 'U8')],
+          ['absmax1', torchTensor(mo.absmax1, [mo.absmax1.length])],
+          ['absmax2', torchTensor(mo.absmax2, [mo.absmax2.length])],
+          ['qmap1', torchTensor(dynamicMap(true), [256])],
+          ['qmap2', torchTensor(dynamicMap(false), [256])],
+        ]),
+      ]);
     }
   }
   let next = 0;
-  const groups = s.groups.map((g) => pyDict([
-    ['lr', pyFloat(s.lr * s.lastLr)], ['betas', pyTuple(pyFloat(s.betas[0]), pyFloat(s.betas[1]))], ['eps', pyFloat(s.eps)],
-    ['weight_decay', pyFloat(g.weightDecay)], ['amsgrad', false], ['foreach', null], ['maximize', false], ['capturable', false],
-    ['differentiable', false], ['fused', null], ['initial_lr', pyFloat(s.lr)], ['params', g.names.map(() => next++)],
-  ]));
+  const groups = s.groups.map((g) =>
+    pyDict([
+      ['lr', pyFloat(s.lr * s.lastLr)],
+      ['betas', pyTuple(pyFloat(s.betas[0]), pyFloat(s.betas[1]))],
+      ['eps', pyFloat(s.eps)],
+      ['weight_decay', pyFloat(g.weightDecay)],
+      ['amsgrad', false],
+      ['foreach', null],
+      ['maximize', false],
+      ['capturable', false],
+      ['differentiable', false],
+      ['fused', null],
+      ['initial_lr', pyFloat(s.lr)],
+      ['params', g.names.map(() => next++)],
+    ]),
+  );
   const value = pyDict([
     ['model', model],
-    ['optimizer', pyDict([['state', pyDict(state)], ['param_groups', groups]])],
-    ['lr_scheduler', pyDict([
-      ['base_lrs', s.groups.map(() => pyFloat(s.lr))], ['last_epoch', s.schedulerSteps], ['verbose', false],
-      ['_step_count', s.schedulerSteps + 1], ['_get_lr_called_within_step', false],
-      ['_last_lr', s.groups.map(() => pyFloat(s.lr * s.lastLr))], ['lr_lambdas', s.groups.map(() => null)],
-    ])],
+    [
+      'optimizer',
+      pyDict([
+        ['state', pyDict(state)],
+        ['param_groups', groups],
+      ]),
+    ],
+    [
+      'lr_scheduler',
+      pyDict([
+        ['base_lrs', s.groups.map(() => pyFloat(s.lr))],
+        ['last_epoch', s.schedulerSteps],
+        ['verbose', false],
+        ['_step_count', s.schedulerSteps + 1],
+        ['_get_lr_called_within_step', false],
+        ['_last_lr', s.groups.map(() => pyFloat(s.lr * s.lastLr))],
+        ['lr_lambdas', s.groups.map(() => null)],
+      ]),
+    ],
     ['fwdbwd_pass_step', s.fwdbwdPassStep],
     ['param_update_step', s.paramUpdateStep],
-    ['facelift', pyDict([['param_order', [...index.keys()]], ['history', s.history.map((r) => pyDict(Object.entries(r).map(([k, v]) => [k, pyFloat(v)] as const)))]])],
+    [
+      'facelift',
+      pyDict([
+        ['param_order', [...index.keys()]],
+        ['history', s.history.map((r) => pyDict(Object.entries(r).map(([k, v]) => [k, pyFloat(v)] as const)))],
+      ]),
+    ],
   ]);
   mkdirSync(dir, { recursive: true });
   const bytes = s.model.reduce((n, t) => n + t.data.byteLength, 0) * 3 + 1e6;
@@ -142,12 +193,14 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
       model.set(name, await f.readF32(k));
       shapes.set(name, f.info(k).shape);
     }
-    if (!hasModel || !(root instanceof PyDict) || !(root.get('optimizer') instanceof PyDict)) return { path, model, shapes, training: null };
+    if (!hasModel || !(root instanceof PyDict) || !(root.get('optimizer') instanceof PyDict))
+      return { path, model, shapes, training: null };
 
     const opt = root.get('optimizer') as PyDict;
     const moments = new Map<string, Moments>();
     const hist = root.get('facelift');
-    const order = hist instanceof PyDict && Array.isArray(hist.get('param_order')) ? (hist.get('param_order') as string[]) : null;
+    const order =
+      hist instanceof PyDict && Array.isArray(hist.get('param_order')) ? (hist.get('param_order') as string[]) : null;
     const idxToName = new Map<number, string>();
     (order ?? groups.flatMap((g) => g.names)).forEach((n, i) => idxToName.set(i, n));
     let step = 0;
@@ -155,20 +208,40 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
     if (state instanceof PyDict) {
       for (const key of state.keys()) {
         const name = idxToName.get(Number(key));
-        if (!name) throw new UserError(`${path}: optimizer state for parameter index ${String(key)} that the model does not have`);
+        if (!name)
+          throw new UserError(
+            `${path}: optimizer state for parameter index ${String(key)} that the model does not have`,
+          );
         const at = `optimizer.state.${String(key)}.`;
         if (f.has(`${at}state1`)) {
-          const q = async (k: string) => { const d = await f.read(`${at}${k}`); return new Uint8Array(d.buffer, d.byteOffset, d.byteLength); };
-          moments.set(name, { kind: '8bit', q1: await q('state1'), q2: await q('state2'), absmax1: await f.readF32(`${at}absmax1`), absmax2: await f.readF32(`${at}absmax2`) });
+          const q = async (k: string) => {
+            const d = await f.read(`${at}${k}`);
+            return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+          };
+          moments.set(name, {
+            kind: '8bit',
+            q1: await q('state1'),
+            q2: await q('state2'),
+            absmax1: await f.readF32(`${at}absmax1`),
+            absmax2: await f.readF32(`${at}absmax2`),
+          });
         } else {
-          moments.set(name, { kind: 'fp32', m: await f.readF32(`${at}exp_avg`), v: await f.readF32(`${at}exp_avg_sq`) });
+          moments.set(name, {
+            kind: 'fp32',
+            m: await f.readF32(`${at}exp_avg`),
+            v: await f.readF32(`${at}exp_avg_sq`),
+          });
         }
         step = (await f.readF32(`optimizer.state.${String(key)}.step`))[0]!;
       }
     }
     const sched = root.get('lr_scheduler');
-    const schedulerSteps = sched instanceof PyDict && typeof sched.get('last_epoch') === 'number' ? (sched.get('last_epoch') as number) : 0;
-    const num = (k: string) => { const v = root.get(k); return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : 0; };
+    const schedulerSteps =
+      sched instanceof PyDict && typeof sched.get('last_epoch') === 'number' ? (sched.get('last_epoch') as number) : 0;
+    const num = (k: string) => {
+      const v = root.get(k);
+      return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : 0;
+    };
     const history: Record<string, number>[] = [];
     if (hist instanceof PyDict && Array.isArray(hist.get('history'))) {
       for (const row of hist.get('history') as unknown[]) {
@@ -176,8 +249,16 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
       }
     }
     return {
-      path, model, shapes,
-      training: { adam: { step, moments }, schedulerSteps, fwdbwdPassStep: num('fwdbwd_pass_step'), paramUpdateStep: num('param_update_step'), history },
+      path,
+      model,
+      shapes,
+      training: {
+        adam: { step, moments },
+        schedulerSteps,
+        fwdbwdPassStep: num('fwdbwd_pass_step'),
+        paramUpdateStep: num('param_update_step'),
+        history,
+      },
     };
   } finally {
     await f.close();

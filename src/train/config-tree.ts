@@ -11,14 +11,18 @@ export type Tree = Record<string, unknown>;
 
 /** A leaf type, or a nested schema. `?` suffix: may also be null. */
 export type Leaf = 'number' | 'int' | 'bool' | 'string' | 'number?' | 'int?' | 'string?' | 'any';
-export interface Schema { [key: string]: Leaf | Schema }
+export interface Schema {
+  [key: string]: Leaf | Schema;
+}
 
 export function readYamlTree(path: string): Tree {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read config ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new UserError(
+      `cannot read config ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
   }
   return parseYamlTree(text, path);
 }
@@ -30,7 +34,8 @@ export function parseYamlTree(text: string, source: string): Tree {
   } catch (e) {
     throw new UserError(`${source}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new UserError(`${source}: expected a YAML mapping at the top level`);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw new UserError(`${source}: expected a YAML mapping at the top level`);
   return doc as Tree;
 }
 
@@ -53,7 +58,8 @@ export function applyOverrides(tree: Tree, sets: readonly string[]): void {
     for (const k of path.slice(0, -1)) {
       const next = node[k];
       if (next === undefined || next === null) node[k] = {};
-      else if (typeof next !== 'object' || Array.isArray(next)) throw new UserError(`--set ${s}: ${k} is not a mapping in the config`);
+      else if (typeof next !== 'object' || Array.isArray(next))
+        throw new UserError(`--set ${s}: ${k} is not a mapping in the config`);
       node = node[k] as Tree;
     }
     node[path[path.length - 1]!] = value;
@@ -69,10 +75,14 @@ export function checkTree(tree: Tree, schema: Schema, source: string, prefix = '
   for (const [k, v] of Object.entries(tree)) {
     const path = prefix ? `${prefix}.${k}` : k;
     const s = schema[k];
-    if (s === undefined) { unknown.push(path); continue; }
+    if (s === undefined) {
+      unknown.push(path);
+      continue;
+    }
     if (typeof s === 'object') {
       if (v === null || v === undefined) continue;
-      if (typeof v !== 'object' || Array.isArray(v)) throw new UserError(`${source}: ${path} must be a mapping, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'object' || Array.isArray(v))
+        throw new UserError(`${source}: ${path} must be a mapping, got ${JSON.stringify(v)}`);
       unknown.push(...checkTree(v as Tree, s, source, path));
       continue;
     }
@@ -93,7 +103,16 @@ function leafOk(s: Leaf, v: unknown): boolean {
 
 function describeLeaf(s: Leaf): string {
   const base = s.replace('?', '');
-  const word = base === 'int' ? 'an integer' : base === 'number' ? 'a number' : base === 'bool' ? 'true or false' : base === 'string' ? 'a string' : 'a value';
+  const word =
+    base === 'int'
+      ? 'an integer'
+      : base === 'number'
+        ? 'a number'
+        : base === 'bool'
+          ? 'true or false'
+          : base === 'string'
+            ? 'a string'
+            : 'a value';
   return s.endsWith('?') ? `${word} or null` : word;
 }
 

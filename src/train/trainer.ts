@@ -58,17 +58,29 @@ export interface TrainerHooks {
   onCheckpoint?(path: string, pass: number): void | Promise<void>;
 }
 
-export interface RunPlan { passesPerEpoch: number; epochs: number; totalPasses: number; totalUpdates: number }
+export interface RunPlan {
+  passesPerEpoch: number;
+  epochs: number;
+  totalPasses: number;
+  totalUpdates: number;
+}
 
 /** The reference's job size: whole epochs, overshooting max_fwdbwd_passes up to the next epoch boundary. */
-export function planRun(samples: number, c: Pick<TrainerConfig, 'batchSize' | 'numEpochs' | 'maxPasses' | 'gradAccum'>): RunPlan {
+export function planRun(
+  samples: number,
+  c: Pick<TrainerConfig, 'batchSize' | 'numEpochs' | 'maxPasses' | 'gradAccum'>,
+): RunPlan {
   const passesPerEpoch = Math.max(1, Math.floor(samples / c.batchSize));
   const epochs = Math.min(c.numEpochs, Math.floor(c.maxPasses / passesPerEpoch) + 1);
   const totalPasses = passesPerEpoch * epochs;
   return { passesPerEpoch, epochs, totalPasses, totalUpdates: Math.floor(totalPasses / c.gradAccum) };
 }
 
-export interface RunOutcome { pass: number; stopped: boolean; checkpoint: string | null }
+export interface RunOutcome {
+  pass: number;
+  stopped: boolean;
+  checkpoint: string | null;
+}
 
 export class Trainer<B> {
   readonly plan: RunPlan;
@@ -91,7 +103,10 @@ export class Trainer<B> {
     this.groups = paramGroups([...step.params.keys()], step.frozen, (n) => step.weightDecay(n));
     const trainable = this.groups.flatMap((g) => g.names);
     this.opt = new MomentAdamW(step.params, {
-      betas: [cfg.betas[0], cfg.betas[1]], eps: cfg.eps ?? 1e-8, weightDecay: (name) => step.weightDecay(name), moments: cfg.moments ?? 'fp32',
+      betas: [cfg.betas[0], cfg.betas[1]],
+      eps: cfg.eps ?? 1e-8,
+      weightDecay: (name) => step.weightDecay(name),
+      moments: cfg.moments ?? 'fp32',
     });
     for (const n of trainable) if (!step.grads.has(n)) step.grads.set(n, new Float32Array(step.params.get(n)!.length));
     if (resume) {
@@ -105,16 +120,25 @@ export class Trainer<B> {
   }
 
   /** The parameter groups as the optimizer state numbers them (decay group first). */
-  get paramGroups(): readonly ParamGroup[] { return this.groups; }
-  get passes(): number { return this.pass; }
-  get rows(): readonly LogRow[] { return this.history; }
+  get paramGroups(): readonly ParamGroup[] {
+    return this.groups;
+  }
+  get passes(): number {
+    return this.pass;
+  }
+  get rows(): readonly LogRow[] {
+    return this.history;
+  }
 
   /** Rate multiplier of the update with scheduler index `k`. */
-  private multiplier(k: number): number { return cosineWithWarmup(k, this.cfg.warmup, this.plan.totalUpdates); }
+  private multiplier(k: number): number {
+    return cosineWithWarmup(k, this.cfg.warmup, this.plan.totalUpdates);
+  }
 
   private indices(pass: number): number[] {
     const { passesPerEpoch } = this.plan;
-    const epoch = Math.floor(pass / passesPerEpoch), b = pass % passesPerEpoch;
+    const epoch = Math.floor(pass / passesPerEpoch),
+      b = pass % passesPerEpoch;
     const perm = streamRng(this.cfg.seed, 'epoch', epoch).permutation(this.data.length);
     return perm.slice(b * this.cfg.batchSize, (b + 1) * this.cfg.batchSize);
   }
@@ -133,7 +157,8 @@ export class Trainer<B> {
       const result = await this.step.run(batch, this.pass, 1 / this.cfg.gradAccum);
       accumLosses.push(result.loss);
       this.pass++;
-      let gradNorm = NaN, skipped = 0;
+      let gradNorm = NaN,
+        skipped = 0;
       if (this.pass % this.cfg.gradAccum === 0) {
         ({ gradNorm, skipped } = this.update(accumLosses));
         accumLosses = [];
@@ -141,14 +166,20 @@ export class Trainer<B> {
       this.hooks.onPass?.(this.pass, totalPasses, result);
       if (this.pass % this.cfg.printEvery === 0 || this.pass === totalPasses) {
         const row: LogRow = {
-          step: this.pass, loss: result.loss, ...result.metrics, lr: this.cfg.lr * this.multiplier(Math.max(0, this.schedulerSteps - 1)),
-          grad_norm: gradNorm, skipped, update: this.updates,
+          step: this.pass,
+          loss: result.loss,
+          ...result.metrics,
+          lr: this.cfg.lr * this.multiplier(Math.max(0, this.schedulerSteps - 1)),
+          grad_norm: gradNorm,
+          skipped,
+          update: this.updates,
         };
         this.history.push(row);
         await this.hooks.onLog?.(row);
       }
       if (this.pass % this.cfg.visEvery === 0) await this.hooks.onVisual?.(this.pass);
-      if (this.cfg.validateEvery !== null && this.pass % this.cfg.validateEvery === 0) await this.hooks.onValidate?.(this.pass);
+      if (this.cfg.validateEvery !== null && this.pass % this.cfg.validateEvery === 0)
+        await this.hooks.onValidate?.(this.pass);
       const done = this.pass === totalPasses;
       stopped = !done && shouldStop();
       if (done || stopped || this.pass % this.cfg.checkpointEvery === 0) await this.checkpoint();
@@ -161,7 +192,8 @@ export class Trainer<B> {
   /** One accumulation boundary: the reference's skip rules, clip, AdamW, and a scheduler step either way. */
   private update(losses: number[]): { gradNorm: number; skipped: number } {
     const grads = [...this.step.grads.values()];
-    let gradNorm = NaN, skipped = 1;
+    let gradNorm = NaN,
+      skipped = 1;
     if (losses.every(Number.isFinite)) {
       nanToNum(grads);
       gradNorm = globalNorm(grads);
@@ -178,13 +210,24 @@ export class Trainer<B> {
   }
 
   async checkpoint(): Promise<string> {
-    if (this.lastCheckpoint && this.lastCheckpoint.endsWith(`${String(this.pass).padStart(16, '0')}.pt`)) return this.lastCheckpoint;
+    if (this.lastCheckpoint && this.lastCheckpoint.endsWith(`${String(this.pass).padStart(16, '0')}.pt`))
+      return this.lastCheckpoint;
     const state: TrainState = {
-      model: [...this.step.params].map(([name, data]) => ({ name, shape: this.step.shapes.get(name) ?? [data.length], data })),
+      model: [...this.step.params].map(([name, data]) => ({
+        name,
+        shape: this.step.shapes.get(name) ?? [data.length],
+        data,
+      })),
       adam: { step: this.opt.t, moments: this.opt.state },
-      groups: this.groups, lr: this.cfg.lr, betas: this.cfg.betas, eps: this.cfg.eps ?? 1e-8,
-      schedulerSteps: this.schedulerSteps, lastLr: this.multiplier(this.schedulerSteps),
-      fwdbwdPassStep: this.pass, paramUpdateStep: this.updates, history: this.history,
+      groups: this.groups,
+      lr: this.cfg.lr,
+      betas: this.cfg.betas,
+      eps: this.cfg.eps ?? 1e-8,
+      schedulerSteps: this.schedulerSteps,
+      lastLr: this.multiplier(this.schedulerSteps),
+      fwdbwdPassStep: this.pass,
+      paramUpdateStep: this.updates,
+      history: this.history,
     };
     this.lastCheckpoint = await writeCheckpoint(this.cfg.checkpointDir, state);
     await this.hooks.onCheckpoint?.(this.lastCheckpoint, this.pass);
@@ -196,7 +239,11 @@ export class Trainer<B> {
  * The reference's optimizer groups: trainable tensors with weight decay (≥ 2-D) first, then those without, each in
  * state-dict order. torch numbers the optimizer state in this order.
  */
-export function paramGroups(names: readonly string[], frozen: ReadonlySet<string>, decay: (name: string) => number): ParamGroup[] {
+export function paramGroups(
+  names: readonly string[],
+  frozen: ReadonlySet<string>,
+  decay: (name: string) => number,
+): ParamGroup[] {
   const trainable = names.filter((n) => !frozen.has(n));
   const withDecay = trainable.filter((n) => decay(n) > 0);
   return [

@@ -33,18 +33,40 @@ interface TrainOpts {
 
 export function register(program: Command): void {
   const train = program.command('train').description('train the models (gslrm; mvdiffusion is not built yet)');
-  train.command('gslrm')
+  train
+    .command('gslrm')
     .description('train or fine-tune the GS-LRM reconstructor on posed multi-view samples (configs/gslrm*.yaml)')
     .requiredOption('--config <file>', 'training config in the official layout (configs/gslrm.yaml, …)')
-    .option('--set <key=value>', 'override a config key, e.g. training.optimizer.lr=5e-5 (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
-    .option('--resume', 'require a checkpoint in the config\'s checkpoint_dir and continue from it')
+    .option(
+      '--set <key=value>',
+      'override a config key, e.g. training.optimizer.lr=5e-5 (repeatable)',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
+    .option('--resume', "require a checkpoint in the config's checkpoint_dir and continue from it")
     .option('--load <ckpt>', 'start from this checkpoint (full training state when it has one)')
-    .option('--stop-after-minutes <n>', 'write a checkpoint and stop after this much time', positiveOption('--stop-after-minutes'))
+    .option(
+      '--stop-after-minutes <n>',
+      'write a checkpoint and stop after this much time',
+      positiveOption('--stop-after-minutes'),
+    )
     .option('--threads <n>', 'threads for onnxruntime and the rasterizer', intOption('--threads', 1, 256))
     .option('--chunk <n>', 'attention query chunk', intOption('--chunk', 1, 1 << 20))
-    .option('--vgg19 <file.mat>', 'MatConvNet imagenet-vgg-verydeep-19.mat for the perceptual loss (default $VGG19_WEIGHTS_PATH) when the starting checkpoint has no VGG-19')
-    .option('--turntable-frames <n>', 'frames of the validation turntables (0: none)', intOption('--turntable-frames', 0, 1000), 150)
-    .option('--turntable-samples <n>', 'validation samples that get a turntable (the first n; default all)', intOption('--turntable-samples', 0, 1 << 20))
+    .option(
+      '--vgg19 <file.mat>',
+      'MatConvNet imagenet-vgg-verydeep-19.mat for the perceptual loss (default $VGG19_WEIGHTS_PATH) when the starting checkpoint has no VGG-19',
+    )
+    .option(
+      '--turntable-frames <n>',
+      'frames of the validation turntables (0: none)',
+      intOption('--turntable-frames', 0, 1000),
+      150,
+    )
+    .option(
+      '--turntable-samples <n>',
+      'validation samples that get a turntable (the first n; default all)',
+      intOption('--turntable-samples', 0, 1 << 20),
+    )
     .option('--json', 'print one JSON line per logged step on stdout')
     .action(async (o: TrainOpts) => {
       let stopRequested = false;
@@ -55,31 +77,56 @@ export function register(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      const bar = !o.json && process.stderr.isTTY
-        ? new cliProgress.SingleBar({
-          format: 'train gslrm |{bar}| {value}/{total} passes · loss {loss} · PSNR {psnr} dB · {rate} passes/s · ETA {eta_formatted}',
-          stream: process.stderr, hideCursor: true,
-        }, cliProgress.Presets.shades_classic)
-        : null;
-      const say = (l: string) => { if (bar) bar.stop(); process.stderr.write(`${l}\n`); };
-      let t0 = 0, p0 = 0;
+      const bar =
+        !o.json && process.stderr.isTTY
+          ? new cliProgress.SingleBar(
+              {
+                format:
+                  'train gslrm |{bar}| {value}/{total} passes · loss {loss} · PSNR {psnr} dB · {rate} passes/s · ETA {eta_formatted}',
+                stream: process.stderr,
+                hideCursor: true,
+              },
+              cliProgress.Presets.shades_classic,
+            )
+          : null;
+      const say = (l: string) => {
+        if (bar) bar.stop();
+        process.stderr.write(`${l}\n`);
+      };
+      let t0 = 0,
+        p0 = 0;
       try {
         const r = await trainGslrm({
-          config: o.config, sets: o.set, ...(o.resume ? { resume: true } : {}), ...(o.load ? { load: o.load } : {}),
+          config: o.config,
+          sets: o.set,
+          ...(o.resume ? { resume: true } : {}),
+          ...(o.load ? { load: o.load } : {}),
           ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
-          ...(o.threads ? { threads: o.threads } : {}), ...(o.chunk ? { chunk: o.chunk } : {}),
-          turntableFrames: o.turntableFrames, ...(o.turntableSamples !== undefined ? { turntableSamples: o.turntableSamples } : {}), ...(o.vgg19 ? { vgg19: o.vgg19 } : {}), say,
-          onLog: (row) => { if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`); },
+          ...(o.threads ? { threads: o.threads } : {}),
+          ...(o.chunk ? { chunk: o.chunk } : {}),
+          turntableFrames: o.turntableFrames,
+          ...(o.turntableSamples !== undefined ? { turntableSamples: o.turntableSamples } : {}),
+          ...(o.vgg19 ? { vgg19: o.vgg19 } : {}),
+          say,
+          onLog: (row) => {
+            if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`);
+          },
           onPass: (pass, total, row) => {
             if (!bar) return;
-            if (t0 === 0) { t0 = performance.now(); p0 = pass - 1; bar.start(total, pass); }
+            if (t0 === 0) {
+              t0 = performance.now();
+              p0 = pass - 1;
+              bar.start(total, pass);
+            }
             const rate = (pass - p0) / ((performance.now() - t0) / 1000);
             bar.update(pass, { loss: row.loss.toPrecision(4), psnr: row.psnr.toFixed(2), rate: rate.toFixed(3) });
           },
           stop: () => stopRequested,
         });
         bar?.stop();
-        process.stderr.write(`${r.stopped ? 'stopped' : 'finished'} at pass ${r.pass} of ${r.totalPasses}; last checkpoint ${r.checkpoint ?? 'none'}\n`);
+        process.stderr.write(
+          `${r.stopped ? 'stopped' : 'finished'} at pass ${r.pass} of ${r.totalPasses}; last checkpoint ${r.checkpoint ?? 'none'}\n`,
+        );
       } finally {
         bar?.stop();
         process.off('SIGINT', onSignal);
@@ -87,45 +134,81 @@ export function register(program: Command): void {
       }
     });
 
-  program.command('eval')
+  program
+    .command('eval')
     .description('evaluate trained models on held-out data')
     .command('gslrm')
-    .description('held-out samples reconstructed from fixed rig views, scored at every other rig camera (PSNR/SSIM) next to '
-      + 'an all-white image and the mean training view')
+    .description(
+      'held-out samples reconstructed from fixed rig views, scored at every other rig camera (PSNR/SSIM) next to ' +
+        'an all-white image and the mean training view',
+    )
     .requiredOption('--config <file>', 'the training config (its model section and input-view count)')
     .requiredOption('--checkpoint <file|dir>', 'a ckpt_*.pt, or a run folder (its newest checkpoint)')
     .requiredOption('--held <list>', 'list file of held-out sample folders')
     .requiredOption('--train <list>', 'list file of the training samples (for the mean-view baseline)')
     .option('--inputs <views>', 'comma-separated input rig views', '0,8,16,24')
-    .option('--pictures <n>', 'write inputs and gt-vs-prediction strips of the first n samples', intOption('--pictures', 0, 10000), 0)
+    .option(
+      '--pictures <n>',
+      'write inputs and gt-vs-prediction strips of the first n samples',
+      intOption('--pictures', 0, 10000),
+      0,
+    )
     .option('-o, --output <dir>', 'folder for the pictures')
     .option('--threads <n>', 'threads', intOption('--threads', 1, 256))
     .option('--json', 'print the scores as JSON')
-    .action(async (o: { config: string; checkpoint: string; held: string; train: string; inputs: string; pictures: number; output?: string; threads?: number; json?: boolean }) => {
-      const { config } = parseGslrmTrainConfig(readYamlTree(o.config), o.config);
-      let file = o.checkpoint;
-      try {
-        if (statSync(file).isDirectory()) file = listCheckpoints(file)[0] ?? '';
-      } catch {
-        throw new UserError(`no checkpoint at ${o.checkpoint}`);
-      }
-      if (!file) throw new UserError(`no ckpt_*.pt in ${o.checkpoint}`);
-      const inputs = o.inputs.split(',').map(Number);
-      if (inputs.some((v) => !Number.isInteger(v) || v < 0)) throw new UserError(`--inputs must be rig view numbers, got ${o.inputs}`);
-      const ckpt = await readCheckpoint(file);
-      const step = await GslrmTrainStep.create({ ...config, dataset: { ...config.dataset, numInputViews: inputs.length } }, ckpt.model, o.threads ? { threads: o.threads } : {});
-      try {
-        const r = await evaluateHeldOut(step, { ...config, dataset: { ...config.dataset, numInputViews: inputs.length } },
-          readSampleList(o.train), readSampleList(o.held), { inputs, pictures: o.pictures, ...(o.output ? { picturesDir: o.output } : {}) });
-        if (o.json) process.stdout.write(`${JSON.stringify({ checkpoint: file, ...r })}\n`);
-        else {
-          process.stdout.write(`${r.samples} held-out samples × ${r.views} held-out cameras (inputs ${inputs.join(', ')}):\n`);
-          for (const [k, v] of [['model', r.model], ['all-white', r.white], ['mean training view', r.meanView]] as const) {
-            process.stdout.write(`  ${k.padEnd(20)} PSNR ${v.psnr.toFixed(2)} dB  SSIM ${v.ssim.toFixed(4)}\n`);
-          }
+    .action(
+      async (o: {
+        config: string;
+        checkpoint: string;
+        held: string;
+        train: string;
+        inputs: string;
+        pictures: number;
+        output?: string;
+        threads?: number;
+        json?: boolean;
+      }) => {
+        const { config } = parseGslrmTrainConfig(readYamlTree(o.config), o.config);
+        let file = o.checkpoint;
+        try {
+          if (statSync(file).isDirectory()) file = listCheckpoints(file)[0] ?? '';
+        } catch {
+          throw new UserError(`no checkpoint at ${o.checkpoint}`);
         }
-      } finally {
-        await step.close();
-      }
-    });
+        if (!file) throw new UserError(`no ckpt_*.pt in ${o.checkpoint}`);
+        const inputs = o.inputs.split(',').map(Number);
+        if (inputs.some((v) => !Number.isInteger(v) || v < 0))
+          throw new UserError(`--inputs must be rig view numbers, got ${o.inputs}`);
+        const ckpt = await readCheckpoint(file);
+        const step = await GslrmTrainStep.create(
+          { ...config, dataset: { ...config.dataset, numInputViews: inputs.length } },
+          ckpt.model,
+          o.threads ? { threads: o.threads } : {},
+        );
+        try {
+          const r = await evaluateHeldOut(
+            step,
+            { ...config, dataset: { ...config.dataset, numInputViews: inputs.length } },
+            readSampleList(o.train),
+            readSampleList(o.held),
+            { inputs, pictures: o.pictures, ...(o.output ? { picturesDir: o.output } : {}) },
+          );
+          if (o.json) process.stdout.write(`${JSON.stringify({ checkpoint: file, ...r })}\n`);
+          else {
+            process.stdout.write(
+              `${r.samples} held-out samples × ${r.views} held-out cameras (inputs ${inputs.join(', ')}):\n`,
+            );
+            for (const [k, v] of [
+              ['model', r.model],
+              ['all-white', r.white],
+              ['mean training view', r.meanView],
+            ] as const) {
+              process.stdout.write(`  ${k.padEnd(20)} PSNR ${v.psnr.toFixed(2)} dB  SSIM ${v.ssim.toFixed(4)}\n`);
+            }
+          }
+        } finally {
+          await step.close();
+        }
+      },
+    );
 }

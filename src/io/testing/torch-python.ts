@@ -7,7 +7,9 @@ export const SYSTEM_PYTHON = '/usr/bin/python3';
 export function runTorchPython(script: string, args: string[] = []): string {
   const r = spawnSync(SYSTEM_PYTHON, ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) {
-    throw new Error(`python3 with torch failed (install Debian's python3-torch: apt-get install python3-torch): ${r.error?.message ?? r.stderr}`);
+    throw new Error(
+      `python3 with torch failed (install Debian's python3-torch: apt-get install python3-torch): ${r.error?.message ?? r.stderr}`,
+    );
   }
   return r.stdout;
 }

@@ -9,32 +9,73 @@ import { UserError } from '../../util/errors.ts';
 import { at, checkTree, dumpYaml, type Schema, type Tree } from '../config-tree.ts';
 
 const SCHEMA: Schema = {
-  profile: 'bool', debug: 'bool', seed: 'int',
+  profile: 'bool',
+  debug: 'bool',
+  seed: 'int',
   model: 'any',
   training: {
     runtime: {
-      use_tf32: 'bool', use_amp: 'bool', amp_dtype: 'string', torch_compile: 'bool', grad_accum_steps: 'int',
-      grad_clip_norm: 'number', grad_checkpoint_every: 'int', allowed_gradnorm_factor: 'number',
+      use_tf32: 'bool',
+      use_amp: 'bool',
+      amp_dtype: 'string',
+      torch_compile: 'bool',
+      grad_accum_steps: 'int',
+      grad_clip_norm: 'number',
+      grad_checkpoint_every: 'int',
+      allowed_gradnorm_factor: 'number',
     },
     dataset: {
-      dataset_path: 'string', maximize_view_overlap: 'bool', num_views: 'int', num_input_views: 'int',
-      target_has_input: 'bool', normalize_distance_to: 'number', remove_alpha: 'bool', background_color: 'any',
+      dataset_path: 'string',
+      maximize_view_overlap: 'bool',
+      num_views: 'int',
+      num_input_views: 'int',
+      target_has_input: 'bool',
+      normalize_distance_to: 'number',
+      remove_alpha: 'bool',
+      background_color: 'any',
     },
     dataloader: { batch_size_per_gpu: 'int', num_workers: 'int', num_threads: 'int', prefetch_factor: 'int' },
     losses: {
-      l2_loss_weight: 'number', lpips_loss_weight: 'number', perceptual_loss_weight: 'number', ssim_loss_weight: 'number',
-      pixelalign_loss_weight: 'number', masked_pixelalign_loss: 'bool', pointsdist_loss_weight: 'number',
-      warmup_pointsdist: 'bool', distill_loss_weight: 'number', clamp_rendering: 'bool', masked_l2_loss: 'bool',
-      masked_ssim_loss: 'bool', background_loss_weight: 'number', background_color_target: 'any',
+      l2_loss_weight: 'number',
+      lpips_loss_weight: 'number',
+      perceptual_loss_weight: 'number',
+      ssim_loss_weight: 'number',
+      pixelalign_loss_weight: 'number',
+      masked_pixelalign_loss: 'bool',
+      pointsdist_loss_weight: 'number',
+      warmup_pointsdist: 'bool',
+      distill_loss_weight: 'number',
+      clamp_rendering: 'bool',
+      masked_l2_loss: 'bool',
+      masked_ssim_loss: 'bool',
+      background_loss_weight: 'number',
+      background_color_target: 'any',
     },
     optimizer: {
-      lr: 'number', beta1: 'number', beta2: 'number', weight_decay: 'number', reset_lr: 'bool', use_8bit_adam: 'bool',
-      reset_weight_decay: 'bool', reset_training_state: 'bool',
+      lr: 'number',
+      beta1: 'number',
+      beta2: 'number',
+      weight_decay: 'number',
+      reset_lr: 'bool',
+      use_8bit_adam: 'bool',
+      reset_weight_decay: 'bool',
+      reset_training_state: 'bool',
     },
-    schedule: { num_epochs: 'int', early_stop_after_epochs: 'int', max_fwdbwd_passes: 'int', warmup: 'int', l2_warmup_steps: 'int' },
+    schedule: {
+      num_epochs: 'int',
+      early_stop_after_epochs: 'int',
+      max_fwdbwd_passes: 'int',
+      warmup: 'int',
+      l2_warmup_steps: 'int',
+    },
     checkpointing: { resume_ckpt: 'string?', checkpoint_every: 'int', checkpoint_dir: 'string' },
     logging: { print_every: 'int', vis_every: 'int', wandb: 'any' },
-    freeze_layers: { enabled: 'bool', freeze_transformer_until: 'int', freeze_patch_embedder: 'bool', freeze_positional_embeddings: 'bool' },
+    freeze_layers: {
+      enabled: 'bool',
+      freeze_transformer_until: 'int',
+      freeze_patch_embedder: 'bool',
+      freeze_positional_embeddings: 'bool',
+    },
   },
   inference: 'any',
   validation: { enabled: 'bool', val_every: 'int', output_dir: 'string', dataset_path: 'string' },
@@ -48,15 +89,35 @@ export interface GslrmTrainConfig {
   seed: number;
   runtime: { gradAccum: number; clipNorm: number; allowedGradnormFactor: number };
   dataset: {
-    path: string; numViews: number; numInputViews: number; maximizeOverlap: boolean; background: BackgroundSpec; removeAlpha: boolean;
+    path: string;
+    numViews: number;
+    numInputViews: number;
+    maximizeOverlap: boolean;
+    background: BackgroundSpec;
+    removeAlpha: boolean;
   };
   batchSize: number;
   losses: {
-    l2: number; perceptual: number; lpips: number; ssim: number; pixelalign: number; pointsdist: number;
-    warmupPointsdist: boolean; clampRendering: boolean; maskedL2: boolean; maskedSsim: boolean; backgroundWeight: number;
+    l2: number;
+    perceptual: number;
+    lpips: number;
+    ssim: number;
+    pixelalign: number;
+    pointsdist: number;
+    warmupPointsdist: boolean;
+    clampRendering: boolean;
+    maskedL2: boolean;
+    maskedSsim: boolean;
+    backgroundWeight: number;
     backgroundColor: [number, number, number];
   };
-  optimizer: { lr: number; betas: [number, number]; weightDecay: number; resetTrainingState: boolean; use8bit: boolean };
+  optimizer: {
+    lr: number;
+    betas: [number, number];
+    weightDecay: number;
+    resetTrainingState: boolean;
+    use8bit: boolean;
+  };
   schedule: { numEpochs: number; maxPasses: number; warmup: number; l2WarmupSteps: number };
   checkpointing: { resumeCkpt: string | null; every: number; dir: string };
   logging: { printEvery: number; visEvery: number };
@@ -71,14 +132,24 @@ export interface GslrmTrainConfig {
  * warm-up (first 1000 passes) L2 and perceptual are off and points-distance is 0.1; during `l2_warmup_steps`
  * the perceptual (and LPIPS) weight is 0.
  */
-export function lossWeightsAt(cfg: GslrmTrainConfig, pass: number): { l2: number; perceptual: number; pointsdist: number } {
+export function lossWeightsAt(
+  cfg: GslrmTrainConfig,
+  pass: number,
+): { l2: number; perceptual: number; pointsdist: number } {
   let { l2, perceptual, pointsdist } = cfg.losses;
-  if (cfg.losses.warmupPointsdist && pass < 1000) { l2 = 0; perceptual = 0; pointsdist = 0.1; }
+  if (cfg.losses.warmupPointsdist && pass < 1000) {
+    l2 = 0;
+    perceptual = 0;
+    pointsdist = 0.1;
+  }
   if (cfg.schedule.l2WarmupSteps > 0 && pass < cfg.schedule.l2WarmupSteps) perceptual = 0;
   return { l2, perceptual, pointsdist };
 }
 
-export interface ParsedConfig { config: GslrmTrainConfig; unknownKeys: string[] }
+export interface ParsedConfig {
+  config: GslrmTrainConfig;
+  unknownKeys: string[];
+}
 
 /**
  * Reads a GS-LRM training config tree. Relative paths in it are resolved against `baseDir` (the working
@@ -88,9 +159,18 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
   const unknownKeys = checkTree(tree, SCHEMA, source);
   if (tree.model === undefined) throw new UserError(`${source}: no model: section (see configs/gslrm.yaml)`);
   const model = parseGslrmConfig(dumpYaml({ model: tree.model }), source);
-  const num = <T>(path: string, dflt: T): number | T => { const v = at(tree, path); return v === undefined || v === null ? dflt : (v as number); };
-  const bool = (path: string, dflt: boolean): boolean => { const v = at(tree, path); return v === undefined || v === null ? dflt : (v as boolean); };
-  const str = (path: string): string | null => { const v = at(tree, path); return typeof v === 'string' ? v : null; };
+  const num = <T>(path: string, dflt: T): number | T => {
+    const v = at(tree, path);
+    return v === undefined || v === null ? dflt : (v as number);
+  };
+  const bool = (path: string, dflt: boolean): boolean => {
+    const v = at(tree, path);
+    return v === undefined || v === null ? dflt : (v as boolean);
+  };
+  const str = (path: string): string | null => {
+    const v = at(tree, path);
+    return typeof v === 'string' ? v : null;
+  };
   const need = (path: string): number => {
     const v = at(tree, path);
     if (typeof v !== 'number') throw new UserError(`${source}: ${path} is missing (see configs/gslrm.yaml)`);
@@ -104,12 +184,18 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
 
   const numViews = positive('training.dataset.num_views', need('training.dataset.num_views'));
   const numInputViews = positive('training.dataset.num_input_views', need('training.dataset.num_input_views'));
-  if (numInputViews > numViews) throw new UserError(`${source}: training.dataset.num_input_views (${numInputViews}) exceeds num_views (${numViews})`);
+  if (numInputViews > numViews)
+    throw new UserError(
+      `${source}: training.dataset.num_input_views (${numInputViews}) exceeds num_views (${numViews})`,
+    );
   const datasetPath = str('training.dataset.dataset_path');
-  if (!datasetPath) throw new UserError(`${source}: training.dataset.dataset_path is missing (a text file listing sample folders)`);
+  if (!datasetPath)
+    throw new UserError(`${source}: training.dataset.dataset_path is missing (a text file listing sample folders)`);
   const bg = at(tree, 'training.dataset.background_color') ?? 'white';
   if (!(typeof bg === 'number' || ['white', 'black', 'gray', 'random', 'three_choices'].includes(bg as string))) {
-    throw new UserError(`${source}: training.dataset.background_color must be white, black, gray, random, three_choices or a number, got ${JSON.stringify(bg)}`);
+    throw new UserError(
+      `${source}: training.dataset.background_color must be white, black, gray, random, three_choices or a number, got ${JSON.stringify(bg)}`,
+    );
   }
   const lossW = (k: string) => num(`training.losses.${k}`, 0);
   const config: GslrmTrainConfig = {
@@ -122,15 +208,20 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     },
     dataset: {
       path: path(datasetPath)!,
-      numViews, numInputViews,
+      numViews,
+      numInputViews,
       maximizeOverlap: bool('training.dataset.maximize_view_overlap', false),
       background: bg as BackgroundSpec,
       removeAlpha: bool('training.dataset.remove_alpha', false),
     },
     batchSize: positive('training.dataloader.batch_size_per_gpu', num('training.dataloader.batch_size_per_gpu', 1)),
     losses: {
-      l2: num('training.losses.l2_loss_weight', 1), perceptual: lossW('perceptual_loss_weight'), lpips: lossW('lpips_loss_weight'),
-      ssim: lossW('ssim_loss_weight'), pixelalign: lossW('pixelalign_loss_weight'), pointsdist: lossW('pointsdist_loss_weight'),
+      l2: num('training.losses.l2_loss_weight', 1),
+      perceptual: lossW('perceptual_loss_weight'),
+      lpips: lossW('lpips_loss_weight'),
+      ssim: lossW('ssim_loss_weight'),
+      pixelalign: lossW('pixelalign_loss_weight'),
+      pointsdist: lossW('pointsdist_loss_weight'),
       warmupPointsdist: bool('training.losses.warmup_pointsdist', false),
       // The fork clamps by default; the original code has no such key and never clamps (spec §5, §7.4).
       clampRendering: bool('training.losses.clamp_rendering', false),
@@ -173,16 +264,23 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     tree,
   };
   if (config.losses.lpips > 0) {
-    throw new UserError(`${source}: training.losses.lpips_loss_weight > 0 needs LPIPS network weights, which facelift-ts cannot load yet `
-      + '(every FaceLift config sets it to 0); set it to 0');
+    throw new UserError(
+      `${source}: training.losses.lpips_loss_weight > 0 needs LPIPS network weights, which facelift-ts cannot load yet ` +
+        '(every FaceLift config sets it to 0); set it to 0',
+    );
   }
-  if (config.losses.pixelalign > 0) throw new UserError(`${source}: training.losses.pixelalign_loss_weight > 0 is not implemented (every FaceLift config sets it to 0)`);
+  if (config.losses.pixelalign > 0)
+    throw new UserError(
+      `${source}: training.losses.pixelalign_loss_weight > 0 is not implemented (every FaceLift config sets it to 0)`,
+    );
   return { config, unknownKeys };
 }
 
 function rgbTriple(v: unknown, source: string): [number, number, number] {
   if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new UserError(`${source}: training.losses.background_color_target must be a list of 3 numbers, got ${JSON.stringify(v)}`);
+    throw new UserError(
+      `${source}: training.losses.background_color_target must be a list of 3 numbers, got ${JSON.stringify(v)}`,
+    );
   }
   return [v[0], v[1], v[2]];
 }

@@ -15,7 +15,10 @@ test('drawViews: distinct inputs; extra views within the reference overlap rule 
     assert.equal(new Set(v).size, 8);
     const inputs = v.slice(0, 4);
     for (const e of v.slice(4)) {
-      assert.ok(inputs.some((i) => dot(pos(i), pos(e)) >= 0.5), `view ${e} overlaps none of ${inputs}`);
+      assert.ok(
+        inputs.some((i) => dot(pos(i), pos(e)) >= 0.5),
+        `view ${e} overlaps none of ${inputs}`,
+      );
       seenExtra.add(e);
     }
   }
@@ -25,8 +28,16 @@ test('drawViews: distinct inputs; extra views within the reference overlap rule 
     const v = drawViews(rig, 4, 1, true, streamRng(2, 'item', k, 0))!;
     for (const e of v.slice(1)) assert.ok(Math.min(Math.abs(e - v[0]!), 32 - Math.abs(e - v[0]!)) <= 8);
   }
-  assert.equal(drawViews([rig[0]!, rig[16]!], 2, 1, true, streamRng(3, 'x')), null, 'opposite cameras never overlap: no draw');
-  assert.deepEqual(drawViews(rig, 5, 2, false, streamRng(4, 'item', 0, 0)), drawViews(rig, 5, 2, false, streamRng(4, 'item', 0, 0)), 'a stream is a function of its name');
+  assert.equal(
+    drawViews([rig[0]!, rig[16]!], 2, 1, true, streamRng(3, 'x')),
+    null,
+    'opposite cameras never overlap: no draw',
+  );
+  assert.deepEqual(
+    drawViews(rig, 5, 2, false, streamRng(4, 'item', 0, 0)),
+    drawViews(rig, 5, 2, false, streamRng(4, 'item', 0, 0)),
+    'a stream is a function of its name',
+  );
 });
 
 test('backgrounds and camera scaling', () => {
@@ -44,8 +55,14 @@ test('backgrounds and camera scaling', () => {
 test('config trees: --set overrides (YAML scalars), unknown keys listed, wrong types named', () => {
   const t = parseYamlTree('training:\n  optimizer:\n    lr: 0.1\n', 'x.yaml');
   applyOverrides(t, ['training.optimizer.lr=5e-5', 'training.new.flag=true', 'validation.dataset_path=null']);
-  assert.deepEqual(t, { training: { optimizer: { lr: 5e-5 }, new: { flag: true } }, validation: { dataset_path: null } });
-  const schema = { training: { optimizer: { lr: 'number' as const } }, validation: { dataset_path: 'string?' as const } };
+  assert.deepEqual(t, {
+    training: { optimizer: { lr: 5e-5 }, new: { flag: true } },
+    validation: { dataset_path: null },
+  });
+  const schema = {
+    training: { optimizer: { lr: 'number' as const } },
+    validation: { dataset_path: 'string?' as const },
+  };
   assert.deepEqual(checkTree(t, schema, 'x.yaml'), ['training.new']);
   applyOverrides(t, ['training.optimizer.lr=high']);
   assert.throws(() => checkTree(t, schema, 'x.yaml'), /x\.yaml: training\.optimizer\.lr must be a number, got "high"/);

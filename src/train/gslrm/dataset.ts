@@ -46,7 +46,10 @@ export interface RandomViewOptions {
   removeAlpha?: boolean;
 }
 
-interface SampleMeta { cameras: Camera[]; files: string[] }
+interface SampleMeta {
+  cameras: Camera[];
+  files: string[];
+}
 
 /** Reads a list file: one sample folder per line (relative lines are taken from the list file's folder). */
 export function readSampleList(listPath: string): string[] {
@@ -54,9 +57,14 @@ export function readSampleList(listPath: string): string[] {
   try {
     text = readFileSync(listPath, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read the dataset list ${listPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new UserError(
+      `cannot read the dataset list ${listPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
   }
-  const dirs = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  const dirs = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
     .map((l) => (isAbsolute(l) ? l : resolve(dirname(listPath), l)));
   if (dirs.length === 0) throw new UserError(`the dataset list ${listPath} names no sample folders`);
   return dirs;
@@ -67,10 +75,16 @@ export class RandomViewDataset {
   /** Samples reported unreadable (each reported once). */
   readonly bad = new Map<string, string>();
 
-  constructor(readonly samples: readonly string[], readonly opts: RandomViewOptions, readonly seed: number,
-    private readonly warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)) {}
+  constructor(
+    readonly samples: readonly string[],
+    readonly opts: RandomViewOptions,
+    readonly seed: number,
+    private readonly warn: (msg: string) => void = (m) => process.stderr.write(`${m}\n`),
+  ) {}
 
-  get length(): number { return this.samples.length; }
+  get length(): number {
+    return this.samples.length;
+  }
 
   /**
    * Item `index` for the draw identified by `(pass, slot)`. An unreadable sample is reported and replaced by
@@ -90,12 +104,16 @@ export class RandomViewDataset {
           this.warn(`skipping sample ${dir}: ${e.message}`);
         }
         if (this.bad.size >= this.samples.length) {
-          throw new UserError(`no readable sample in the dataset (${this.samples.length} listed; first problem: ${[...this.bad.values()][0]})`);
+          throw new UserError(
+            `no readable sample in the dataset (${this.samples.length} listed; first problem: ${[...this.bad.values()][0]})`,
+          );
         }
         i = rng.int(this.samples.length);
       }
     }
-    throw new UserError(`could not read a sample after many attempts (${this.bad.size} of ${this.samples.length} unreadable)`);
+    throw new UserError(
+      `could not read a sample after many attempts (${this.bad.size} of ${this.samples.length} unreadable)`,
+    );
   }
 
   private async metaOf(dir: string): Promise<SampleMeta> {
@@ -103,7 +121,9 @@ export class RandomViewDataset {
     if (!m) {
       try {
         const file = await readCameraFile(join(dir, 'opencv_cameras.json'));
-        const files = file.frames.map((f, k) => join(dir, f.filePath ?? `images/cam_${String(k).padStart(3, '0')}.png`));
+        const files = file.frames.map((f, k) =>
+          join(dir, f.filePath ?? `images/cam_${String(k).padStart(3, '0')}.png`),
+        );
         m = { cameras: file.frames.map((f) => f.camera), files };
       } catch (e) {
         m = e instanceof Error ? e : new Error(String(e));
@@ -117,9 +137,13 @@ export class RandomViewDataset {
   private async load(dir: string, rng: StreamRng): Promise<ViewSample> {
     const meta = await this.metaOf(dir);
     const { numViews, numInputViews, imageSize: S } = this.opts;
-    if (meta.cameras.length < numViews) throw new UserError(`has ${meta.cameras.length} views, the config asks for ${numViews}`);
-    const viewIndices = this.opts.fixedViews ? [...Array(numViews).keys()] : drawViews(meta.cameras, numViews, numInputViews, this.opts.maximizeOverlap, rng);
-    if (!viewIndices) throw new UserError(`no ${numViews - numInputViews} views overlap its ${numInputViews} input views`);
+    if (meta.cameras.length < numViews)
+      throw new UserError(`has ${meta.cameras.length} views, the config asks for ${numViews}`);
+    const viewIndices = this.opts.fixedViews
+      ? [...Array(numViews).keys()]
+      : drawViews(meta.cameras, numViews, numInputViews, this.opts.maximizeOverlap, rng);
+    if (!viewIndices)
+      throw new UserError(`no ${numViews - numInputViews} views overlap its ${numInputViews} input views`);
     if (this.opts.sortIndices ?? true) {
       const a = viewIndices.slice(0, numInputViews).sort((x, y) => x - y);
       const b = viewIndices.slice(numInputViews).sort((x, y) => x - y);
@@ -131,16 +155,27 @@ export class RandomViewDataset {
     const alpha = new Float32Array(V * S * S);
     const cameras: Camera[] = [];
     let hasAlpha = false;
-    await Promise.all(viewIndices.map(async (vi, v) => {
-      const cam = meta.cameras[vi]!;
-      const img = await readView(meta.files[vi]!, S);
-      if (img.width !== cam.width || img.height !== cam.height) {
-        throw new UserError(`${meta.files[vi]} is ${img.width}×${img.height} but its camera says ${cam.width}×${cam.height}`);
-      }
-      cameras[v] = scaleCamera(cam, S / img.width);
-      if (img.channels === 4) hasAlpha = true;
-      composite(img.data, img.channels, S, background, rgb.subarray(v * 3 * S * S, (v + 1) * 3 * S * S), alpha.subarray(v * S * S, (v + 1) * S * S));
-    }));
+    await Promise.all(
+      viewIndices.map(async (vi, v) => {
+        const cam = meta.cameras[vi]!;
+        const img = await readView(meta.files[vi]!, S);
+        if (img.width !== cam.width || img.height !== cam.height) {
+          throw new UserError(
+            `${meta.files[vi]} is ${img.width}×${img.height} but its camera says ${cam.width}×${cam.height}`,
+          );
+        }
+        cameras[v] = scaleCamera(cam, S / img.width);
+        if (img.channels === 4) hasAlpha = true;
+        composite(
+          img.data,
+          img.channels,
+          S,
+          background,
+          rgb.subarray(v * 3 * S * S, (v + 1) * 3 * S * S),
+          alpha.subarray(v * S * S, (v + 1) * S * S),
+        );
+      }),
+    );
     return { dir, viewIndices, rgb, alpha, hasAlpha: hasAlpha && !this.opts.removeAlpha, cameras, background };
   }
 }
@@ -150,15 +185,26 @@ export class RandomViewDataset {
  * a dot product ≥ 0.5 with some input camera's position (unnormalised positions, as the reference: with |p| = 2.7
  * this is ≈ 86°). Returns null when too few candidates exist. Without the overlap rule: `n` distinct views.
  */
-export function drawViews(cams: readonly Camera[], n: number, nIn: number, overlap: boolean, rng: StreamRng): number[] | null {
+export function drawViews(
+  cams: readonly Camera[],
+  n: number,
+  nIn: number,
+  overlap: boolean,
+  rng: StreamRng,
+): number[] | null {
   const all = [...cams.keys()];
   if (!overlap) return rng.sample(all, n);
   const inputs = rng.sample(all, nIn);
   const pos = (c: Camera): [number, number, number] => [c.c2w[3]!, c.c2w[7]!, c.c2w[11]!];
-  const candidates = all.filter((i) => !inputs.includes(i) && inputs.some((j) => {
-    const a = pos(cams[i]!), b = pos(cams[j]!);
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] >= 0.5;
-  }));
+  const candidates = all.filter(
+    (i) =>
+      !inputs.includes(i) &&
+      inputs.some((j) => {
+        const a = pos(cams[i]!),
+          b = pos(cams[j]!);
+        return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] >= 0.5;
+      }),
+  );
   if (candidates.length < n - nIn) return null;
   return [...inputs, ...rng.sample(candidates, n - nIn)];
 }
@@ -166,21 +212,41 @@ export function drawViews(cams: readonly Camera[], n: number, nIn: number, overl
 export function drawBackground(spec: BackgroundSpec, rng: StreamRng): [number, number, number] {
   if (typeof spec === 'number') return [spec, spec, spec];
   switch (spec) {
-    case 'white': return [1, 1, 1];
-    case 'black': return [0, 0, 0];
-    case 'gray': return [0.5, 0.5, 0.5];
-    case 'random': return [rng.next(), rng.next(), rng.next()];
-    case 'three_choices': { const v = [1, 0, 0.5][rng.int(3)]!; return [v, v, v]; }
+    case 'white':
+      return [1, 1, 1];
+    case 'black':
+      return [0, 0, 0];
+    case 'gray':
+      return [0.5, 0.5, 0.5];
+    case 'random':
+      return [rng.next(), rng.next(), rng.next()];
+    case 'three_choices': {
+      const v = [1, 0, 0.5][rng.int(3)]!;
+      return [v, v, v];
+    }
   }
 }
 
 /** A camera for the same view after resizing its image by `s` (pixel-centre convention: cx, cy scale alike). */
 export function scaleCamera(c: Camera, s: number): Camera {
   if (s === 1) return c;
-  return { ...c, width: Math.round(c.width * s), height: Math.round(c.height * s), fx: c.fx * s, fy: c.fy * s, cx: c.cx * s, cy: c.cy * s };
+  return {
+    ...c,
+    width: Math.round(c.width * s),
+    height: Math.round(c.height * s),
+    fx: c.fx * s,
+    fy: c.fy * s,
+    cx: c.cx * s,
+    cy: c.cy * s,
+  };
 }
 
-interface Decoded { width: number; height: number; channels: number; data: Uint8Array }
+interface Decoded {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
 
 /** Decodes one view; square images only (as the reference); resized to S with Pillow's LANCZOS. */
 async function readView(file: string, S: number): Promise<Decoded> {
@@ -197,7 +263,14 @@ async function readView(file: string, S: number): Promise<Decoded> {
 }
 
 /** Interleaved 8-bit RGB(A) at S×S → planar RGB composited onto `bg`, and alpha. */
-function composite(px: Uint8Array, channels: number, S: number, bg: readonly number[], rgb: Float32Array, alpha: Float32Array): void {
+function composite(
+  px: Uint8Array,
+  channels: number,
+  S: number,
+  bg: readonly number[],
+  rgb: Float32Array,
+  alpha: Float32Array,
+): void {
   const n = S * S;
   for (let i = 0; i < n; i++) {
     const a = channels === 4 ? px[4 * i + 3]! / 255 : 1;

@@ -15,11 +15,18 @@ import { pixelGaussianOrder } from '../../lrm/tokens.ts';
 const SCALE_SHIFT = -2.3;
 const SCALE_MAX = -1.2;
 
-export function decodeGaussiansBackward(raw: Float32Array, nGlobal: number, rays: Rays, patch: number, d: GaussianGrads): Float32Array {
+export function decodeGaussiansBackward(
+  raw: Float32Array,
+  nGlobal: number,
+  rays: Rays,
+  patch: number,
+  d: GaussianGrads,
+): Float32Array {
   const { views: V, height: H, width: W, directions } = rays;
   const nPix = V * H * W;
   const count = nGlobal + nPix;
-  if (raw.length !== count * GAUSSIAN_DIM) throw new RangeError(`decodeGaussiansBackward: ${raw.length} raw values for ${count} Gaussians`);
+  if (raw.length !== count * GAUSSIAN_DIM)
+    throw new RangeError(`decodeGaussiansBackward: ${raw.length} raw values for ${count} Gaussians`);
   const out = new Float32Array(raw.length);
   for (let i = 0; i < count; i++) {
     const r = i * GAUSSIAN_DIM;
@@ -37,7 +44,10 @@ export function decodeGaussiansBackward(raw: Float32Array, nGlobal: number, rays
     const q = v * 3 * plane + (pix - v * plane);
     const i = nGlobal + j;
     const r = i * GAUSSIAN_DIM;
-    const dt = d.means[3 * i]! * directions[q]! + d.means[3 * i + 1]! * directions[q + plane]! + d.means[3 * i + 2]! * directions[q + 2 * plane]!;
+    const dt =
+      d.means[3 * i]! * directions[q]! +
+      d.means[3 * i + 1]! * directions[q + plane]! +
+      d.means[3 * i + 2]! * directions[q + 2 * plane]!;
     const m = (raw[r]! + raw[r + 1]! + raw[r + 2]!) / 3;
     const s = 1 / (1 + Math.exp(-m));
     const dm = dt * 2 * PIXELALIGN_HALF_RANGE * s * (1 - s);

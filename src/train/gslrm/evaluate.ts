@@ -31,13 +31,26 @@ export interface HeldOutOptions {
 }
 
 export async function evaluateHeldOut(
-  step: GslrmTrainStep, cfg: GslrmTrainConfig, trainSamples: readonly string[], heldSamples: readonly string[], o: HeldOutOptions = {},
+  step: GslrmTrainStep,
+  cfg: GslrmTrainConfig,
+  trainSamples: readonly string[],
+  heldSamples: readonly string[],
+  o: HeldOutOptions = {},
 ): Promise<HeldOutScores> {
-  const S = cfg.model.image_tokenizer.image_size, plane = 3 * S * S;
+  const S = cfg.model.image_tokenizer.image_size,
+    plane = 3 * S * S;
   const rig = o.rigViews ?? 32;
   const inputs = o.inputs ?? [0, 8, 16, 24];
-  if (inputs.length !== cfg.dataset.numInputViews) throw new Error(`the model takes ${cfg.dataset.numInputViews} input views; ${inputs.length} given`);
-  const opts = { imageSize: S, numViews: rig, numInputViews: inputs.length, maximizeOverlap: false, background: 'white' as const, fixedViews: true };
+  if (inputs.length !== cfg.dataset.numInputViews)
+    throw new Error(`the model takes ${cfg.dataset.numInputViews} input views; ${inputs.length} given`);
+  const opts = {
+    imageSize: S,
+    numViews: rig,
+    numInputViews: inputs.length,
+    maximizeOverlap: false,
+    background: 'white' as const,
+    fixedViews: true,
+  };
 
   const trainDs = new RandomViewDataset(trainSamples, opts, 0);
   const mean = new Float32Array(plane);
@@ -56,11 +69,17 @@ export async function evaluateHeldOut(
     const rgb = new Float32Array(order.length * plane);
     order.forEach((v, k) => rgb.set(all.rgb.subarray(v * plane, (v + 1) * plane), k * plane));
     const sample = { ...all, rgb, cameras: order.map((v) => all.cameras[v]!), viewIndices: order };
-    const { renders } = await step.predict(sample, targets.map((v) => all.cameras[v]!));
+    const { renders } = await step.predict(
+      sample,
+      targets.map((v) => all.cameras[v]!),
+    );
     targets.forEach((v, k) => {
       const gt = all.rgb.subarray(v * plane, (v + 1) * plane);
       const pred = renders.subarray(k * plane, (k + 1) * plane).map((x) => Math.min(1, Math.max(0, x)));
-      const add = (key: keyof typeof acc, img: Float32Array) => { acc[key][0] += psnr(img, gt); acc[key][1] += ssim(img, gt, 3, S, S); };
+      const add = (key: keyof typeof acc, img: Float32Array) => {
+        acc[key][0] += psnr(img, gt);
+        acc[key][1] += ssim(img, gt, 3, S, S);
+      };
       add('model', pred);
       add('white', white);
       add('meanView', mean);
@@ -73,11 +92,20 @@ export async function evaluateHeldOut(
       const shown = targets.filter((_, k) => k % 4 === 0);
       const inRow = row(rgb, inputs.slice(), (v) => all.rgb.subarray(v * plane, (v + 1) * plane));
       const gtRow = row(rgb, shown, (v) => all.rgb.subarray(v * plane, (v + 1) * plane));
-      const prRow = row(renders, shown, (v) => { const k = targets.indexOf(v); return renders.subarray(k * plane, (k + 1) * plane); });
+      const prRow = row(renders, shown, (v) => {
+        const k = targets.indexOf(v);
+        return renders.subarray(k * plane, (k + 1) * plane);
+      });
       await writePng(join(o.picturesDir, `${basename(all.dir)}_inputs.png`), inRow);
       await writePng(join(o.picturesDir, `${basename(all.dir)}_gt_vs_pred.png`), vconcat([gtRow, prRow]));
     }
   }
   const f = (k: keyof typeof acc) => ({ psnr: acc[k][0]! / n, ssim: acc[k][1]! / n });
-  return { samples: heldDs.length, views: targets.length, model: f('model'), white: f('white'), meanView: f('meanView') };
+  return {
+    samples: heldDs.length,
+    views: targets.length,
+    model: f('model'),
+    white: f('white'),
+    meanView: f('meanView'),
+  };
 }

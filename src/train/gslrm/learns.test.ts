@@ -26,18 +26,37 @@ test('train gslrm: a small reconstructor learns — held-out heads at held-out c
     const train = await synthHeads(join(root, 'train'), 8, 32, { seed: 11 });
     const held = await synthHeads(join(root, 'held'), 3, 32, { seed: 99 });
     const cfgPath = writeSmallConfig(join(root, 'small.yaml'), {
-      dataset: join(train, 'data_gslrm_train.txt'), checkpointDir: join(root, 'run'), d: 64, dHead: 16, layers: 2,
-      passes: 600, lr: 0.002, warmup: 20, printEvery: 20, checkpointEvery: 100000,
+      dataset: join(train, 'data_gslrm_train.txt'),
+      checkpointDir: join(root, 'run'),
+      d: 64,
+      dHead: 16,
+      layers: 2,
+      passes: 600,
+      lr: 0.002,
+      warmup: 20,
+      printEvery: 20,
+      checkpointEvery: 100000,
     });
-    await run(process.execPath, [BIN, 'train', 'gslrm', '--config', cfgPath, '--threads', '2'], { maxBuffer: 16 << 20 });
+    await run(process.execPath, [BIN, 'train', 'gslrm', '--config', cfgPath, '--threads', '2'], {
+      maxBuffer: 16 << 20,
+    });
 
     const { config: cfg } = parseGslrmTrainConfig(readYamlTree(cfgPath), cfgPath);
     const ckpt = await readCheckpoint(listCheckpoints(join(root, 'run'))[0]!);
     const step = await GslrmTrainStep.create(cfg, ckpt.model, { threads: 2 });
     try {
-      const r = await evaluateHeldOut(step, cfg, readSampleList(join(train, 'data_gslrm_train.txt')), readSampleList(join(held, 'data_gslrm_train.txt')));
-      const m = r.model.psnr, w = r.white.psnr, mv = r.meanView.psnr;
-      process.stderr.write(`held-out PSNR: model ${m.toFixed(2)} dB, all-white ${w.toFixed(2)} dB, mean training view ${mv.toFixed(2)} dB\n`);
+      const r = await evaluateHeldOut(
+        step,
+        cfg,
+        readSampleList(join(train, 'data_gslrm_train.txt')),
+        readSampleList(join(held, 'data_gslrm_train.txt')),
+      );
+      const m = r.model.psnr,
+        w = r.white.psnr,
+        mv = r.meanView.psnr;
+      process.stderr.write(
+        `held-out PSNR: model ${m.toFixed(2)} dB, all-white ${w.toFixed(2)} dB, mean training view ${mv.toFixed(2)} dB\n`,
+      );
       assert.equal(r.views, 28);
       assert.ok(m >= w + 3, `model ${m.toFixed(2)} dB vs all-white ${w.toFixed(2)} dB`);
       assert.ok(m >= mv + 3, `model ${m.toFixed(2)} dB vs mean training view ${mv.toFixed(2)} dB`);

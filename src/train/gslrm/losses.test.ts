@@ -3,20 +3,31 @@ import { test } from 'node:test';
 import { runTorchPython } from '../../io/testing/torch-python.ts';
 import { backgroundLoss, l2Loss, maskedL2Loss, pointsDistLoss } from './losses.ts';
 
-const S = 4, V = 2;
-const rnd = (seed: number) => { let s = seed; return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32); };
+const S = 4,
+  V = 2;
+const rnd = (seed: number) => {
+  let s = seed;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+};
 
-test('image losses: values and gradients equal the reference formulas in torch (F.mse_loss, the fork\'s masked L2 and background loss)', () => {
+test("image losses: values and gradients equal the reference formulas in torch (F.mse_loss, the fork's masked L2 and background loss)", () => {
   const r = rnd(3);
   const render = Float32Array.from({ length: V * 3 * S * S }, () => r() * 1.2 - 0.1);
   const target = Float32Array.from({ length: V * 3 * S * S }, r);
   const mask = Float32Array.from({ length: V * S * S }, r);
-  const d = { l2: new Float32Array(render.length), masked: new Float32Array(render.length), bg: new Float32Array(render.length) };
+  const d = {
+    l2: new Float32Array(render.length),
+    masked: new Float32Array(render.length),
+    bg: new Float32Array(render.length),
+  };
   const got = {
-    l2: l2Loss(render, target, d.l2, 1), masked: maskedL2Loss(render, target, mask, S, d.masked, 1),
+    l2: l2Loss(render, target, d.l2, 1),
+    masked: maskedL2Loss(render, target, mask, S, d.masked, 1),
     bg: backgroundLoss(render, [1, 0.5, 0], mask, S, d.bg, 1),
   };
-  const out = JSON.parse(runTorchPython(`
+  const out = JSON.parse(
+    runTorchPython(
+      `
 import sys, json, torch, torch.nn.functional as F
 a = json.loads(sys.argv[1])
 r = torch.tensor(a['render']).reshape(${V}, 3, ${S}, ${S}).requires_grad_()
@@ -28,7 +39,10 @@ mb = (m > 0.5).float(); ml = ((r - t) ** 2 * mb).sum() / (mb.sum().clamp(min=1.0
 g, = torch.autograd.grad(ml, r); res['masked'] = [ml.item(), g.flatten().tolist()]
 bb = (m < 0.5).float(); bl = ((r - torch.tensor([1.0, 0.5, 0.0]).view(1, 3, 1, 1)) ** 2 * bb).sum() / (bb.sum().clamp(min=1.0) * 3)
 g, = torch.autograd.grad(bl, r); res['bg'] = [bl.item(), g.flatten().tolist()]
-print(json.dumps(res))`, [JSON.stringify({ render: [...render], target: [...target], mask: [...mask] })])) as Record<'l2' | 'masked' | 'bg', [number, number[]]>;
+print(json.dumps(res))`,
+      [JSON.stringify({ render: [...render], target: [...target], mask: [...mask] })],
+    ),
+  ) as Record<'l2' | 'masked' | 'bg', [number, number[]]>;
   for (const k of ['l2', 'masked', 'bg'] as const) {
     assert.ok(Math.abs(got[k] - out[k][0]) < 1e-6, `${k}: ${got[k]} vs torch ${out[k][0]}`);
     out[k][1].forEach((g, i) => assert.ok(Math.abs(d[k][i]! - g) < 1e-6, `${k} grad[${i}]: ${d[k][i]} vs ${g}`));
@@ -37,13 +51,18 @@ print(json.dumps(res))`, [JSON.stringify({ render: [...render], target: [...targ
 
 test('points-distance loss: value and xyz gradient equal the reference formula in torch', () => {
   const r = rnd(9);
-  const nGlobal = 2, H = 3, W = 4, n = V * H * W;
+  const nGlobal = 2,
+    H = 3,
+    W = 4,
+    n = V * H * W;
   const origins = Float64Array.of(0, -2.7, 0.3, 2.5, 0.4, 0.9);
   const means = Float32Array.from({ length: 3 * (nGlobal + n) }, () => r() * 2 - 1);
   const viewOf = Uint32Array.from({ length: n }, (_, j) => Math.floor(j / (H * W)));
   const d = new Float32Array(means.length);
   const got = pointsDistLoss(means, nGlobal, viewOf, origins, V, d, 1);
-  const out = JSON.parse(runTorchPython(`
+  const out = JSON.parse(
+    runTorchPython(
+      `
 import sys, json, torch
 a = json.loads(sys.argv[1])
 xyz = torch.tensor(a['means'][3 * ${nGlobal}:], dtype=torch.float32).reshape(${V}, ${H}, ${W}, 3).permute(0, 3, 1, 2)[None].clone().requires_grad_()
@@ -54,8 +73,13 @@ pdd = pd.detach()
 target = (pdd - pdd.mean(dim=(2, 3, 4), keepdim=True)) / (pdd.std(dim=(2, 3, 4), keepdim=True) + 1e-8) * 0.5 + tm
 loss = torch.mean((pd - target) ** 2)
 g, = torch.autograd.grad(loss, xyz)
-print(json.dumps([loss.item(), g[0].permute(0, 2, 3, 1).flatten().tolist()]))`, [JSON.stringify({ means: [...means], origins: [...origins] })])) as [number, number[]];
+print(json.dumps([loss.item(), g[0].permute(0, 2, 3, 1).flatten().tolist()]))`,
+      [JSON.stringify({ means: [...means], origins: [...origins] })],
+    ),
+  ) as [number, number[]];
   assert.ok(Math.abs(got - out[0]) < 1e-5 * Math.max(1, out[0]), `loss ${got} vs torch ${out[0]}`);
-  out[1].forEach((g, i) => assert.ok(Math.abs(d[3 * nGlobal + i]! - g) < 1e-5, `grad[${i}]: ${d[3 * nGlobal + i]} vs ${g}`));
+  out[1].forEach((g, i) =>
+    assert.ok(Math.abs(d[3 * nGlobal + i]! - g) < 1e-5, `grad[${i}]: ${d[3 * nGlobal + i]} vs ${g}`),
+  );
   for (let i = 0; i < 3 * nGlobal; i++) assert.equal(d[i], 0, 'global Gaussians are not regularised');
 });

@@ -5,7 +5,8 @@
 
 /** mean((render − target)²) over everything; adds `weight`·∂/∂render into `dRender`. */
 export function l2Loss(render: Float32Array, target: Float32Array, dRender: Float32Array, weight: number): number {
-  if (render.length !== target.length) throw new RangeError(`l2Loss: render has ${render.length} values, target ${target.length}`);
+  if (render.length !== target.length)
+    throw new RangeError(`l2Loss: render has ${render.length} values, target ${target.length}`);
   const n = render.length;
   let sum = 0;
   const k = (2 * weight) / n;
@@ -21,22 +22,60 @@ export function l2Loss(render: Float32Array, target: Float32Array, dRender: Floa
  * The fork's masked L2 (`masked_l2_loss`): squared error summed over pixels whose mask is > 0.5, divided by
  * 3·max(1, their count). Images [V, 3, S, S], mask [V, S, S]; adds `weight`·∂/∂render into `dRender`.
  */
-export function maskedL2Loss(render: Float32Array, target: Float32Array, mask: Float32Array, size: number, dRender: Float32Array, weight: number): number {
-  return maskedSquares(render, (i) => target[i]!, mask, size, (m) => m > 0.5, dRender, weight);
+export function maskedL2Loss(
+  render: Float32Array,
+  target: Float32Array,
+  mask: Float32Array,
+  size: number,
+  dRender: Float32Array,
+  weight: number,
+): number {
+  return maskedSquares(
+    render,
+    (i) => target[i]!,
+    mask,
+    size,
+    (m) => m > 0.5,
+    dRender,
+    weight,
+  );
 }
 
 /**
  * The fork's background loss (`background_loss_weight`): squared error to `color` summed over pixels whose mask
  * is < 0.5, divided by 3·max(1, their count).
  */
-export function backgroundLoss(render: Float32Array, color: readonly number[], mask: Float32Array, size: number, dRender: Float32Array, weight: number): number {
+export function backgroundLoss(
+  render: Float32Array,
+  color: readonly number[],
+  mask: Float32Array,
+  size: number,
+  dRender: Float32Array,
+  weight: number,
+): number {
   const plane = size * size;
-  return maskedSquares(render, (i) => color[Math.floor(i / plane) % 3]!, mask, size, (m) => m < 0.5, dRender, weight);
+  return maskedSquares(
+    render,
+    (i) => color[Math.floor(i / plane) % 3]!,
+    mask,
+    size,
+    (m) => m < 0.5,
+    dRender,
+    weight,
+  );
 }
 
-function maskedSquares(render: Float32Array, target: (i: number) => number, mask: Float32Array, size: number,
-  keep: (m: number) => boolean, dRender: Float32Array, weight: number): number {
-  const plane = size * size, V = mask.length / plane;
+function maskedSquares(
+  render: Float32Array,
+  target: (i: number) => number,
+  mask: Float32Array,
+  size: number,
+  keep: (m: number) => boolean,
+  dRender: Float32Array,
+  weight: number,
+): number {
+  const plane = size * size,
+    V = mask.length / plane;
   let count = 0;
   for (let i = 0; i < mask.length; i++) if (keep(mask[i]!)) count++;
   const denom = 3 * Math.max(1, count);
@@ -61,8 +100,15 @@ export interface ImageLoss {
   /** The weight at a forward/backward pass, given the configured weight in force then (0 during a warm-up). */
   weightAt(pass: number, configured: number): number;
   /** The loss value; adds `weight`·∂loss/∂render into `dRender`. */
-  lossAndGrad(render: Float32Array, target: Float32Array, views: number, size: number, dRender: Float32Array, weight: number,
-    mask?: Float32Array): Promise<number>;
+  lossAndGrad(
+    render: Float32Array,
+    target: Float32Array,
+    views: number,
+    size: number,
+    dRender: Float32Array,
+    weight: number,
+    mask?: Float32Array,
+  ): Promise<number>;
   release?(): Promise<void>;
 }
 
@@ -74,14 +120,25 @@ export interface ImageLoss {
  * `viewOf[j]` is the view of pixel Gaussian j; `origins` [V, 3].
  */
 export function pointsDistLoss(
-  means: Float32Array, nGlobal: number, viewOf: Uint32Array, origins: Float64Array, views: number, dMeans: Float32Array, weight: number,
+  means: Float32Array,
+  nGlobal: number,
+  viewOf: Uint32Array,
+  origins: Float64Array,
+  views: number,
+  dMeans: Float32Array,
+  weight: number,
 ): number {
   const n = viewOf.length;
   const r = new Float64Array(n);
-  const sum = new Float64Array(views), sq = new Float64Array(views), cnt = new Float64Array(views);
+  const sum = new Float64Array(views),
+    sq = new Float64Array(views),
+    cnt = new Float64Array(views);
   for (let j = 0; j < n; j++) {
-    const v = viewOf[j]!, i = 3 * (nGlobal + j);
-    const dx = means[i]! - origins[3 * v]!, dy = means[i + 1]! - origins[3 * v + 1]!, dz = means[i + 2]! - origins[3 * v + 2]!;
+    const v = viewOf[j]!,
+      i = 3 * (nGlobal + j);
+    const dx = means[i]! - origins[3 * v]!,
+      dy = means[i + 1]! - origins[3 * v + 1]!,
+      dz = means[i + 2]! - origins[3 * v + 2]!;
     r[j] = Math.hypot(dx, dy, dz);
     sum[v] += r[j]!;
     cnt[v]++;
@@ -92,7 +149,9 @@ export function pointsDistLoss(
   let loss = 0;
   for (let j = 0; j < n; j++) {
     const v = viewOf[j]!;
-    const target = ((r[j]! - mean[v]!) / (std[v]! + 1e-8)) * 0.5 + Math.hypot(origins[3 * v]!, origins[3 * v + 1]!, origins[3 * v + 2]!);
+    const target =
+      ((r[j]! - mean[v]!) / (std[v]! + 1e-8)) * 0.5 +
+      Math.hypot(origins[3 * v]!, origins[3 * v + 1]!, origins[3 * v + 2]!);
     const e = r[j]! - target;
     loss += e * e;
     if (r[j]! > 0) {

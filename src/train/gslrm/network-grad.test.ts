@@ -12,28 +12,45 @@ test('GS-LRM block-recomputed backward: parameter gradients of every stage match
     const patches = new Float32Array(2 * 4 * 576).map((_, i) => Math.sin(i * 0.37));
     const f0 = await net.forward(patches);
     const c = new Float32Array(f0.raw.length).map((_, i) => Math.cos(i * 0.11));
-    const L = async () => { const f = await net.forward(patches); let s = 0; for (let i = 0; i < c.length; i++) s += f.raw[i]! * c[i]!; return s; };
+    const L = async () => {
+      const f = await net.forward(patches);
+      let s = 0;
+      for (let i = 0; i < c.length; i++) s += f.raw[i]! * c[i]!;
+      return s;
+    };
     const grads = new Map<string, Float32Array>();
     await net.backward(patches, f0, c, grads, new Set());
     const checks: Array<[string, number]> = [
-      ['patch_embedder.1.weight', 37], ['gaussian_position_embeddings', 5], ['input_layer_norm.weight', 3],
-      ['transformer_layers.0.attn.to_qkv.weight', 101], ['transformer_layers.0.mlp.mlp.2.weight', 9],
-      ['transformer_layers.1.attn.fc.weight', 17], ['transformer_layers.1.norm1.weight', 4],
-      ['gaussian_upsampler.linear.weight', 20], ['pixel_gaussian_decoder.1.weight', 300],
+      ['patch_embedder.1.weight', 37],
+      ['gaussian_position_embeddings', 5],
+      ['input_layer_norm.weight', 3],
+      ['transformer_layers.0.attn.to_qkv.weight', 101],
+      ['transformer_layers.0.mlp.mlp.2.weight', 9],
+      ['transformer_layers.1.attn.fc.weight', 17],
+      ['transformer_layers.1.norm1.weight', 4],
+      ['gaussian_upsampler.linear.weight', 20],
+      ['pixel_gaussian_decoder.1.weight', 300],
     ];
     for (const [name, idx] of checks) {
       const w = params.get(name)!;
       const o = w[idx]!;
       const e = 3e-3;
-      w[idx] = o + e; const a = await L();
-      w[idx] = o - e; const b = await L();
+      w[idx] = o + e;
+      const a = await L();
+      w[idx] = o - e;
+      const b = await L();
       w[idx] = o;
-      const fd = (a - b) / (2 * e), g = grads.get(name)![idx]!;
+      const fd = (a - b) / (2 * e),
+        g = grads.get(name)![idx]!;
       assert.ok(Math.abs(fd - g) <= 0.01 * Math.abs(fd) + 2e-3, `${name}[${idx}]: analytic ${g}, FD ${fd}`);
     }
     // Frozen layers below the lowest trainable one are skipped, and frozen names get no accumulator.
     const g2 = new Map<string, Float32Array>();
-    const frozen = new Set([...params.keys()].filter((k) => !k.startsWith('transformer_layers.1.') && !k.startsWith('pixel') && !k.startsWith('gaussian_up')));
+    const frozen = new Set(
+      [...params.keys()].filter(
+        (k) => !k.startsWith('transformer_layers.1.') && !k.startsWith('pixel') && !k.startsWith('gaussian_up'),
+      ),
+    );
     await net.backward(patches, f0, c, g2, frozen);
     assert.ok(!g2.has('transformer_layers.0.norm1.weight') && !g2.has('patch_embedder.1.weight'));
     assert.deepEqual(g2.get('transformer_layers.1.attn.fc.weight'), grads.get('transformer_layers.1.attn.fc.weight'));

@@ -29,7 +29,11 @@ const paramName = (t: Tensor): string => (t.source as { name: string }).name;
 const official = (name: string, layer: number): string =>
   name.startsWith(`${BLOCK}.`) ? `transformer_layers.${layer}${name.slice(BLOCK.length)}` : name;
 
-interface Pair { fwd: Session; bwd: Session; paramNames: string[] }
+interface Pair {
+  fwd: Session;
+  bwd: Session;
+  paramNames: string[];
+}
 
 export class GslrmGradNetwork {
   private constructor(
@@ -44,22 +48,34 @@ export class GslrmGradNetwork {
   static async create(cfg: GslrmConfig, params: ParamMap, opts: GradNetworkOptions): Promise<GslrmGradNetwork> {
     const build = () => buildGslrmGraphs(cfg, { views: opts.views, chunk: opts.chunk ?? DEFAULT_CHUNK });
     const sess = { threads: opts.threads, provider: 'cpu' as const };
-    const store = (names: readonly string[], layer = 0) => new Map(names.map((n) => [n, need(params, official(n, layer))]));
+    const store = (names: readonly string[], layer = 0) =>
+      new Map(names.map((n) => [n, need(params, official(n, layer))]));
 
     const pair = async <K extends string>(fwdPart: GraphPart<K>, bwdPart: GraphPart<K>, outs: K[]): Promise<Pair> => {
       const names = bwdPart.graph.params().map((p) => p.name);
-      const fwd = await Session.create(fwdPart.outputs, { ...sess, params: store(fwdPart.graph.params().map((p) => p.name)) });
+      const fwd = await Session.create(fwdPart.outputs, {
+        ...sess,
+        params: store(fwdPart.graph.params().map((p) => p.name)),
+      });
       const wrt = [bwdPart.input, ...bwdPart.graph.paramTensors()];
       const cots = outs.map((k) => bwdPart.graph.input(`grad:${k}`, bwdPart.outputs[k].shape));
-      const grads = outs.length === 1
-        ? vjpInput(bwdPart.outputs[outs[0]!], wrt, `grad:${outs[0]}`).grads
-        : vjp(outs.map((k) => bwdPart.outputs[k]), cots, wrt);
+      const grads =
+        outs.length === 1
+          ? vjpInput(bwdPart.outputs[outs[0]!], wrt, `grad:${outs[0]}`).grads
+          : vjp(
+              outs.map((k) => bwdPart.outputs[k]),
+              cots,
+              wrt,
+            );
       const o: Record<string, Tensor> = { dx: grads[0]! };
-      bwdPart.graph.paramTensors().forEach((p, i) => { o[`grad/${paramName(p)}`] = grads[i + 1]!; });
+      bwdPart.graph.paramTensors().forEach((p, i) => {
+        o[`grad/${paramName(p)}`] = grads[i + 1]!;
+      });
       const bwd = await Session.create(o, { ...sess, params: store(names) });
       return { fwd, bwd, paramNames: names };
     };
-    const a = build(), b = build();
+    const a = build(),
+      b = build();
     const embed = await pair(a.embed, b.embed, ['tokensLn']);
     const block = await pair(a.block, b.block, ['y']);
     const heads = await pair(a.heads, b.heads, ['rawGlobal', 'rawPixel']);
@@ -80,7 +96,8 @@ export class GslrmGradNetwork {
       saved.push(x);
     }
     const o = await this.heads.fwd.run({ x });
-    const rg = f32(o.rawGlobal), rp = f32(o.rawPixel);
+    const rg = f32(o.rawGlobal),
+      rp = f32(o.rawPixel);
     const raw = new Float32Array(rg.length + rp.length);
     raw.set(rg);
     raw.set(rp, nGlobal * gaussianDim);
@@ -91,7 +108,14 @@ export class GslrmGradNetwork {
    * Adds `scale`·∂L/∂θ to `grads` (official names) for every parameter not in `frozen`, given ∂L/∂raw.
    * Blocks below the lowest trainable parameter are not visited.
    */
-  async backward(patches: Float32Array, fwd: ForwardResult, dRaw: Float32Array, grads: ParamMap, frozen: ReadonlySet<string>, scale = 1): Promise<void> {
+  async backward(
+    patches: Float32Array,
+    fwd: ForwardResult,
+    dRaw: Float32Array,
+    grads: ParamMap,
+    frozen: ReadonlySet<string>,
+    scale = 1,
+  ): Promise<void> {
     const { nLayer, nGlobal, gaussianDim } = this.dims;
     const gSplit = nGlobal * gaussianDim;
     const add = (outs: Record<string, HostTensor>, layer: number) => {
@@ -107,7 +131,9 @@ export class GslrmGradNetwork {
     };
     const lowest = this.lowestTrainable(frozen);
     const h = await this.heads.bwd.run({
-      x: fwd.saved[nLayer]!, 'grad:rawGlobal': dRaw.subarray(0, gSplit), 'grad:rawPixel': dRaw.subarray(gSplit),
+      x: fwd.saved[nLayer]!,
+      'grad:rawGlobal': dRaw.subarray(0, gSplit),
+      'grad:rawPixel': dRaw.subarray(gSplit),
     });
     add(h, 0);
     let dx = f32(h.dx);

@@ -16,7 +16,8 @@ test('perceptual loss: value and gradient equal the reference formula in torch',
   const dir = mkdtempSync(join(tmpdir(), 'perc-'));
   try {
     const file = join(dir, 'p.pt');
-    runTorchPython(`
+    runTorchPython(
+      `
 import sys, torch, torch.nn.functional as F
 torch.manual_seed(0)
 ch = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
@@ -43,23 +44,34 @@ for k in range(5): loss = loss + lw[k + 1] * (ft[k] - fp[k]).abs().mean()
 loss = loss / 255.0
 loss.backward()
 out = dict(w); out.update(pred=pred.detach(), target=target, loss=loss.detach(), dpred=pred.grad)
-torch.save(out, sys.argv[1])`, [file]);
+torch.save(out, sys.argv[1])`,
+      [file],
+    );
     const f = await TorchFile.open(file);
     const model = new Map<string, Float32Array>();
     for (const s of vggSpec()) model.set(s.key, await f.readF32(s.key));
-    const pred = await f.readF32('pred'), target = await f.readF32('target');
-    const want = (await f.readF32('loss'))[0]!, wantGrad = await f.readF32('dpred');
+    const pred = await f.readF32('pred'),
+      target = await f.readF32('target');
+    const want = (await f.readF32('loss'))[0]!,
+      wantGrad = await f.readF32('dpred');
     await f.close();
     const loss = await PerceptualLoss.create(vggWeightsFrom(model, 'test'), 2, 32, 2);
     const d = new Float32Array(pred.length);
     const got = await loss.lossAndGrad(pred, target, 2, 32, d, 2);
     await loss.release();
     assert.ok(Math.abs(got - want) <= 1e-5 * Math.abs(want), `loss ${got} vs torch ${want}`);
-    let maxErr = 0, maxRef = 0;
-    for (let i = 0; i < d.length; i++) { maxErr = Math.max(maxErr, Math.abs(d[i]! / 2 - wantGrad[i]!)); maxRef = Math.max(maxRef, Math.abs(wantGrad[i]!)); }
+    let maxErr = 0,
+      maxRef = 0;
+    for (let i = 0; i < d.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs(d[i]! / 2 - wantGrad[i]!));
+      maxRef = Math.max(maxRef, Math.abs(wantGrad[i]!));
+    }
     assert.ok(maxErr <= 1e-4 * maxRef, `gradient max error ${maxErr} (max |grad| ${maxRef})`);
     model.delete(`${VGG_PREFIX}conv7.bias`);
-    assert.throws(() => vggWeightsFrom(model, 'ckpt.pt'), /needs VGG-19 weights \(1 of 32 .* missing in ckpt\.pt\); start from an official FaceLift checkpoint/);
+    assert.throws(
+      () => vggWeightsFrom(model, 'ckpt.pt'),
+      /needs VGG-19 weights \(1 of 32 .* missing in ckpt\.pt\); start from an official FaceLift checkpoint/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,7 +10,18 @@
  * unused by the loss.
  */
 import {
-  abs, add, conv2d, grad, Graph, mul, reduceMean, relu, reshape, Session, sub, type Tensor,
+  abs,
+  add,
+  conv2d,
+  grad,
+  Graph,
+  mul,
+  reduceMean,
+  relu,
+  reshape,
+  Session,
+  sub,
+  type Tensor,
 } from '../../core/index.ts';
 import { readMat, type MatValue } from '../../io/matlab.ts';
 import { UserError } from '../../util/errors.ts';
@@ -43,22 +54,33 @@ const MAT_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
  */
 export function vggWeightsFromMat(path: string, channels: readonly number[] = CHANNELS): Map<string, Float32Array> {
   const layers = readMat(path).get('layers');
-  if (!layers || layers.kind !== 'cell') throw new UserError(`${path}: no "layers" cell array (is it MatConvNet's imagenet-vgg-verydeep-19.mat?)`);
+  if (!layers || layers.kind !== 'cell')
+    throw new UserError(`${path}: no "layers" cell array (is it MatConvNet's imagenet-vgg-verydeep-19.mat?)`);
   const out = new Map<string, Float32Array>();
   MAT_INDICES.forEach((li, k) => {
     const layer = layers.items[li];
     const st = layer?.kind === 'struct' ? layer.items[0] : undefined;
     const w = st?.get('weights') ?? (layer?.kind === 'struct' ? st?.get(layer.fields[2]!) : undefined);
-    if (!w || w.kind !== 'cell' || w.items.length < 2) throw new UserError(`${path}: layer ${li} has no weights {filters, biases} (not VGG-19?)`);
+    if (!w || w.kind !== 'cell' || w.items.length < 2)
+      throw new UserError(`${path}: layer ${li} has no weights {filters, biases} (not VGG-19?)`);
     const [f, b] = w.items as [MatValue, MatValue];
-    const cout = channels[k]!, cin = k === 0 ? 3 : channels[k - 1]!;
-    if (f.kind !== 'numeric' || f.dims.join() !== [3, 3, cin, cout].join() || b.kind !== 'numeric' || b.data.length !== cout) {
-      throw new UserError(`${path}: layer ${li} is not conv${k + 1} of VGG-19 (filters ${f.kind === 'numeric' ? f.dims.join('×') : f.kind}, expected 3×3×${cin}×${cout})`);
+    const cout = channels[k]!,
+      cin = k === 0 ? 3 : channels[k - 1]!;
+    if (
+      f.kind !== 'numeric' ||
+      f.dims.join() !== [3, 3, cin, cout].join() ||
+      b.kind !== 'numeric' ||
+      b.data.length !== cout
+    ) {
+      throw new UserError(
+        `${path}: layer ${li} is not conv${k + 1} of VGG-19 (filters ${f.kind === 'numeric' ? f.dims.join('×') : f.kind}, expected 3×3×${cin}×${cout})`,
+      );
     }
     const wt = new Float32Array(cout * cin * 9);
     for (let o = 0; o < cout; o++) {
       for (let i = 0; i < cin; i++) {
-        for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) wt[((o * cin + i) * 3 + y) * 3 + x] = f.data[y + 3 * x + 9 * i + 9 * cin * o]!;
+        for (let y = 0; y < 3; y++)
+          for (let x = 0; x < 3; x++) wt[((o * cin + i) * 3 + y) * 3 + x] = f.data[y + 3 * x + 9 * i + 9 * cin * o]!;
       }
     }
     out.set(`${VGG_PREFIX}conv${k + 1}.weight`, wt);
@@ -73,14 +95,20 @@ export function vggWeightsFrom(model: ReadonlyMap<string, Float32Array>, source:
   const missing: string[] = [];
   for (const s of vggSpec()) {
     const w = model.get(s.key);
-    if (!w) { missing.push(s.key); continue; }
-    if (w.length !== s.shape.reduce((a, b) => a * b, 1)) throw new UserError(`${source}: ${s.key} has ${w.length} values, VGG-19 needs [${s.shape.join(', ')}]`);
+    if (!w) {
+      missing.push(s.key);
+      continue;
+    }
+    if (w.length !== s.shape.reduce((a, b) => a * b, 1))
+      throw new UserError(`${source}: ${s.key} has ${w.length} values, VGG-19 needs [${s.shape.join(', ')}]`);
     out.set(s.key, w);
   }
   if (missing.length) {
-    throw new UserError(`the perceptual loss needs VGG-19 weights (${missing.length} of 32 ${VGG_PREFIX}* tensors missing in ${source}); `
-      + 'start from an official FaceLift checkpoint, which carries them, give MatConvNet\'s imagenet-vgg-verydeep-19.mat with --vgg19 FILE '
-      + '(or $VGG19_WEIGHTS_PATH, as the reference), or set training.losses.perceptual_loss_weight=0');
+    throw new UserError(
+      `the perceptual loss needs VGG-19 weights (${missing.length} of 32 ${VGG_PREFIX}* tensors missing in ${source}); ` +
+        "start from an official FaceLift checkpoint, which carries them, give MatConvNet's imagenet-vgg-verydeep-19.mat with --vgg19 FILE " +
+        '(or $VGG19_WEIGHTS_PATH, as the reference), or set training.losses.perceptual_loss_weight=0',
+    );
   }
   return out;
 }
@@ -93,8 +121,15 @@ function avgPool2(x: Tensor): Tensor {
 /** VGG-19 content features relu1_2, relu2_2, relu3_2, relu4_2, relu5_2 of a normalised image batch. */
 function features(g: Graph, x: Tensor): Tensor[] {
   const out: Tensor[] = [];
-  const conv = (t: Tensor, i: number) => relu(conv2d(t, g.param(`${VGG_PREFIX}conv${i}.weight`, [CHANNELS[i - 1]!, i === 1 ? 3 : CHANNELS[i - 2]!, 3, 3]),
-    g.param(`${VGG_PREFIX}conv${i}.bias`, [CHANNELS[i - 1]!]), { padding: 1 }));
+  const conv = (t: Tensor, i: number) =>
+    relu(
+      conv2d(
+        t,
+        g.param(`${VGG_PREFIX}conv${i}.weight`, [CHANNELS[i - 1]!, i === 1 ? 3 : CHANNELS[i - 2]!, 3, 3]),
+        g.param(`${VGG_PREFIX}conv${i}.bias`, [CHANNELS[i - 1]!]),
+        { padding: 1 },
+      ),
+    );
   let h = x;
   for (let i = 1; i <= USED; i++) {
     h = conv(h, i);
@@ -108,17 +143,22 @@ const l1 = (a: Tensor, b: Tensor) => reduceMean(abs(sub(a, b)), [...a.shape.keys
 
 /** Builds the loss graph for `views` images of size `size`²: outputs the loss and its gradient w.r.t. `pred`. */
 export function perceptualGraph(views: number, size: number): { loss: Tensor; dPred: Tensor } {
-  if (size % 16) throw new UserError(`the perceptual loss needs an image size divisible by 16 (VGG-19 pools 4 times), got ${size}`);
+  if (size % 16)
+    throw new UserError(`the perceptual loss needs an image size divisible by 16 (VGG-19 pools 4 times), got ${size}`);
   const g = new Graph('perceptual');
   const pred = g.input('pred', [views, 3, size, size]);
   const target = g.input('target', [views, 3, size, size]);
   const mean = g.constant(Float32Array.from(MEAN), [1, 3, 1, 1]);
   const norm = (t: Tensor) => sub(mul(t, 255), mean);
-  const p = norm(pred), t = norm(target);
-  const fp = features(g, p), ft = features(g, t);
+  const p = norm(pred),
+    t = norm(target);
+  const fp = features(g, p),
+    ft = features(g, t);
   const weights = [1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5];
   let loss = l1(p, t);
-  fp.forEach((f, i) => { loss = add(loss, mul(l1(f, ft[i]!), weights[i]!)); });
+  fp.forEach((f, i) => {
+    loss = add(loss, mul(l1(f, ft[i]!), weights[i]!));
+  });
   loss = mul(loss, 1 / 255);
   const [dPred] = grad(loss, [pred]);
   return { loss, dPred: dPred! };
@@ -129,21 +169,37 @@ export class PerceptualLoss implements ImageLoss {
   readonly name = 'perceptual';
   private constructor(private readonly session: Session) {}
 
-  static async create(vgg: Map<string, Float32Array>, views: number, size: number, threads?: number): Promise<PerceptualLoss> {
+  static async create(
+    vgg: Map<string, Float32Array>,
+    views: number,
+    size: number,
+    threads?: number,
+  ): Promise<PerceptualLoss> {
     const { loss, dPred } = perceptualGraph(views, size);
     const session = await Session.create({ loss, dPred }, { params: vgg, ...(threads ? { threads } : {}) });
     return new PerceptualLoss(session);
   }
 
   /** The perceptual weight in force (0 during the L2 and points-distance warm-ups). */
-  weightAt(_pass: number, configured: number): number { return configured; }
+  weightAt(_pass: number, configured: number): number {
+    return configured;
+  }
 
-  async lossAndGrad(render: Float32Array, target: Float32Array, _views: number, _size: number, dRender: Float32Array, weight: number): Promise<number> {
+  async lossAndGrad(
+    render: Float32Array,
+    target: Float32Array,
+    _views: number,
+    _size: number,
+    dRender: Float32Array,
+    weight: number,
+  ): Promise<number> {
     const o = await this.session.run({ pred: render, target });
     const d = o.dPred!.data as Float32Array;
     for (let i = 0; i < d.length; i++) dRender[i] += weight * d[i]!;
     return (o.loss!.data as Float32Array)[0]!;
   }
 
-  async release(): Promise<void> { await this.session.release(); }
+  async release(): Promise<void> {
+    await this.session.release();
+  }
 }

@@ -52,7 +52,11 @@ export interface TrainGslrmOptions {
   stop?: () => boolean;
 }
 
-export interface TrainGslrmResult extends RunOutcome { dir: string; totalPasses: number; startedAt: number }
+export interface TrainGslrmResult extends RunOutcome {
+  dir: string;
+  totalPasses: number;
+  startedAt: number;
+}
 
 export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmResult> {
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -68,7 +72,9 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   const spec = gslrmParamSpec(cfg.model);
   const params = randomGslrmWeights(cfg.model, cfg.seed);
   const shapes = new Map(spec.map((s) => [s.key, s.shape]));
-  const groups = paramGroups([...params.keys()], frozenParams(cfg), (n) => ((shapes.get(n)?.length ?? 1) >= 2 ? cfg.optimizer.weightDecay : 0));
+  const groups = paramGroups([...params.keys()], frozenParams(cfg), (n) =>
+    (shapes.get(n)?.length ?? 1) >= 2 ? cfg.optimizer.weightDecay : 0,
+  );
   const start = await resumeSource(cfg, opts, groups, say);
   let resume: LoadedCheckpoint['training'] = null;
   if (start) {
@@ -77,24 +83,39 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     let loaded = 0;
     for (const [k, v] of start.ckpt.model) {
       if (k.startsWith(IGNORED_KEY_PREFIX) || !params.has(k)) continue;
-      if (v.length !== params.get(k)!.length) throw new UserError(`${basename(start.ckpt.path)}: ${k} has ${v.length} values, the config's model needs ${params.get(k)!.length}`);
+      if (v.length !== params.get(k)!.length)
+        throw new UserError(
+          `${basename(start.ckpt.path)}: ${k} has ${v.length} values, the config's model needs ${params.get(k)!.length}`,
+        );
       params.set(k, v);
       loaded++;
     }
     if (full) resume = start.ckpt.training;
-    say(`${full ? 'resuming from' : 'initialising weights from'} ${start.ckpt.path} (${loaded} of ${spec.length} tensors${full ? `, pass ${resume!.fwdbwdPassStep}` : ''})`);
+    say(
+      `${full ? 'resuming from' : 'initialising weights from'} ${start.ckpt.path} (${loaded} of ${spec.length} tensors${full ? `, pass ${resume!.fwdbwdPassStep}` : ''})`,
+    );
   } else {
     say(`starting from random weights (seed ${cfg.seed})`);
   }
 
   const samples = readSampleList(cfg.dataset.path);
-  const dataset = new RandomViewDataset(samples, {
-    imageSize: cfg.model.image_tokenizer.image_size, numViews: cfg.dataset.numViews, numInputViews: cfg.dataset.numInputViews,
-    maximizeOverlap: cfg.dataset.maximizeOverlap, background: cfg.dataset.background, removeAlpha: cfg.dataset.removeAlpha,
-  }, cfg.seed, say);
+  const dataset = new RandomViewDataset(
+    samples,
+    {
+      imageSize: cfg.model.image_tokenizer.image_size,
+      numViews: cfg.dataset.numViews,
+      numInputViews: cfg.dataset.numInputViews,
+      maximizeOverlap: cfg.dataset.maximizeOverlap,
+      background: cfg.dataset.background,
+      removeAlpha: cfg.dataset.removeAlpha,
+    },
+    cfg.seed,
+    say,
+  );
   const data = {
     length: dataset.length,
-    load: (indices: readonly number[], pass: number): Promise<ViewSample[]> => Promise.all(indices.map((i, slot) => dataset.get(i, pass, slot))),
+    load: (indices: readonly number[], pass: number): Promise<ViewSample[]> =>
+      Promise.all(indices.map((i, slot) => dataset.get(i, pass, slot))),
   };
 
   // The perceptual loss's VGG-19 comes from the starting checkpoint (the reference saves it there) and is saved on.
@@ -102,48 +123,95 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   if (cfg.losses.perceptual > 0) {
     const mat = opts.vgg19 ?? process.env.VGG19_WEIGHTS_PATH;
     const inCkpt = start !== null && vggSpec().every((v) => start.ckpt.model.has(v.key));
-    const vgg = !inCkpt && mat ? vggWeightsFromMat(mat)
-      : vggWeightsFrom(start?.ckpt.model ?? new Map(), start ? basename(start.ckpt.path) : 'a run from random weights');
+    const vgg =
+      !inCkpt && mat
+        ? vggWeightsFromMat(mat)
+        : vggWeightsFrom(
+            start?.ckpt.model ?? new Map(),
+            start ? basename(start.ckpt.path) : 'a run from random weights',
+          );
     for (const [k, v] of vgg) params.set(k, v);
-    imageLosses.push(await PerceptualLoss.create(vgg, cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, opts.threads));
+    imageLosses.push(
+      await PerceptualLoss.create(vgg, cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, opts.threads),
+    );
   }
 
   if (cfg.losses.ssim > 0) {
-    imageLosses.push(await SsimLoss.create(cfg.dataset.numViews, cfg.model.image_tokenizer.image_size, cfg.losses.ssim, cfg.losses.maskedSsim, opts.threads));
+    imageLosses.push(
+      await SsimLoss.create(
+        cfg.dataset.numViews,
+        cfg.model.image_tokenizer.image_size,
+        cfg.losses.ssim,
+        cfg.losses.maskedSsim,
+        opts.threads,
+      ),
+    );
   }
 
   writeFileSync(join(dir, 'config.yaml'), dumpYaml(cfg.tree));
   const step = await GslrmTrainStep.create(cfg, params, {
-    ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.chunk ? { chunk: opts.chunk } : {}), imageLosses,
+    ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.chunk ? { chunk: opts.chunk } : {}),
+    imageLosses,
   });
   const logPath = join(dir, 'log.jsonl');
   writeFileSync(logPath, (resume?.history ?? []).map((r) => `${JSON.stringify(r)}\n`).join(''));
   const valOut = join(dir, 'validation');
-  const validation = cfg.validation.enabled && cfg.validation.datasetPath ? { samples: readSampleList(cfg.validation.datasetPath), out: valOut } : null;
+  const validation =
+    cfg.validation.enabled && cfg.validation.datasetPath
+      ? { samples: readSampleList(cfg.validation.datasetPath), out: valOut }
+      : null;
 
-  const trainer: Trainer<ViewSample[]> = new Trainer(step, data, {
-    lr: cfg.optimizer.lr, betas: cfg.optimizer.betas, gradAccum: cfg.runtime.gradAccum, clipNorm: cfg.runtime.clipNorm,
-    allowedGradnormFactor: cfg.runtime.allowedGradnormFactor, batchSize: cfg.batchSize, numEpochs: cfg.schedule.numEpochs,
-    maxPasses: cfg.schedule.maxPasses, warmup: cfg.schedule.warmup, checkpointEvery: cfg.checkpointing.every,
-    printEvery: cfg.logging.printEvery, visEvery: cfg.logging.visEvery, validateEvery: validation ? cfg.validation.every : null,
-    seed: cfg.seed, checkpointDir: dir, moments: cfg.optimizer.use8bit ? '8bit' : 'fp32',
-  }, {
-    onPass: (pass, total, r) => opts.onPass?.(pass, total, { loss: r.loss, psnr: r.metrics.psnr ?? NaN }),
-    onLog: async (row) => {
-      appendFileSync(logPath, `${JSON.stringify(row)}\n`);
-      opts.onLog?.(row);
-      await writeCurves(join(dir, 'curves.png'), trainer.rows, [
-        { key: 'loss', label: 'loss', log: true }, { key: 'psnr', label: 'PSNR (dB)' }, { key: 'grad_norm', label: 'grad norm', log: true },
-      ]);
+  const trainer: Trainer<ViewSample[]> = new Trainer(
+    step,
+    data,
+    {
+      lr: cfg.optimizer.lr,
+      betas: cfg.optimizer.betas,
+      gradAccum: cfg.runtime.gradAccum,
+      clipNorm: cfg.runtime.clipNorm,
+      allowedGradnormFactor: cfg.runtime.allowedGradnormFactor,
+      batchSize: cfg.batchSize,
+      numEpochs: cfg.schedule.numEpochs,
+      maxPasses: cfg.schedule.maxPasses,
+      warmup: cfg.schedule.warmup,
+      checkpointEvery: cfg.checkpointing.every,
+      printEvery: cfg.logging.printEvery,
+      visEvery: cfg.logging.visEvery,
+      validateEvery: validation ? cfg.validation.every : null,
+      seed: cfg.seed,
+      checkpointDir: dir,
+      moments: cfg.optimizer.use8bit ? '8bit' : 'fp32',
     },
-    onVisual: async (pass) => { if (step.lastSupervision) await writeSupervision(join(dir, iterName(pass)), step.lastSupervision); },
-    onValidate: async (pass) => {
-      if (!validation) return;
-      const r = await validateGslrm(step, cfg, validation.samples, join(validation.out, iterName(pass)), { turntableFrames: opts.turntableFrames ?? 0, ...(opts.turntableSamples !== undefined ? { turntableSamples: opts.turntableSamples } : {}), say });
-      say(`validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)} over ${r.samples} sample(s)`);
+    {
+      onPass: (pass, total, r) => opts.onPass?.(pass, total, { loss: r.loss, psnr: r.metrics.psnr ?? NaN }),
+      onLog: async (row) => {
+        appendFileSync(logPath, `${JSON.stringify(row)}\n`);
+        opts.onLog?.(row);
+        await writeCurves(join(dir, 'curves.png'), trainer.rows, [
+          { key: 'loss', label: 'loss', log: true },
+          { key: 'psnr', label: 'PSNR (dB)' },
+          { key: 'grad_norm', label: 'grad norm', log: true },
+        ]);
+      },
+      onVisual: async (pass) => {
+        if (step.lastSupervision) await writeSupervision(join(dir, iterName(pass)), step.lastSupervision);
+      },
+      onValidate: async (pass) => {
+        if (!validation) return;
+        const r = await validateGslrm(step, cfg, validation.samples, join(validation.out, iterName(pass)), {
+          turntableFrames: opts.turntableFrames ?? 0,
+          ...(opts.turntableSamples !== undefined ? { turntableSamples: opts.turntableSamples } : {}),
+          say,
+        });
+        say(
+          `validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)} over ${r.samples} sample(s)`,
+        );
+      },
+      onCheckpoint: (path) => say(`checkpoint ${path}`),
     },
-    onCheckpoint: (path) => say(`checkpoint ${path}`),
-  }, resume);
+    resume,
+  );
   const startedAt = Date.now();
   const budget = opts.stopAfterMinutes !== undefined ? startedAt + opts.stopAfterMinutes * 60_000 : Infinity;
   try {
@@ -158,7 +226,12 @@ export const iterName = (pass: number): string => `iter_${String(pass).padStart(
 
 type Start = { kind: 'full' | 'weights'; ckpt: LoadedCheckpoint };
 
-async function resumeSource(cfg: GslrmTrainConfig, opts: TrainGslrmOptions, groups: readonly ParamGroup[], say: (l: string) => void): Promise<Start | null> {
+async function resumeSource(
+  cfg: GslrmTrainConfig,
+  opts: TrainGslrmOptions,
+  groups: readonly ParamGroup[],
+  say: (l: string) => void,
+): Promise<Start | null> {
   const own = listCheckpoints(cfg.checkpointing.dir);
   if (own.length) return { kind: 'full', ckpt: await firstReadable(own, groups, say) };
   if (opts.resume) throw new UserError(`--resume: no ckpt_*.pt in ${cfg.checkpointing.dir} to continue from`);
@@ -172,20 +245,31 @@ async function resumeSource(cfg: GslrmTrainConfig, opts: TrainGslrmOptions, grou
     files = [];
   }
   if (files.length === 0) {
-    throw new UserError(`training.checkpointing.resume_ckpt is ${rc}, but there is no checkpoint there (train the previous stage first, `
-      + 'or start from scratch with --set training.checkpointing.resume_ckpt=null)');
+    throw new UserError(
+      `training.checkpointing.resume_ckpt is ${rc}, but there is no checkpoint there (train the previous stage first, ` +
+        'or start from scratch with --set training.checkpointing.resume_ckpt=null)',
+    );
   }
   return { kind: cfg.optimizer.resetTrainingState ? 'weights' : 'full', ckpt: await firstReadable(files, groups, say) };
 }
 
 /** The newest checkpoint that reads; unreadable ones are reported and skipped (a torn write, a full disk). */
-async function firstReadable(files: readonly string[], groups: readonly ParamGroup[], say: (l: string) => void): Promise<LoadedCheckpoint> {
+async function firstReadable(
+  files: readonly string[],
+  groups: readonly ParamGroup[],
+  say: (l: string) => void,
+): Promise<LoadedCheckpoint> {
   const problems: string[] = [];
   for (const f of files) {
     try {
       return await readCheckpoint(f, groups);
     } catch (e) {
-      if (!(e instanceof UserError) && !(e instanceof RangeError) && !(e instanceof Error && /zip|pickle|ENOENT/i.test(e.message))) throw e;
+      if (
+        !(e instanceof UserError) &&
+        !(e instanceof RangeError) &&
+        !(e instanceof Error && /zip|pickle|ENOENT/i.test(e.message))
+      )
+        throw e;
       problems.push(`${basename(f)}: ${(e as Error).message}`);
       say(`skipping unreadable checkpoint ${f}: ${(e as Error).message}`);
     }

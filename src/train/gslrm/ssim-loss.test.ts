@@ -28,14 +28,17 @@ l = 1 - ssim(torch.where(bg, torch.full_like(X, 0.5), X), torch.where(bg, torch.
 gr, = torch.autograd.grad(l, X); out['masked'] = [l.item(), gr.flatten().tolist()]
 print(json.dumps(out))`;
 
-test('SSIM loss (plain and the fork\'s masked variant): value and gradient equal pytorch-msssim\'s formula in torch', async () => {
-  const V = 2, S = 16;
+test("SSIM loss (plain and the fork's masked variant): value and gradient equal pytorch-msssim's formula in torch", async () => {
+  const V = 2,
+    S = 16;
   let s = 5;
-  const r = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const r = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const pred = Float32Array.from({ length: V * 3 * S * S }, r);
   const target = Float32Array.from({ length: V * 3 * S * S }, (_, i) => 0.5 * pred[i]! + 0.5 * r());
-  const mask = Float32Array.from({ length: V * S * S }, (_, i) => ((i % S) > 4 ? 1 : 0));
-  const want = JSON.parse(runTorchPython(REFERENCE, [JSON.stringify({ V, S, pred: [...pred], target: [...target], mask: [...mask] })])) as Record<'plain' | 'masked', [number, number[]]>;
+  const mask = Float32Array.from({ length: V * S * S }, (_, i) => (i % S > 4 ? 1 : 0));
+  const want = JSON.parse(
+    runTorchPython(REFERENCE, [JSON.stringify({ V, S, pred: [...pred], target: [...target], mask: [...mask] })]),
+  ) as Record<'plain' | 'masked', [number, number[]]>;
   for (const masked of [false, true]) {
     const loss = await SsimLoss.create(V, S, 1, masked, 1);
     const d = new Float32Array(pred.length);

@@ -61,7 +61,9 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     const frozen = frozenParams(cfg);
     for (const k of params.keys()) if (k.startsWith(VGG_PREFIX)) frozen.add(k);
     const net = await GslrmGradNetwork.create(cfg.model, params, {
-      views: cfg.dataset.numInputViews, ...(opts.chunk ? { chunk: opts.chunk } : {}), ...(opts.threads ? { threads: opts.threads } : {}),
+      views: cfg.dataset.numInputViews,
+      ...(opts.chunk ? { chunk: opts.chunk } : {}),
+      ...(opts.threads ? { threads: opts.threads } : {}),
     });
     const renderer = await SplatRenderer.create(opts.threads ? { threads: opts.threads } : {});
     return new GslrmTrainStep(cfg, params, frozen, net, renderer, opts.imageLosses ?? []);
@@ -73,7 +75,9 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
   }
 
   async run(batch: ViewSample[], pass: number, scale: number): Promise<StepResult> {
-    let loss = 0, l2 = 0, usage = 0;
+    let loss = 0,
+      l2 = 0,
+      usage = 0;
     const extra: Record<string, number> = {};
     for (let b = 0; b < batch.length; b++) {
       const r = await this.item(batch[b]!, pass, scale / batch.length, b === batch.length - 1);
@@ -120,8 +124,10 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     const dSeen = new Float32Array(renders.length);
     // The fork's masked variants apply only where the images had an alpha channel (its `mask`).
     const mask = s.hasAlpha ? s.alpha : null;
-    const l2 = this.cfg.losses.maskedL2 && mask
-      ? maskedL2Loss(seen, s.rgb, mask, S, dSeen, weights.l2) : l2Loss(seen, s.rgb, dSeen, weights.l2);
+    const l2 =
+      this.cfg.losses.maskedL2 && mask
+        ? maskedL2Loss(seen, s.rgb, mask, S, dSeen, weights.l2)
+        : l2Loss(seen, s.rgb, dSeen, weights.l2);
     let loss = weights.l2 * l2;
     const extra: Record<string, number> = {};
     if (this.cfg.losses.backgroundWeight > 0 && mask) {
@@ -180,7 +186,8 @@ export function frozenParams(cfg: GslrmTrainConfig): Set<string> {
   for (const s of gslrmParamSpec(cfg.model)) {
     const m = /^transformer_layers\.(\d+)\./.exec(s.key);
     if (m && Number(m[1]) < f.transformerUntil) out.add(s.key);
-    if (f.patchEmbedder && (s.key.startsWith('patch_embedder.') || s.key.startsWith('input_layer_norm.'))) out.add(s.key);
+    if (f.patchEmbedder && (s.key.startsWith('patch_embedder.') || s.key.startsWith('input_layer_norm.')))
+      out.add(s.key);
     if (f.positionalEmbeddings && s.key === 'gaussian_position_embeddings') out.add(s.key);
   }
   return out;
@@ -188,7 +195,8 @@ export function frozenParams(cfg: GslrmTrainConfig): Set<string> {
 
 function addGrads(acc: GaussianGrads, g: GaussianGrads): void {
   for (const k of ['means', 'scales', 'rotations', 'opacities', 'sh'] as const) {
-    const a = acc[k], b = g[k];
+    const a = acc[k],
+      b = g[k];
     for (let i = 0; i < a.length; i++) a[i] += b[i]!;
   }
 }

@@ -10,7 +10,9 @@ import type { Supervision } from './step.ts';
 /** A [V, 3, S, S] stack as one row of V images. */
 export function viewRow(stack: Float32Array, views: number, size: number): RawImage {
   const plane = 3 * size * size;
-  return hconcat(Array.from({ length: views }, (_, v) => planarToImage(stack.subarray(v * plane, (v + 1) * plane), size, size)));
+  return hconcat(
+    Array.from({ length: views }, (_, v) => planarToImage(stack.subarray(v * plane, (v + 1) * plane), size, size)),
+  );
 }
 
 export async function writeSupervision(dir: string, s: Supervision, uid = 'train'): Promise<string> {

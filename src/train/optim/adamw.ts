@@ -24,22 +24,34 @@ export type Moments =
   | { kind: 'fp32'; m: Float32Array; v: Float32Array }
   | { kind: '8bit'; q1: Uint8Array; absmax1: Float32Array; q2: Uint8Array; absmax2: Float32Array };
 
-const CODE1 = dynamicMap(true), CODE2 = dynamicMap(false);
-const BOUNDS1 = boundaries(CODE1), BOUNDS2 = boundaries(CODE2);
+const CODE1 = dynamicMap(true),
+  CODE2 = dynamicMap(false);
+const BOUNDS1 = boundaries(CODE1),
+  BOUNDS2 = boundaries(CODE2);
 
 export class MomentAdamW {
   /** Updates applied (the bias-correction exponent). */
   t = 0;
   readonly state = new Map<string, Moments>();
 
-  constructor(readonly params: ReadonlyMap<string, Float32Array>, readonly cfg: AdamWConfig) {}
+  constructor(
+    readonly params: ReadonlyMap<string, Float32Array>,
+    readonly cfg: AdamWConfig,
+  ) {}
 
   private moments(name: string, n: number): Moments {
     let s = this.state.get(name);
     if (!s) {
-      s = this.cfg.moments === '8bit' && n >= MIN_8BIT_SIZE
-        ? { kind: '8bit', q1: new Uint8Array(n), absmax1: new Float32Array(Math.ceil(n / BLOCK)), q2: new Uint8Array(n), absmax2: new Float32Array(Math.ceil(n / BLOCK)) }
-        : { kind: 'fp32', m: new Float32Array(n), v: new Float32Array(n) };
+      s =
+        this.cfg.moments === '8bit' && n >= MIN_8BIT_SIZE
+          ? {
+              kind: '8bit',
+              q1: new Uint8Array(n),
+              absmax1: new Float32Array(Math.ceil(n / BLOCK)),
+              q2: new Uint8Array(n),
+              absmax2: new Float32Array(Math.ceil(n / BLOCK)),
+            }
+          : { kind: 'fp32', m: new Float32Array(n), v: new Float32Array(n) };
       this.state.set(name, s);
     }
     return s;
@@ -49,12 +61,15 @@ export class MomentAdamW {
   step(grads: ReadonlyMap<string, Float32Array>, lr: number): void {
     const [b1, b2] = this.cfg.betas;
     this.t++;
-    const corr1 = 1 - b1 ** this.t, corr2 = Math.sqrt(1 - b2 ** this.t);
-    const stepSize = lr / corr1, eps = this.cfg.eps;
+    const corr1 = 1 - b1 ** this.t,
+      corr2 = Math.sqrt(1 - b2 ** this.t);
+    const stepSize = lr / corr1,
+      eps = this.cfg.eps;
     for (const [name, g] of grads) {
       const p = this.params.get(name);
       if (!p) throw new Error(`AdamW: gradient for unknown parameter "${name}"`);
-      if (p.length !== g.length) throw new Error(`AdamW: gradient for "${name}" has ${g.length} values, parameter ${p.length}`);
+      if (p.length !== g.length)
+        throw new Error(`AdamW: gradient for "${name}" has ${g.length} values, parameter ${p.length}`);
       const decay = 1 - lr * this.cfg.weightDecay(name);
       const s = this.moments(name, p.length);
       if (s.kind === 'fp32') {
@@ -67,11 +82,15 @@ export class MomentAdamW {
         }
         continue;
       }
-      const m = new Float64Array(BLOCK), v = new Float64Array(BLOCK);
+      const m = new Float64Array(BLOCK),
+        v = new Float64Array(BLOCK);
       for (let b = 0, from = 0; from < p.length; b++, from += BLOCK) {
-        const to = Math.min(p.length, from + BLOCK), a1 = s.absmax1[b]!, a2 = s.absmax2[b]!;
+        const to = Math.min(p.length, from + BLOCK),
+          a1 = s.absmax1[b]!,
+          a2 = s.absmax2[b]!;
         for (let i = from; i < to; i++) {
-          const gi = g[i]!, k = i - from;
+          const gi = g[i]!,
+            k = i - from;
           const mi = (m[k] = b1 * CODE1[s.q1[i]!]! * a1 + (1 - b1) * gi);
           const vi = (v[k] = b2 * CODE2[s.q2[i]!]! * a2 + (1 - b2) * gi * gi);
           p[i] = p[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) / corr2 + eps);
@@ -85,7 +104,8 @@ export class MomentAdamW {
   /** Bytes held by the moments. */
   get stateBytes(): number {
     let n = 0;
-    for (const s of this.state.values()) n += s.kind === 'fp32' ? s.m.byteLength + s.v.byteLength : s.q1.byteLength * 2 + s.absmax1.byteLength * 2;
+    for (const s of this.state.values())
+      n += s.kind === 'fp32' ? s.m.byteLength + s.v.byteLength : s.q1.byteLength * 2 + s.absmax1.byteLength * 2;
     return n;
   }
 }

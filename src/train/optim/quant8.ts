@@ -30,7 +30,8 @@ export function dynamicMap(signed: boolean): Float32Array {
 /** torch.linspace(start, end, n) in float32 (first half from the start, second half from the end). */
 function linspaceF32(start: number, end: number, n: number): Float32Array {
   const f = Math.fround;
-  const s = f(start), e = f(end);
+  const s = f(start),
+    e = f(end);
   const step = f(f(e - s) / (n - 1));
   const out = new Float32Array(n);
   const half = Math.floor(n / 2);
@@ -47,7 +48,8 @@ export function boundaries(code: Float32Array): Float32Array {
 
 /** Index of the first boundary ≥ x (torch.bucketize, right = false). */
 export function bucket(bounds: Float32Array, x: number): number {
-  let lo = 0, hi = bounds.length;
+  let lo = 0,
+    hi = bounds.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (bounds[mid]! < x) lo = mid + 1;
@@ -60,7 +62,13 @@ export function bucket(bounds: Float32Array, x: number): number {
  * Quantises `x[from, to)` (one block) into `q` with `code`: returns the block's absmax (≥ 1e-38).
  * `x` may be any array of numbers (the update keeps the block in float64).
  */
-export function quantizeBlock(x: ArrayLike<number>, from: number, to: number, bounds: Float32Array, q: Uint8Array): number {
+export function quantizeBlock(
+  x: ArrayLike<number>,
+  from: number,
+  to: number,
+  bounds: Float32Array,
+  q: Uint8Array,
+): number {
   let am = 0;
   for (let i = from; i < to; i++) am = Math.max(am, Math.abs(x[i]!));
   am = Math.max(Math.fround(am), 1e-38);

@@ -8,10 +8,36 @@ const run = promisify(execFile);
 export const BIN = new URL('../../../../bin/facelift.js', import.meta.url).pathname;
 
 /** Writes `count` coarse heads (spacing 0.02, ~1.5 s each) at `resolution`² in the GS-LRM layout; returns DIR/gslrm. */
-export async function synthHeads(dir: string, count: number, resolution: number, opts: { seed?: number; valFraction?: number; spacing?: number } = {}): Promise<string> {
-  await run(process.execPath, [BIN, 'synth', 'heads', '-o', dir, '--count', String(count), '--resolution', String(resolution),
-    '--layout', 'gslrm', '--no-ply', '--spacing', String(opts.spacing ?? 0.02), '--seed', String(opts.seed ?? 0),
-    '--val-fraction', String(opts.valFraction ?? 0)], { maxBuffer: 16 << 20 });
+export async function synthHeads(
+  dir: string,
+  count: number,
+  resolution: number,
+  opts: { seed?: number; valFraction?: number; spacing?: number } = {},
+): Promise<string> {
+  await run(
+    process.execPath,
+    [
+      BIN,
+      'synth',
+      'heads',
+      '-o',
+      dir,
+      '--count',
+      String(count),
+      '--resolution',
+      String(resolution),
+      '--layout',
+      'gslrm',
+      '--no-ply',
+      '--spacing',
+      String(opts.spacing ?? 0.02),
+      '--seed',
+      String(opts.seed ?? 0),
+      '--val-fraction',
+      String(opts.valFraction ?? 0),
+    ],
+    { maxBuffer: 16 << 20 },
+  );
   return join(dir, 'gslrm');
 }
 
@@ -38,7 +64,9 @@ export interface SmallConfig {
 
 /** A small training config in the official layout, written to `path`. */
 export function writeSmallConfig(path: string, c: SmallConfig): string {
-  writeFileSync(path, `seed: ${c.seed ?? 1}
+  writeFileSync(
+    path,
+    `seed: ${c.seed ?? 1}
 model:
   class_name: gslrm.model.gslrm.GSLRM
   image_tokenizer: { image_size: ${c.size ?? 32}, patch_size: 8, in_channels: 9 }
@@ -66,6 +94,7 @@ validation:
   enabled: ${c.validation ? 'true' : 'false'}
   val_every: ${c.valEvery ?? 1000}
   dataset_path: ${c.validation ?? 'none.txt'}
-`);
+`,
+  );
   return path;
 }

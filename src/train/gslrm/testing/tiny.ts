@@ -4,8 +4,11 @@ import { parseYamlTree, type Tree } from '../../config-tree.ts';
 import { parseGslrmTrainConfig, type GslrmTrainConfig } from '../config.ts';
 import type { ViewSample } from '../dataset.ts';
 
-export function tinyTree(over: { size?: number; layers?: number; d?: number; nIn?: number; nViews?: number; dataset?: string } = {}): Tree {
-  return parseYamlTree(`
+export function tinyTree(
+  over: { size?: number; layers?: number; d?: number; nIn?: number; nViews?: number; dataset?: string } = {},
+): Tree {
+  return parseYamlTree(
+    `
 model:
   class_name: gslrm.model.gslrm.GSLRM
   image_tokenizer: { image_size: ${over.size ?? 16}, patch_size: 8, in_channels: 9 }
@@ -29,7 +32,9 @@ training:
   schedule: { max_fwdbwd_passes: 10, warmup: 2, l2_warmup_steps: 0 }
   checkpointing: { checkpoint_every: 5, checkpoint_dir: ckpt }
   logging: { print_every: 1, vis_every: 1000 }
-`, 'tiny');
+`,
+    'tiny',
+  );
 }
 
 export function tinyConfig(over: Parameters<typeof tinyTree>[0] = {}): GslrmTrainConfig {
@@ -42,19 +47,26 @@ export function syntheticSample(size: number, views: readonly number[], seed = 1
   const V = views.length;
   const rgb = new Float32Array(V * 3 * size * size);
   let s = seed >>> 0;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  const a = [rnd(), rnd(), rnd()], b = [rnd(), rnd(), rnd()];
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const a = [rnd(), rnd(), rnd()],
+    b = [rnd(), rnd(), rnd()];
   for (let v = 0; v < V; v++) {
     for (let c = 0; c < 3; c++) {
       for (let y = 0; y < size; y++) {
         for (let x = 0; x < size; x++) {
-          rgb[((v * 3 + c) * size + y) * size + x] = 0.5 + 0.4 * Math.sin(a[c]! * 6 * x / size + b[c]! * 5 * y / size + v + c);
+          rgb[((v * 3 + c) * size + y) * size + x] =
+            0.5 + 0.4 * Math.sin((a[c]! * 6 * x) / size + (b[c]! * 5 * y) / size + v + c);
         }
       }
     }
   }
   return {
-    dir: `synthetic-${seed}`, viewIndices: [...views], rgb, alpha: new Float32Array(V * size * size).fill(1), hasAlpha: false,
-    cameras: views.map((i) => rig[i]!), background: [1, 1, 1],
+    dir: `synthetic-${seed}`,
+    viewIndices: [...views],
+    rgb,
+    alpha: new Float32Array(V * size * size).fill(1),
+    hasAlpha: false,
+    cameras: views.map((i) => rig[i]!),
+    background: [1, 1, 1],
   };
 }
