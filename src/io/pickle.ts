@@ -40,13 +40,17 @@ export interface UnpickleOptions {
   persistentLoad?: (pid: unknown) => unknown;
   /** Used in error messages. */
   source?: string;
+  /** Start reading at this byte (default 0). */
+  offset?: number;
+  /** Told the byte just past the STOP opcode (files with several pickles one after another). */
+  onEnd?: (end: number) => void;
 }
 
 export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
   const src = opts.source ?? 'pickle';
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  let pos = 0;
+  let pos = opts.offset ?? 0;
   let stack: unknown[] = [];
   const marks: unknown[][] = [];
   const memo = new Map<number, unknown>();
@@ -126,6 +130,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x95: u64(); break; // FRAME: a buffering hint only
       case 0x2e: { // STOP
         if (stack.length !== 1 || marks.length) fail('malformed pickle: stack not empty at STOP');
+        opts.onEnd?.(pos);
         return stack[0];
       }
       case 0x28: marks.push(stack); stack = []; break; // MARK

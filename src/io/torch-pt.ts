@@ -87,18 +87,39 @@ export function torchGlobals(): Map<string, GlobalHandler> {
   return g;
 }
 
-/** A decoded torch.save file: the pickled object (dicts, lists, numbers, TensorRefs) plus the zip it came from. */
+/**
+ * A decoded torch.save file: the pickled object (dicts, lists, numbers, TensorRefs) and a way to read storage
+ * bytes — from the zip's `data/<key>` entries (torch ≥ 1.6) or from the records after the pickles (the legacy
+ * format torch writes with `_use_new_zipfile_serialization=False`, and every file from before 1.6).
+ */
 export interface TorchPickle {
   root: unknown;
-  zip: ZipReader;
   file: RandomAccessFile;
-  /** Entry-name prefix of the archive folder, e.g. "ckpt_0000000000000042/" or "archive/". */
-  prefix: string;
+  /** `length` bytes at `offset` of a storage's data. */
+  readStorage(storage: StorageRef, offset: number, length: number): Promise<Uint8Array>;
+}
+
+function storageResolver(path: string, storages: Map<string, StorageRef>): (pid: unknown) => StorageRef {
+  return (pid) => {
+    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
+      throw new PickleError(`${path}: unsupported persistent id ${JSON.stringify(pid)}`);
+    }
+    const [, type, key, location, n] = pid as [string, unknown, unknown, unknown, unknown];
+    const dtype = type instanceof PyGlobal ? type.handler.value : undefined;
+    if (typeof dtype !== 'string' || !isDType(dtype) || typeof key !== 'string' || !Number.isSafeInteger(n)) {
+      throw new PickleError(`${path}: malformed storage id ${JSON.stringify(pid)}`);
+    }
+    let s = storages.get(key);
+    if (!s) storages.set(key, (s = new StorageRef(key, dtype, n as number, String(location))));
+    return s;
+  };
 }
 
 export async function loadTorchPickle(path: string): Promise<TorchPickle> {
   const file = await RandomAccessFile.open(path);
   try {
+    const head = await file.read(0, Math.min(4, file.size), 'the file header');
+    if (head[0] === 0x80) return await loadLegacy(path, file);
     const zip = await ZipReader.open(file);
     const pkl = [...zip.entries.keys()]
       .filter((n) => /^([^/]+\/)?data\.pkl$/.test(n))
@@ -113,24 +134,80 @@ export async function loadTorchPickle(path: string): Promise<TorchPickle> {
     const root = unpickle(await zip.readEntry(zip.entries.get(pkl)!), {
       globals: torchGlobals(),
       source: `${path} (${pkl})`,
-      persistentLoad: (pid) => {
-        if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
-          throw new PickleError(`${path}: unsupported persistent id ${JSON.stringify(pid)}`);
-        }
-        const [, type, key, location, n] = pid as [string, unknown, unknown, unknown, unknown];
-        const dtype = type instanceof PyGlobal ? type.handler.value : undefined;
-        if (typeof dtype !== 'string' || !isDType(dtype) || typeof key !== 'string' || !Number.isSafeInteger(n)) {
-          throw new PickleError(`${path}: malformed storage id ${JSON.stringify(pid)}`);
-        }
-        let s = storages.get(key);
-        if (!s) storages.set(key, (s = new StorageRef(key, dtype, n as number, String(location))));
-        return s;
-      },
+      persistentLoad: storageResolver(path, storages),
     });
-    return { root, zip, file, prefix };
+    return {
+      root,
+      file,
+      readStorage: async (st, offset, length) => {
+        const name = `${prefix}data/${st.key}`;
+        const entry: ZipEntry | undefined = zip.entries.get(name);
+        if (!entry) throw new UserError(`${path}: storage ${st.key} needs ${name}, which the archive lacks (corrupt checkpoint)`);
+        return zip.readRange(entry, offset, length);
+      },
+    };
   } catch (err) {
     await file.close();
     throw err;
+  }
+}
+
+/** torch's legacy magic number (the first pickle of a legacy file). */
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+/**
+ * The legacy layout: pickles of the magic number, the protocol version (1001) and sys_info, then the object, then
+ * the sorted list of storage keys; then, per key in that order, an int64 element count and the raw little-endian
+ * elements. The pickles are read from a growing prefix of the file, so big files are never read whole.
+ */
+async function loadLegacy(path: string, file: RandomAccessFile): Promise<TorchPickle> {
+  for (let window = Math.min(file.size, 1 << 22); ; window = Math.min(file.size, window * 4)) {
+    const bytes = await file.read(0, window, 'the pickles');
+    let pos = 0;
+    const storages = new Map<string, StorageRef>();
+    const next = (opts: { persistent?: boolean } = {}) =>
+      unpickle(bytes, {
+        globals: torchGlobals(),
+        source: path,
+        offset: pos,
+        onEnd: (e) => { pos = e; },
+        ...(opts.persistent ? { persistentLoad: storageResolver(path, storages) } : {}),
+      });
+    try {
+      const magic = next();
+      if (BigInt(magic as number | bigint) !== LEGACY_MAGIC) throw new UserError(`${path}: not a torch.save file (no zip signature, no legacy magic number)`);
+      const version = next();
+      if (version !== 1001) throw new UserError(`${path}: legacy torch file of protocol ${String(version)}, only 1001 is supported`);
+      const sys = next();
+      if (sys instanceof PyDict && sys.get('little_endian') === false) throw new UserError(`${path}: big-endian torch checkpoints are not supported`);
+      const root = next({ persistent: true });
+      const keys = next();
+      if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw new PickleError(`${path}: malformed storage key list`);
+      // Where each storage's elements start: walk the (count, data) records.
+      const at = new Map<string, number>();
+      let off = pos;
+      for (const k of keys as string[]) {
+        const st = storages.get(k);
+        if (!st) throw new PickleError(`${path}: storage ${k} is listed but no tensor uses it`);
+        const count = new DataView((await file.read(off, 8, `storage ${k}`)).buffer).getBigInt64(0, true);
+        if (Number(count) !== st.numel) throw new UserError(`${path}: storage ${k} holds ${count} elements, its tensors say ${st.numel} (corrupt file)`);
+        at.set(k, off + 8);
+        off += 8 + st.numel * DTYPE_SIZE[st.dtype];
+      }
+      if (off > file.size) throw new UserError(`${path}: the storages end at byte ${off} but the file has ${file.size} (truncated file)`);
+      return {
+        root,
+        file,
+        readStorage: async (st, offset, length) => {
+          const start = at.get(st.key);
+          if (start === undefined) throw new UserError(`${path}: storage ${st.key} is not in the file (corrupt checkpoint)`);
+          return file.read(start + offset, length, `storage ${st.key}`);
+        },
+      };
+    } catch (e) {
+      const truncated = e instanceof PickleError && /unexpected end of data/.test(e.message);
+      if (!truncated || window >= file.size) throw e;
+    }
   }
 }
 
@@ -191,15 +268,13 @@ export class TorchFile extends BaseTensorSource {
     const size = DTYPE_SIZE[t.dtype];
     const n = numel(t.shape);
     if (n === 0) return typedView(t.dtype, new ArrayBuffer(0), 0, 0);
-    const entryName = `${this.pickle.prefix}data/${t.storage.key}`;
-    const entry: ZipEntry | undefined = this.pickle.zip.entries.get(entryName);
-    if (!entry) throw new UserError(`${this.path}: tensor "${name}" needs ${entryName}, which the archive lacks (corrupt checkpoint)`);
+    await this.pickle.readStorage(t.storage, 0, 0); // a missing storage is named before any range check
     let span = 1;
     for (let i = 0; i < t.shape.length; i++) span += (t.shape[i]! - 1) * t.stride[i]!;
     if (t.offset + span > t.storage.numel) {
       throw new UserError(`${this.path}: tensor "${name}" reaches element ${t.offset + span} of a ${t.storage.numel}-element storage (corrupt checkpoint)`);
     }
-    const bytes = await this.pickle.zip.readRange(entry, t.offset * size, span * size);
+    const bytes = await this.pickle.readStorage(t.storage, t.offset * size, span * size);
     if (isContiguous(t.shape, t.stride)) return typedView(t.dtype, bytes.buffer as ArrayBuffer, 0, n);
     const src = rawView(bytes.buffer as ArrayBuffer, size);
     const out = new ArrayBuffer(n * size);
