@@ -47,7 +47,7 @@ export class ZipReader {
       const isZip = new DataView(head.buffer).getUint32(0, true) === SIG_LOCAL;
       bad(isZip
         ? 'the zip end-of-central-directory record is missing (the file is truncated; download it again)'
-        : 'no zip signature (not a torch.save zip file; legacy pre-1.6 torch files are not supported)');
+        : 'no zip signature (not a zip file, nor a legacy torch.save file)');
     }
     let count = dv.getUint16(eocd + 10, true);
     let cdSize = dv.getUint32(eocd + 12, true);

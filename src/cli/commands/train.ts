@@ -28,6 +28,8 @@ interface TrainOpts {
   turntableFrames: number;
   turntableSamples?: number;
   vgg19?: string;
+  lpipsVgg16?: string;
+  lpipsLin?: string;
   json?: boolean;
 }
 
@@ -107,6 +109,7 @@ export function register(program: Command): void {
           turntableFrames: o.turntableFrames,
           ...(o.turntableSamples !== undefined ? { turntableSamples: o.turntableSamples } : {}),
           ...(o.vgg19 ? { vgg19: o.vgg19 } : {}),
+          ...(o.lpipsVgg16 || o.lpipsLin ? { lpips: lpipsPair(o.lpipsVgg16, o.lpipsLin) } : {}),
           say,
           onLog: (row) => {
             if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`);
@@ -211,4 +214,9 @@ export function register(program: Command): void {
         }
       },
     );
+}
+
+function lpipsPair(vgg16: string | undefined, lin: string | undefined): { vgg16: string; lin: string } {
+  if (!vgg16 || !lin) throw new UserError('LPIPS needs both --lpips-vgg16 (torchvision vgg16) and --lpips-lin (LPIPS v0.1 vgg.pth)');
+  return { vgg16, lin };
 }

@@ -127,23 +127,25 @@ export interface GslrmTrainConfig {
   tree: Tree;
 }
 
+export interface LossWeights { l2: number; perceptual: number; lpips: number; ssim: number; pointsdist: number }
+
 /**
  * Loss weights in force at a forward/backward pass (`set_training_step`, spec §7.2): during the stage-I points-distance
  * warm-up (first 1000 passes) L2 and perceptual are off and points-distance is 0.1; during `l2_warmup_steps`
- * the perceptual (and LPIPS) weight is 0.
+ * the perceptual and LPIPS weights are 0. SSIM is never warmed up.
  */
-export function lossWeightsAt(
-  cfg: GslrmTrainConfig,
-  pass: number,
-): { l2: number; perceptual: number; pointsdist: number } {
-  let { l2, perceptual, pointsdist } = cfg.losses;
+export function lossWeightsAt(cfg: GslrmTrainConfig, pass: number): LossWeights {
+  let { l2, perceptual, lpips, pointsdist } = cfg.losses;
   if (cfg.losses.warmupPointsdist && pass < 1000) {
     l2 = 0;
     perceptual = 0;
     pointsdist = 0.1;
   }
-  if (cfg.schedule.l2WarmupSteps > 0 && pass < cfg.schedule.l2WarmupSteps) perceptual = 0;
-  return { l2, perceptual, pointsdist };
+  if (cfg.schedule.l2WarmupSteps > 0 && pass < cfg.schedule.l2WarmupSteps) {
+    perceptual = 0;
+    lpips = 0;
+  }
+  return { l2, perceptual, lpips, ssim: cfg.losses.ssim, pointsdist };
 }
 
 export interface ParsedConfig {
@@ -263,15 +265,9 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     },
     tree,
   };
-  if (config.losses.lpips > 0) {
-    throw new UserError(
-      `${source}: training.losses.lpips_loss_weight > 0 needs LPIPS network weights, which facelift-ts cannot load yet ` +
-        '(every FaceLift config sets it to 0); set it to 0',
-    );
-  }
   if (config.losses.pixelalign > 0)
     throw new UserError(
-      `${source}: training.losses.pixelalign_loss_weight > 0 is not implemented (every FaceLift config sets it to 0)`,
+      `${source}: training.losses.pixelalign_loss_weight > 0 is not implemented (every FaceLift config sets it to 0; with hard_pixelalign the Gaussians lie on their rays and it is 0)`,
     );
   return { config, unknownKeys };
 }

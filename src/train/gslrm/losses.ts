@@ -94,11 +94,9 @@ function maskedSquares(
   return sum / denom;
 }
 
-/** A loss over whole images with its own weight schedule (the perceptual loss and its L2 warm-up). */
+/** A loss over whole images computed by a network graph; its weight at each pass comes from `lossWeightsAt`. */
 export interface ImageLoss {
-  readonly name: string;
-  /** The weight at a forward/backward pass, given the configured weight in force then (0 during a warm-up). */
-  weightAt(pass: number, configured: number): number;
+  readonly name: 'perceptual' | 'lpips' | 'ssim';
   /** The loss value; adds `weight`·∂loss/∂render into `dRender`. */
   lossAndGrad(
     render: Float32Array,

@@ -166,7 +166,7 @@ export function perceptualGraph(views: number, size: number): { loss: Tensor; dP
 
 /** The perceptual loss as an ImageLoss (weights 0 while the L2 warm-up holds them at 0). */
 export class PerceptualLoss implements ImageLoss {
-  readonly name = 'perceptual';
+  readonly name = 'perceptual' as const;
   private constructor(private readonly session: Session) {}
 
   static async create(
@@ -180,10 +180,6 @@ export class PerceptualLoss implements ImageLoss {
     return new PerceptualLoss(session);
   }
 
-  /** The perceptual weight in force (0 during the L2 and points-distance warm-ups). */
-  weightAt(_pass: number, configured: number): number {
-    return configured;
-  }
 
   async lossAndGrad(
     render: Float32Array,

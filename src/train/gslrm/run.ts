@@ -25,6 +25,7 @@ import { validateGslrm } from './validate.ts';
 import type { ImageLoss } from './losses.ts';
 import { PerceptualLoss, vggSpec, vggWeightsFrom, vggWeightsFromMat } from './perceptual.ts';
 import { SsimLoss } from './ssim-loss.ts';
+import { loadLpipsWeights, LpipsLoss, LpipsMetric } from './lpips.ts';
 import { writeSupervision } from './visuals.ts';
 
 export interface TrainGslrmOptions {
@@ -37,6 +38,8 @@ export interface TrainGslrmOptions {
   stopAfterMinutes?: number;
   threads?: number;
   chunk?: number;
+  /** LPIPS's weights (torchvision vgg16 + LPIPS v0.1 vgg.pth): the LPIPS loss and the validation metric. */
+  lpips?: { vgg16: string; lin: string };
   /** MatConvNet's imagenet-vgg-verydeep-19.mat for the perceptual loss when the starting checkpoint lacks VGG-19. */
   vgg19?: string;
   /** Validation turntable frames (0: none). */
@@ -136,16 +139,19 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     );
   }
 
-  if (cfg.losses.ssim > 0) {
-    imageLosses.push(
-      await SsimLoss.create(
-        cfg.dataset.numViews,
-        cfg.model.image_tokenizer.image_size,
-        cfg.losses.ssim,
-        cfg.losses.maskedSsim,
-        opts.threads,
-      ),
-    );
+  const S = cfg.model.image_tokenizer.image_size;
+  if (cfg.losses.ssim > 0) imageLosses.push(await SsimLoss.create(cfg.dataset.numViews, S, cfg.losses.maskedSsim, opts.threads));
+  // LPIPS (loss when its weight is > 0, validation metric whenever its weights are given).
+  const lpipsFiles = opts.lpips ?? lpipsFromEnv();
+  const lpips = lpipsFiles ? await loadLpipsWeights(lpipsFiles.vgg16, lpipsFiles.lin) : null;
+  if (cfg.losses.lpips > 0) {
+    if (!lpips) {
+      throw new UserError(
+        `training.losses.lpips_loss_weight is ${cfg.losses.lpips}, which needs LPIPS's weights: give torchvision's vgg16 `
+          + '(vgg16-397923af.pth) and LPIPS v0.1 vgg.pth with --lpips-vgg16 F --lpips-lin F, or set the weight to 0',
+      );
+    }
+    imageLosses.push(await LpipsLoss.create(lpips, cfg.dataset.numViews, S, opts.threads));
   }
 
   writeFileSync(join(dir, 'config.yaml'), dumpYaml(cfg.tree));
@@ -157,6 +163,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   const logPath = join(dir, 'log.jsonl');
   writeFileSync(logPath, (resume?.history ?? []).map((r) => `${JSON.stringify(r)}\n`).join(''));
   const valOut = join(dir, 'validation');
+  const lpipsMetric = lpips && cfg.validation.enabled ? await LpipsMetric.create(lpips, cfg.dataset.numViews, S, opts.threads) : null;
   const validation =
     cfg.validation.enabled && cfg.validation.datasetPath
       ? { samples: readSampleList(cfg.validation.datasetPath), out: valOut }
@@ -202,11 +209,11 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
         const r = await validateGslrm(step, cfg, validation.samples, join(validation.out, iterName(pass)), {
           turntableFrames: opts.turntableFrames ?? 0,
           ...(opts.turntableSamples !== undefined ? { turntableSamples: opts.turntableSamples } : {}),
+          ...(lpipsMetric ? { lpips: lpipsMetric } : {}),
           say,
         });
-        say(
-          `validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)} over ${r.samples} sample(s)`,
-        );
+        const lp = r.lpips === null ? 'n/a (no LPIPS weights given)' : r.lpips.toFixed(4);
+        say(`validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)}, LPIPS ${lp} over ${r.samples} sample(s)`);
       },
       onCheckpoint: (path) => say(`checkpoint ${path}`),
     },
@@ -219,6 +226,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     return { ...outcome, dir, totalPasses: trainer.plan.totalPasses, startedAt };
   } finally {
     await step.close();
+    await lpipsMetric?.release();
   }
 }
 
@@ -275,4 +283,9 @@ async function firstReadable(
     }
   }
   throw new UserError(`no readable checkpoint (${problems.join('; ')})`);
+}
+
+function lpipsFromEnv(): { vgg16: string; lin: string } | null {
+  const vgg16 = process.env.LPIPS_VGG16_WEIGHTS, lin = process.env.LPIPS_LIN_WEIGHTS;
+  return vgg16 && lin ? { vgg16, lin } : null;
 }

@@ -40,7 +40,7 @@ test("SSIM loss (plain and the fork's masked variant): value and gradient equal 
     runTorchPython(REFERENCE, [JSON.stringify({ V, S, pred: [...pred], target: [...target], mask: [...mask] })]),
   ) as Record<'plain' | 'masked', [number, number[]]>;
   for (const masked of [false, true]) {
-    const loss = await SsimLoss.create(V, S, 1, masked, 1);
+    const loss = await SsimLoss.create(V, S, masked, 1);
     const d = new Float32Array(pred.length);
     const v = await loss.lossAndGrad(pred, target, V, S, d, 1, mask);
     await loss.release();

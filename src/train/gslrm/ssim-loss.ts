@@ -75,27 +75,17 @@ export function ssimLossGraph(views: number, size: number, masked: boolean): { l
 
 /** The SSIM loss as an ImageLoss; `mask` ([V, S, S]) is required when built `masked`. */
 export class SsimLoss implements ImageLoss {
-  readonly name = 'ssim';
+  readonly name = 'ssim' as const;
   private constructor(
     private readonly session: Session,
-    private readonly configured: number,
     readonly masked: boolean,
   ) {}
 
-  static async create(
-    views: number,
-    size: number,
-    weight: number,
-    masked: boolean,
-    threads?: number,
-  ): Promise<SsimLoss> {
+  static async create(views: number, size: number, masked: boolean, threads?: number): Promise<SsimLoss> {
     const { loss, dPred } = ssimLossGraph(views, size, masked);
-    return new SsimLoss(await Session.create({ loss, dPred }, threads ? { threads } : {}), weight, masked);
+    return new SsimLoss(await Session.create({ loss, dPred }, threads ? { threads } : {}), masked);
   }
 
-  weightAt(): number {
-    return this.configured;
-  }
 
   async lossAndGrad(
     render: Float32Array,

@@ -136,7 +136,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
       loss += w * extra.background;
     }
     for (const il of this.imageLosses) {
-      const w = il.weightAt(pass, weights.perceptual);
+      const w = weights[il.name];
       if (w === 0) continue;
       const value = await il.lossAndGrad(seen, s.rgb, V, S, dSeen, w, s.alpha);
       extra[il.name] = value;

@@ -212,6 +212,7 @@ test('train gslrm: one-line errors for bad configs, missing resume sources and u
     await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5']),
     /perceptual loss needs VGG-19 weights \(32 of 32 .* missing in a run from random weights\)/,
   );
+  assert.match(await fail(['--config', cfg, '--set', 'training.losses.lpips_loss_weight=0.1']), /needs LPIPS's weights: give torchvision's vgg16/);
   const notVgg = new URL('../../io/testdata/vgg-layout-tiny.mat', import.meta.url).pathname;
   assert.match(
     await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5', '--vgg19', notVgg]),
