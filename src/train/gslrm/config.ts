@@ -79,7 +79,7 @@ const SCHEMA: Schema = {
   },
   inference: 'any',
   validation: { enabled: 'bool', val_every: 'int', output_dir: 'string', dataset_path: 'string' },
-  mouse: 'any',
+
 };
 
 export type BackgroundSpec = 'white' | 'black' | 'gray' | 'random' | 'three_choices' | number;
