@@ -49,7 +49,13 @@ function panel(rows: ReadonlyArray<Record<string, number>>, s: Series, index: nu
   ymax += pad;
   const px = (x: number) => x0 + M.l + ((x - xmin) / (xmax - xmin)) * (W - M.l - M.r);
   const py = (y: number) => M.t + (1 - (y - ymin) / (ymax - ymin)) * (H - M.t - M.b);
-  const line = pts.map((p, i) => `${i ? 'L' : 'M'}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join('');
+  const path = (q: ReadonlyArray<readonly [number, number]>) =>
+    q.map((p, i) => `${i ? 'L' : 'M'}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join('');
+  // Logged values are single passes (noisy); a centred moving average over 9 rows shows the trend.
+  const smooth = pts.map((p, i) => {
+    const w = pts.slice(Math.max(0, i - 4), i + 5);
+    return [p[0], w.reduce((a, q) => a + q[1], 0) / w.length] as const;
+  });
   const ticks: string[] = [];
   for (let k = 0; k <= 4; k++) {
     const y = ymin + ((ymax - ymin) * k) / 4,
@@ -60,7 +66,8 @@ function panel(rows: ReadonlyArray<Record<string, number>>, s: Series, index: nu
     ticks.push(`<text x="${px(x)}" y="${H - M.b + 14}" text-anchor="middle">${Math.round(x)}</text>`);
   }
   const xlabel = `<text x="${x0 + M.l + (W - M.l - M.r) / 2}" y="${H - 6}" text-anchor="middle" fill="#555">step</text>`;
-  return `${head}${ticks.join('')}${frame}<path d="${line}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>${xlabel}`;
+  return `${head}${ticks.join('')}${frame}<path d="${path(pts)}" fill="none" stroke="#aec7e8" stroke-width="1"/>`
+    + `<path d="${path(smooth)}" fill="none" stroke="#1f4e99" stroke-width="2"/>${xlabel}`;
 }
 
 function fmt(v: number): string {
