@@ -76,7 +76,11 @@ test('a malicious pickle inside a .pt zip is refused by openWeights with a messa
     await assert.rejects(openWeights(join(dir, 'evil.pt')), /refusing to load global "subprocess\.Popen"/);
     assert.equal(existsSync(marker), false);
     writeFileSync(join(dir, 'plain.pt'), 'not a zip at all, just some text that is long enough');
-    await assert.rejects(openWeights(join(dir, 'plain.pt')), /not a torch\.save zip file/);
+    await assert.rejects(openWeights(join(dir, 'plain.pt')), /not a zip file, nor a legacy torch\.save file/);
+    // A legacy-format (non-zip) file goes through the same allow-list.
+    writeFileSync(join(dir, 'evil-legacy.pt'), pkl.bytes());
+    await assert.rejects(openWeights(join(dir, 'evil-legacy.pt')), /refusing to load global "subprocess\.Popen"/);
+    assert.equal(existsSync(marker), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
