@@ -12,6 +12,7 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { DType } from './dtypes.ts';
+import { centralRecord, endRecords, localHeader } from './zip-records.ts';
 
 export class PyFloat {
   constructor(readonly value: number) {}
@@ -243,37 +244,10 @@ class ZipStream {
     extra.writeUInt16LE(padLen, 2);
     let crc = 0;
     for (let i = 0; i < data.length; i += CHUNK) crc = crc32(data.subarray(i, i + CHUNK), crc);
-    const big = data.length >= 0xffffffff || offset >= 0xffffffff;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(big ? 45 : 20, 4);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(big ? 0xffffffff : data.length, 18);
-    local.writeUInt32LE(big ? 0xffffffff : data.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    local.writeUInt16LE(extra.length, 28);
-    await this.write(Buffer.concat([local, nameBytes, extra]));
+    const record = { name: nameBytes, size: data.length, crc, offset, localExtra: extra };
+    await this.write(localHeader(record));
     await this.write(data);
-
-    const z64 = big ? Buffer.alloc(28) : Buffer.alloc(0);
-    if (big) {
-      z64.writeUInt16LE(1, 0);
-      z64.writeUInt16LE(24, 2);
-      z64.writeBigUInt64LE(BigInt(data.length), 4);
-      z64.writeBigUInt64LE(BigInt(data.length), 12);
-      z64.writeBigUInt64LE(BigInt(offset), 20);
-    }
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE(45, 4);
-    c.writeUInt16LE(big ? 45 : 20, 6);
-    c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(big ? 0xffffffff : data.length, 20);
-    c.writeUInt32LE(big ? 0xffffffff : data.length, 24);
-    c.writeUInt16LE(nameBytes.length, 28);
-    c.writeUInt16LE(z64.length, 30);
-    c.writeUInt32LE(big ? 0xffffffff : offset, 42);
-    this.central.push(Buffer.concat([c, nameBytes, z64]));
+    this.central.push(centralRecord(record));
     this.count++;
   }
 
@@ -281,32 +255,7 @@ class ZipStream {
     const cd = Buffer.concat(this.central);
     const cdOffset = this.pos;
     await this.write(cd);
-    const need64 = cdOffset >= 0xffffffff || this.count >= 0xffff;
-    if (need64) {
-      const eocd64At = this.pos;
-      const r = Buffer.alloc(56);
-      r.writeUInt32LE(0x06064b50, 0);
-      r.writeBigUInt64LE(44n, 4);
-      r.writeUInt16LE(45, 12);
-      r.writeUInt16LE(45, 14);
-      r.writeBigUInt64LE(BigInt(this.count), 24);
-      r.writeBigUInt64LE(BigInt(this.count), 32);
-      r.writeBigUInt64LE(BigInt(cd.length), 40);
-      r.writeBigUInt64LE(BigInt(cdOffset), 48);
-      await this.write(r);
-      const loc = Buffer.alloc(20);
-      loc.writeUInt32LE(0x07064b50, 0);
-      loc.writeBigUInt64LE(BigInt(eocd64At), 8);
-      loc.writeUInt32LE(1, 16);
-      await this.write(loc);
-    }
-    const end = Buffer.alloc(22);
-    end.writeUInt32LE(0x06054b50, 0);
-    end.writeUInt16LE(need64 ? 0xffff : this.count, 8);
-    end.writeUInt16LE(need64 ? 0xffff : this.count, 10);
-    end.writeUInt32LE(need64 ? 0xffffffff : cd.length, 12);
-    end.writeUInt32LE(need64 ? 0xffffffff : cdOffset, 16);
-    await this.write(end);
+    await this.write(endRecords(this.count, cd.length, cdOffset));
   }
 }
 
