@@ -62,11 +62,9 @@ export interface SmallConfig {
   seed?: number;
 }
 
-/** A small training config in the official layout, written to `path`. */
-export function writeSmallConfig(path: string, c: SmallConfig): string {
-  writeFileSync(
-    path,
-    `seed: ${c.seed ?? 1}
+/** A small training config in the official layout (YAML text). */
+export function smallConfigYaml(c: SmallConfig): string {
+  return `seed: ${c.seed ?? 1}
 model:
   class_name: gslrm.model.gslrm.GSLRM
   image_tokenizer: { image_size: ${c.size ?? 32}, patch_size: 8, in_channels: 9 }
@@ -94,7 +92,11 @@ validation:
   enabled: ${c.validation ? 'true' : 'false'}
   val_every: ${c.valEvery ?? 1000}
   dataset_path: ${c.validation ?? 'none.txt'}
-`,
-  );
+`;
+}
+
+/** Writes `smallConfigYaml(c)` to `path`; returns the path. */
+export function writeSmallConfig(path: string, c: SmallConfig): string {
+  writeFileSync(path, smallConfigYaml(c));
   return path;
 }

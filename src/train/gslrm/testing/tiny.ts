@@ -3,38 +3,16 @@ import { trainingRig } from '../../../cameras/rigs.ts';
 import { parseYamlTree, type Tree } from '../../config-tree.ts';
 import { parseGslrmTrainConfig, type GslrmTrainConfig } from '../config.ts';
 import type { ViewSample } from '../dataset.ts';
+import { smallConfigYaml } from './fixtures.ts';
 
 export function tinyTree(
   over: { size?: number; layers?: number; d?: number; nIn?: number; nViews?: number; dataset?: string } = {},
 ): Tree {
-  return parseYamlTree(
-    `
-model:
-  class_name: gslrm.model.gslrm.GSLRM
-  image_tokenizer: { image_size: ${over.size ?? 16}, patch_size: 8, in_channels: 9 }
-  transformer: { d: ${over.d ?? 16}, d_head: 8, n_layer: ${over.layers ?? 1} }
-  gaussians: { n_gaussians: 2, sh_degree: 0, upsampler: { upsample_factor: 1 } }
-  add_refsrc_marker: false
-  hard_pixelalign: true
-  use_custom_plucker: true
-  clip_xyz: true
-training:
-  runtime: { grad_accum_steps: 1, grad_clip_norm: 1.0 }
-  dataset:
-    dataset_path: ${over.dataset ?? 'unused.txt'}
-    maximize_view_overlap: true
-    num_views: ${over.nViews ?? 3}
-    num_input_views: ${over.nIn ?? 2}
-    background_color: white
-  dataloader: { batch_size_per_gpu: 1 }
-  losses: { l2_loss_weight: 1.0, perceptual_loss_weight: 0.0 }
-  optimizer: { lr: 0.001, beta1: 0.9, beta2: 0.95, weight_decay: 0.05 }
-  schedule: { max_fwdbwd_passes: 10, warmup: 2, l2_warmup_steps: 0 }
-  checkpointing: { checkpoint_every: 5, checkpoint_dir: ckpt }
-  logging: { print_every: 1, vis_every: 1000 }
-`,
-    'tiny',
-  );
+  const yaml = smallConfigYaml({
+    dataset: over.dataset ?? 'unused.txt', checkpointDir: 'ckpt', size: over.size ?? 16, d: over.d ?? 16, dHead: 8,
+    layers: over.layers ?? 1, nIn: over.nIn ?? 2, nViews: over.nViews ?? 3, passes: 10, checkpointEvery: 5,
+  });
+  return parseYamlTree(yaml, 'tiny');
 }
 
 export function tinyConfig(over: Parameters<typeof tinyTree>[0] = {}): GslrmTrainConfig {
