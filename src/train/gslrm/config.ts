@@ -103,6 +103,7 @@ export interface GslrmTrainConfig {
     lpips: number;
     ssim: number;
     pixelalign: number;
+    maskedPixelalign: boolean;
     pointsdist: number;
     warmupPointsdist: boolean;
     clampRendering: boolean;
@@ -223,6 +224,7 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       lpips: lossW('lpips_loss_weight'),
       ssim: lossW('ssim_loss_weight'),
       pixelalign: lossW('pixelalign_loss_weight'),
+      maskedPixelalign: bool('training.losses.masked_pixelalign_loss', false),
       pointsdist: lossW('pointsdist_loss_weight'),
       warmupPointsdist: bool('training.losses.warmup_pointsdist', false),
       // The fork clamps by default; the original code has no such key and never clamps (spec §5, §7.4).
@@ -265,10 +267,6 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     },
     tree,
   };
-  if (config.losses.pixelalign > 0)
-    throw new UserError(
-      `${source}: training.losses.pixelalign_loss_weight > 0 is not implemented (every FaceLift config sets it to 0; with hard_pixelalign the Gaussians lie on their rays and it is 0)`,
-    );
   return { config, unknownKeys };
 }
 

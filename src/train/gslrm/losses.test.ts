@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runTorchPython } from '../../io/testing/torch-python.ts';
-import { backgroundLoss, l2Loss, maskedL2Loss, pointsDistLoss } from './losses.ts';
+import { backgroundLoss, l2Loss, maskedL2Loss, pixelAlignLoss, pointsDistLoss } from './losses.ts';
 
 const S = 4,
   V = 2;
@@ -82,4 +82,30 @@ print(json.dumps([loss.item(), g[0].permute(0, 2, 3, 1).flatten().tolist()]))`,
     assert.ok(Math.abs(d[3 * nGlobal + i]! - g) < 1e-5, `grad[${i}]: ${d[3 * nGlobal + i]} vs ${g}`),
   );
   for (let i = 0; i < 3 * nGlobal; i++) assert.equal(d[i], 0, 'global Gaussians are not regularised');
+});
+
+test('pixel-align loss: value and xyz gradient equal the reference formula in torch (points off their rays, masked)', () => {
+  const r = rnd(21);
+  const nGlobal = 2, H = 3, W = 4, n = V * H * W;
+  const origins = Float64Array.of(0, -2.7, 0.3, 2.5, 0.4, 0.9);
+  const dirs = Array.from({ length: n }, () => { const d = [r() - 0.5, r() - 0.5, r() - 0.5]; const k = Math.hypot(...d); return d.map((x) => x / k); });
+  const means = Float32Array.from({ length: 3 * (nGlobal + n) }, () => r() * 2 - 1);
+  const mask = Float32Array.from({ length: n }, (_, j) => (j % 3 === 0 ? 0 : r()));
+  const viewOf = Uint32Array.from({ length: n }, (_, j) => Math.floor(j / (H * W)));
+  const d = new Float32Array(means.length);
+  const got = pixelAlignLoss(means, nGlobal, viewOf, origins, (j) => dirs[j] as [number, number, number], mask, d, 1);
+  const out = JSON.parse(runTorchPython(`
+import sys, json, torch
+a = json.loads(sys.argv[1])
+xyz = torch.tensor(a['means'][3 * ${nGlobal}:], dtype=torch.float64).reshape(1, ${V}, ${H}, ${W}, 3).permute(0, 1, 4, 2, 3).clone().requires_grad_()
+o = torch.tensor(a['origins'], dtype=torch.float64).reshape(1, ${V}, 3, 1, 1)
+d = torch.tensor(a['dirs'], dtype=torch.float64).reshape(1, ${V}, ${H}, ${W}, 3).permute(0, 1, 4, 2, 3)
+m = torch.tensor(a['mask'], dtype=torch.float64).reshape(1, ${V}, 1, ${H}, ${W})
+v = xyz - o
+ortho = (v - torch.sum(v.detach() * d, dim=2, keepdim=True) * d) * m
+loss = torch.mean(ortho.norm(dim=2, p=2))
+g, = torch.autograd.grad(loss, xyz)
+print(json.dumps([loss.item(), g.permute(0, 1, 3, 4, 2).flatten().tolist()]))`, [JSON.stringify({ means: [...means], origins: [...origins], dirs: dirs.flat(), mask: [...mask] })])) as [number, number[]];
+  assert.ok(Math.abs(got - out[0]) < 1e-6, `loss ${got} vs torch ${out[0]}`);
+  out[1].forEach((g, i) => assert.ok(Math.abs(d[3 * nGlobal + i]! - g) < 1e-5, `grad[${i}]: ${d[3 * nGlobal + i]} vs ${g}`));
 });

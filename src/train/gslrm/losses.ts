@@ -162,3 +162,35 @@ export function pointsDistLoss(
   }
   return loss / n;
 }
+
+/**
+ * The pixel-alignment regulariser (spec §7, `_compute_pixelalign_loss`): per pixel Gaussian, the part of xyz − o
+ * orthogonal to its ray direction d, with the along-ray length detached — ortho = (xyz − o) − ((xyz − o)·d)·d —
+ * loss = mean ‖ortho‖ (× the pixel's mask when `mask` is given). ∂/∂xyz = mask·ortho/‖ortho‖ / n (0 where ‖ortho‖ = 0,
+ * as torch's norm backward). With hard pixel alignment xyz lies on the ray, so ortho is float rounding only.
+ * `dirOf(j)` gives pixel Gaussian j's unit direction and `viewOf[j]` its view; `mask` is per pixel Gaussian.
+ */
+export function pixelAlignLoss(
+  means: Float32Array, nGlobal: number, viewOf: Uint32Array, origins: Float64Array, dirOf: (j: number) => [number, number, number],
+  mask: Float32Array | null, dMeans: Float32Array, weight: number,
+): number {
+  const n = viewOf.length;
+  let loss = 0;
+  for (let j = 0; j < n; j++) {
+    const v = viewOf[j]!, i = 3 * (nGlobal + j);
+    const [dx, dy, dz] = dirOf(j);
+    const ax = means[i]! - origins[3 * v]!, ay = means[i + 1]! - origins[3 * v + 1]!, az = means[i + 2]! - origins[3 * v + 2]!;
+    const t = ax * dx + ay * dy + az * dz;
+    const m = mask ? mask[j]! : 1;
+    const ox = (ax - t * dx) * m, oy = (ay - t * dy) * m, oz = (az - t * dz) * m;
+    const norm = Math.hypot(ox, oy, oz);
+    loss += norm;
+    if (norm > 0) {
+      const k = (weight * m) / (n * norm);
+      dMeans[i] += k * ox;
+      dMeans[i + 1] += k * oy;
+      dMeans[i + 2] += k * oz;
+    }
+  }
+  return loss / n;
+}

@@ -15,7 +15,7 @@ import { gslrmParamSpec, checkStateDict, IGNORED_KEY_PREFIX } from '../../lrm/pa
 import { randomGslrmWeights } from '../../lrm/weights.ts';
 import { UserError } from '../../util/errors.ts';
 import { listCheckpoints, readCheckpoint, type LoadedCheckpoint, type ParamGroup } from '../checkpoint.ts';
-import { applyOverrides, dumpYaml, readYamlTree } from '../config-tree.ts';
+import { applyOverrides, at, dumpYaml, readYamlTree } from '../config-tree.ts';
 import { writeCurves } from '../curves.ts';
 import { paramGroups, Trainer, type LogRow, type RunOutcome } from '../trainer.ts';
 import { parseGslrmTrainConfig, type GslrmTrainConfig } from './config.ts';
@@ -101,6 +101,11 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     say(`starting from random weights (seed ${cfg.seed})`);
   }
 
+  if (at(cfg.tree, 'training.dataset.dataset_path') === 'placeholder') {
+    // The official stage I/II configs name no data: FaceLift pre-trains on Objaverse renders it does not ship.
+    throw new UserError(`${opts.config}: training.dataset.dataset_path is "placeholder" (the official pre-training stages `
+      + 'train on Objaverse renders FaceLift does not ship); give a list of sample folders with --set training.dataset.dataset_path=LIST');
+  }
   const samples = readSampleList(cfg.dataset.path);
   const dataset = new RandomViewDataset(
     samples,

@@ -66,3 +66,17 @@ test('GS-LRM train step: gradients match finite differences from the loss back t
     await step.close();
   }
 });
+
+test('GS-LRM train step: the pixel-align term runs (≈ 0 with hard pixel alignment); masked without alpha is refused', async () => {
+  const cfg = tinyConfig({ size: 16, layers: 1, d: 16, nIn: 2, nViews: 3 });
+  cfg.losses.pixelalign = 0.1;
+  const step = await GslrmTrainStep.create(cfg, randomGslrmWeights(cfg.model, 3), { threads: 1 });
+  try {
+    const r = await step.run([syntheticSample(16, [0, 8, 4])], 0, 1);
+    assert.ok(r.metrics.pixelalign! >= 0 && r.metrics.pixelalign! < 1e-5, `pixel-align ${r.metrics.pixelalign}`);
+    cfg.losses.maskedPixelalign = true;
+    await assert.rejects(step.run([syntheticSample(16, [0, 8, 4])], 0, 1), /masked_pixelalign_loss needs views with alpha/);
+  } finally {
+    await step.close();
+  }
+});

@@ -8,7 +8,8 @@
 import type { Camera } from '../../cameras/camera.ts';
 import { decodeGaussians } from '../../lrm/decode.ts';
 import { gslrmParamSpec } from '../../lrm/params.ts';
-import { computeRays, posedInput } from '../../lrm/rays.ts';
+import { computeRays, posedInput, type Rays } from '../../lrm/rays.ts';
+import { UserError } from '../../util/errors.ts';
 import { patchify, pixelGaussianOrder } from '../../lrm/tokens.ts';
 import type { GaussianSet } from '../../splat/gaussians.ts';
 import { allocGrads, type GaussianGrads } from '../../splat/project-backward.ts';
@@ -18,7 +19,7 @@ import { lossWeightsAt, type GslrmTrainConfig } from './config.ts';
 import type { ViewSample } from './dataset.ts';
 import { decodeGaussiansBackward } from './decode-backward.ts';
 import { GslrmGradNetwork } from './network-grad.ts';
-import { backgroundLoss, l2Loss, maskedL2Loss, pointsDistLoss, type ImageLoss } from './losses.ts';
+import { backgroundLoss, l2Loss, maskedL2Loss, pixelAlignLoss, pointsDistLoss, type ImageLoss } from './losses.ts';
 import { VGG_PREFIX, vggSpec } from './perceptual.ts';
 
 export interface GslrmStepOptions {
@@ -153,6 +154,10 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
       extra.pointsdist = pd;
       loss += weights.pointsdist * pd;
     }
+    if (this.cfg.losses.pixelalign > 0) {
+      extra.pixelalign = this.pixelAlign(s, rays, gaussians.means, dG.means, this.cfg.losses.pixelalign * weight);
+      loss += this.cfg.losses.pixelalign * extra.pixelalign;
+    }
     for (let v = 0; v < V; v++) {
       addGrads(dG, await this.renderer.backward(s.cameras[v]!, { dRgb: dRender.subarray(v * plane, (v + 1) * plane) }));
     }
@@ -163,6 +168,30 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     let used = 0;
     for (let i = 0; i < gaussians.count; i++) if (1 / (1 + Math.exp(-gaussians.opacities[i]!)) > 0.05) used++;
     return { loss, l2, usage: used / gaussians.count, extra };
+  }
+
+  /**
+   * The pixel-align term over the input views' pixel Gaussians; the mask (when `masked_pixelalign_loss`) is the
+   * input views' alpha — the reference reshapes the targets' mask to the inputs' shape, which only works when every
+   * view is an input.
+   */
+  private pixelAlign(s: ViewSample, rays: Rays, means: Float32Array, dMeans: Float32Array, w: number): number {
+    const { imageSize: S, patch, nGlobal } = this.net.dims;
+    const nIn = this.cfg.dataset.numInputViews, plane = S * S;
+    const order = pixelGaussianOrder(nIn, S, S, patch);
+    const viewOf = order.map((p) => Math.floor(p / plane));
+    let mask: Float32Array | null = null;
+    if (this.cfg.losses.maskedPixelalign) {
+      if (!s.hasAlpha) {
+        throw new UserError(`masked_pixelalign_loss needs views with alpha, but ${s.dir} has none (set training.losses.masked_pixelalign_loss=false)`);
+      }
+      mask = Float32Array.from(order, (p) => s.alpha[p]!);
+    }
+    const dirOf = (j: number): [number, number, number] => {
+      const p = order[j]!, v = Math.floor(p / plane), q = v * 3 * plane + (p - v * plane);
+      return [rays.directions[q]!, rays.directions[q + plane]!, rays.directions[q + 2 * plane]!];
+    };
+    return pixelAlignLoss(means, nGlobal, viewOf, rays.origins, dirOf, mask, dMeans, w);
   }
 
   /** No gradients: reconstructs from the sample's input views and renders at `targets` (validation, evaluation). */

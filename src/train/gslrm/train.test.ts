@@ -35,6 +35,27 @@ before(async () => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
+/**
+ * Runs the CLI, reading its --json rows; sends `signal` once a row satisfies `when`. Resolves at exit with the rows
+ * seen, the exit code or signal, and stderr.
+ */
+function runUntilSignal(args: string[], when: (row: Record<string, number>) => boolean, signal: NodeJS.Signals) {
+  return new Promise<{ rows: Record<string, number>[]; code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const rows: Record<string, number>[] = [];
+    let out = '', err = '', sent = false;
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      for (const l of lines) if (l.startsWith('{')) rows.push(JSON.parse(l) as Record<string, number>);
+      if (!sent && rows.some(when)) { sent = true; child.kill(signal); }
+    });
+    child.on('exit', (code, sig) => resolve({ rows, code, signal: sig, stderr: err }));
+  });
+}
+
 const lossLines = (stdout: string) =>
   stdout
     .split('\n')
@@ -55,21 +76,9 @@ test('train gslrm: SIGKILLed and resumed, the run logs the same losses to the bi
 
   const cfg = writeSmallConfig(join(root, 'killed.yaml'), { ...common, checkpointDir: join(root, 'run-killed') });
   const args = [BIN, 'train', 'gslrm', '--config', cfg, '--json', '--threads', '1'];
-  const first: Record<string, number>[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const l of lines) if (l.startsWith('{')) first.push(JSON.parse(l) as Record<string, number>);
-      if (first.some((r) => r.step >= 6)) child.kill('SIGKILL');
-    });
-    child.on('exit', (_code, signal) =>
-      signal === 'SIGKILL' ? resolve() : reject(new Error(`trainer exited on its own (${signal})`)),
-    );
-  });
+  const killed = await runUntilSignal(args, (row) => row.step >= 6, 'SIGKILL');
+  assert.equal(killed.signal, 'SIGKILL', 'the trainer was killed, it did not finish on its own');
+  const first = killed.rows;
   assert.ok(readdirSync(join(root, 'run-killed')).includes('ckpt_0000000000000004.pt'));
   const resumed = await run(process.execPath, args, { maxBuffer: 16 << 20 });
   assert.match(resumed.stderr, /resuming from .*ckpt_0000000000000004\.pt/);
@@ -213,6 +222,9 @@ test('train gslrm: one-line errors for bad configs, missing resume sources and u
     /perceptual loss needs VGG-19 weights \(32 of 32 .* missing in a run from random weights\)/,
   );
   assert.match(await fail(['--config', cfg, '--set', 'training.losses.lpips_loss_weight=0.1']), /needs LPIPS's weights: give torchvision's vgg16/);
+  const stage1 = new URL('../../../configs/gslrm_pretrain_256.yaml', import.meta.url).pathname;
+  assert.match(await fail(['--config', stage1, '--set', `training.checkpointing.checkpoint_dir=${join(root, 'run-s1')}`]),
+    /dataset_path is "placeholder" .*--set training\.dataset\.dataset_path=LIST/);
   const notVgg = new URL('../../io/testdata/vgg-layout-tiny.mat', import.meta.url).pathname;
   assert.match(
     await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5', '--vgg19', notVgg]),
@@ -317,21 +329,7 @@ test('train gslrm: SIGTERM writes a checkpoint at the current pass and exits 0; 
     checkpointEvery: 2,
   });
   const args = [BIN, 'train', 'gslrm', '--config', cfg, '--json', '--threads', '1'];
-  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '',
-      sent = false;
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    child.stdout.on('data', (d: Buffer) => {
-      if (!sent && d.toString().includes('"step":3')) {
-        sent = true;
-        child.kill('SIGTERM');
-      }
-    });
-    child.on('exit', (c) => resolve({ code: c, stderr: err }));
-  });
+  const { code, stderr } = await runUntilSignal(args, (row) => row.step >= 3, 'SIGTERM');
   assert.equal(code, 0, stderr);
   const m = /stopped at pass (\d+) of \d+; last checkpoint .*ckpt_(\d+)\.pt/.exec(stderr);
   assert.ok(m, stderr);
