@@ -59,6 +59,19 @@ def attention(q, k, v, chunk):
     return out
 
 
+def layer(h, w, p, d, d_head, chunk):
+    """One pre-LN transformer block (spec §3.4); p is the weight-name prefix."""
+    B, L, _ = h.shape
+    nh = d // d_head
+    y = ln(h, w[p + "norm1.weight"])
+    q, k, v = (y @ w[p + "attn.to_qkv.weight"].t()).split(d, dim=2)
+    q, k, v = (t.reshape(B, L, nh, d_head).transpose(1, 2) for t in (q, k, v))
+    a = attention(q, k, v, chunk).transpose(1, 2).reshape(B, L, d)
+    h = h + a @ w[p + "attn.fc.weight"].t()
+    y = ln(h, w[p + "norm2.weight"])
+    return h + F.gelu(y @ w[p + "mlp.mlp.0.weight"].t()) @ w[p + "mlp.mlp.2.weight"].t()
+
+
 def forward(w, posed, d, d_head, n_layer, patch, n_global, record=None, chunk=1024, layer_times=None):
     """posed [B,V,9,H,W] -> raw Gaussians [B, n_global + V*H*W, 14] (spec §3)."""
     B, V, C, H, W = posed.shape
@@ -71,18 +84,9 @@ def forward(w, posed, d, d_head, n_layer, patch, n_global, record=None, chunk=10
     h = ln(seq, w["input_layer_norm.weight"])
     if record is not None:
         record["tokens_ln"] = h
-    nh = d // d_head
-    L = h.shape[1]
     for l in range(n_layer):
         t0 = time.perf_counter()
-        p = f"transformer_layers.{l}."
-        y = ln(h, w[p + "norm1.weight"])
-        q, k, v = (y @ w[p + "attn.to_qkv.weight"].t()).split(d, dim=2)
-        q, k, v = (t.reshape(B, L, nh, d_head).transpose(1, 2) for t in (q, k, v))
-        a = attention(q, k, v, chunk).transpose(1, 2).reshape(B, L, d)
-        h = h + a @ w[p + "attn.fc.weight"].t()
-        y = ln(h, w[p + "norm2.weight"])
-        h = h + F.gelu(y @ w[p + "mlp.mlp.0.weight"].t()) @ w[p + "mlp.mlp.2.weight"].t()
+        h = layer(h, w, f"transformer_layers.{l}.", d, d_head, chunk)
         if record is not None:
             record[f"layer_out.{l}"] = h
         if layer_times is not None:

@@ -18,20 +18,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gslrm import make_weights, ln, attention  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-
-def layer(h, w, p, d, d_head, chunk):
-    B, L, _ = h.shape
-    nh = d // d_head
-    y = ln(h, w[p + "norm1.weight"])
-    q, k, v = (y @ w[p + "attn.to_qkv.weight"].t()).split(d, dim=2)
-    q, k, v = (t.reshape(B, L, nh, d_head).transpose(1, 2) for t in (q, k, v))
-    a = attention(q, k, v, chunk).transpose(1, 2).reshape(B, L, d)
-    h = h + a @ w[p + "attn.fc.weight"].t()
-    y = ln(h, w[p + "norm2.weight"])
-    return h + F.gelu(y @ w[p + "mlp.mlp.0.weight"].t()) @ w[p + "mlp.mlp.2.weight"].t()
+from gslrm import make_weights, ln, layer  # noqa: E402
 
 
 def forward(w, posed, d, d_head, n_layer, chunk):
