@@ -8,3 +8,5 @@ export * from './lower.ts';
 export * from './session.ts';
 export * from './autodiff.ts';
 export * from './optim.ts';
+export * from './flash-attention.ts';
+export * from './recompute.ts';

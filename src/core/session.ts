@@ -137,8 +137,14 @@ export class Session {
     this.paramTensors.set(name, toOrt(info, data));
   }
 
-  /** Runs the graph. Feeds are keyed by input name; results by output name. */
-  async run(feeds: Record<string, HostData | HostTensor> = {}): Promise<Record<string, HostTensor>> {
+  /**
+   * Runs the graph. Feeds are keyed by input name; results by output name. Outputs named in `into` are written
+   * into those buffers (which must have the output's size and type) instead of freshly allocated ones.
+   */
+  async run(
+    feeds: Record<string, HostData | HostTensor> = {},
+    into: Record<string, HostData> = {},
+  ): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = Object.fromEntries(this.paramTensors);
     for (const info of this.feeds) {
       const f = feeds[info.name];
@@ -147,7 +153,16 @@ export class Session {
       checkData(`input "${info.name}"`, info, data);
       ortFeeds[info.name] = toOrt(info, data);
     }
-    const res = await this.ortSession.run(ortFeeds);
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const o of this.model.outputs) {
+      const buf = into[o.name];
+      if (buf) checkData(`output buffer "${o.name}"`, o, buf);
+      fetches[o.name] = buf ? toOrt(o, buf) : null;
+    }
+    for (const name of Object.keys(into)) {
+      if (!this.model.outputs.some((o) => o.name === name)) throw new GraphError(`Session.run: no output "${name}" to write into`);
+    }
+    const res = await this.ortSession.run(ortFeeds, fetches);
     const out: Record<string, HostTensor> = {};
     for (const o of this.model.outputs) {
       const t = res[o.name]!;

@@ -19,7 +19,7 @@ export interface NetworkOptions {
   chunk?: number;
   /** Heads per attention chunk (default: all). */
   headChunk?: number;
-  /** Lower each attention chunk to ONNX `Attention` (opset 23) instead of MatMul/Softmax/MatMul. */
+  /** Run attention with onnxruntime's fused (flash) MultiHeadAttention kernel instead of explicit chunks. */
   fused?: boolean;
   /** onnxruntime intra-op threads (default: ORT's choice). */
   threads?: number;

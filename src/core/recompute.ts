@@ -1,0 +1,461 @@
+/**
+ * A block trained with recomputation (gradient checkpointing) and bounded-memory attention.
+ *
+ * The block is any graph whose attention calls are `multiHeadAttention(…, { fused: true })`. It is cut at those
+ * calls into segments — the ops between one attention and the next — and each segment is compiled twice: a
+ * forward session and a "forward + vector-Jacobian product" session. `backward` then works from the block's
+ * inputs alone: it recomputes the segments' boundary values (running attention block by block with
+ * `FlashAttention`, which saves each query's log-sum-exp), and goes back through the segments in reverse,
+ * each VJP session recomputing its own activations and the attention backward recomputing its probabilities.
+ * Nothing of size tokens × tokens ever exists, and the activations alive at once are one segment's.
+ *
+ * `forward` runs the uncut block as one graph (onnxruntime's fused attention kernel), for the training forward
+ * pass that keeps only block inputs.
+ */
+import { FusedMhaOp, mergeHeads, splitHeads } from './attention.ts';
+import { vjp } from './autodiff.ts';
+import { FlashAttention } from './flash-attention.ts';
+import { Graph, GraphError, isFloat, sizeOf, type Node, type Shape, type Tensor } from './graph.ts';
+import { Session, type HostTensor, type ParamStore, type Provider } from './session.ts';
+
+export interface BlockGraph {
+  /** The block's fed inputs by name (graph inputs). */
+  inputs: Record<string, Tensor>;
+  outputs: Record<string, Tensor>;
+}
+
+export interface RecomputedBlockOptions {
+  params: ParamStore;
+  threads?: number;
+  provider?: Provider | 'auto';
+  /** Queries per attention block in the backward pass (default: FlashAttention's). */
+  chunk?: number;
+  /** Block inputs whose cotangents `backward` returns (default: every float input). */
+  inputGrads?: readonly string[];
+}
+
+export interface BlockGrads {
+  /** ∂L/∂input for the inputs asked for; fresh arrays. */
+  inputs: Record<string, Float32Array>;
+  /** ∂L/∂parameter by graph parameter name; buffers owned by the block, overwritten by the next `backward`. */
+  params: Map<string, Float32Array>;
+}
+
+/** A value crossing a cut: natural layout ('n'), or split into heads for attention ('h'). */
+type Key = string;
+const natural = (t: Tensor): Key => `n${t.id}`;
+const headed = (t: Tensor): Key => `h${t.id}`;
+const inputKey = (name: string): Key => `in:${name}`;
+const outputKey = (name: string): Key => `out:${name}`;
+
+interface Boundary {
+  key: Key;
+  shape: Shape;
+}
+
+interface Segment {
+  level: number;
+  /** Values it reads, in its input order. */
+  ins: Boundary[];
+  /** Values it produces for later segments, attention or the block's outputs. */
+  outs: Boundary[];
+  fwd: Session | null;
+  vjp: Session;
+  /** VJP outputs: `d:<key>` for differentiable inputs, `grad/<param>`. */
+  gradKeys: Key[];
+  params: string[];
+}
+
+interface Attention {
+  level: number;
+  q: Key;
+  k: Key;
+  v: Key;
+  out: Key;
+  flash: FlashAttention;
+}
+
+const paramName = (t: Tensor): string => (t.source as { name: string }).name;
+
+export class RecomputedBlock {
+  private readonly pool = new Map<string, Float32Array>();
+  private readonly paramGrads = new Map<string, Float32Array>();
+
+  private constructor(
+    private readonly whole: Session,
+    private readonly segments: Segment[],
+    private readonly attentions: Attention[],
+    private readonly inputNames: string[],
+  ) {}
+
+  static async create(block: BlockGraph, opts: RecomputedBlockOptions): Promise<RecomputedBlock> {
+    const sess = { threads: opts.threads, provider: opts.provider ?? 'cpu', params: opts.params, memPattern: false };
+    const inputNames = Object.keys(block.inputs);
+    const wantGrads = new Set(opts.inputGrads ?? inputNames.filter((n) => isFloat(block.inputs[n]!.dtype)));
+    const plan = planSegments(block);
+    const whole = await Session.create(block.outputs, sess);
+    const segments: Segment[] = [];
+    for (const p of plan.segments) {
+      const built = buildSegment(p, block, wantGrads);
+      const fwd = p.level < plan.maxLevel && built.fwdOutputs ? await Session.create(built.fwdOutputs, sess) : null;
+      const vjpSession = await Session.create(built.vjpOutputs, sess);
+      segments.push({
+        level: p.level,
+        ins: p.ins,
+        outs: p.outs,
+        fwd,
+        vjp: vjpSession,
+        gradKeys: built.gradKeys,
+        params: built.params,
+      });
+    }
+    const attentions: Attention[] = [];
+    for (const a of plan.attentions) {
+      const [q, k, v] = a.node.inputs as [Tensor, Tensor, Tensor];
+      const { heads, scale } = a.node.attrs as { heads: number; scale: number };
+      const [b, lq, c] = q.shape as [number, number, number];
+      const flash = await FlashAttention.create(
+        { n: b * heads, lq, lk: k.shape[1]!, d: c / heads, dv: v.shape[2]! / heads },
+        {
+          scale,
+          threads: opts.threads,
+          provider: opts.provider ?? 'cpu',
+          ...(opts.chunk ? { chunk: opts.chunk } : {}),
+        },
+      );
+      attentions.push({ level: a.level, q: headed(q), k: headed(k), v: headed(v), out: headed(a.out), flash });
+    }
+    return new RecomputedBlock(whole, segments, attentions, inputNames);
+  }
+
+  /** Parameter names the block reads. */
+  get paramNames(): string[] {
+    return this.whole.model.inputs.filter((i) => i.kind === 'param').map((i) => i.name);
+  }
+
+  /** Swaps one parameter's buffer in every session that reads it (per-layer weights of a shared block). */
+  setParam(name: string, data: Float32Array | Uint16Array): void {
+    for (const s of this.sessions()) {
+      if (s.model.inputs.some((i) => i.kind === 'param' && i.name === name)) s.setParam(name, data);
+    }
+  }
+
+  private *sessions(): Generator<Session> {
+    yield this.whole;
+    for (const s of this.segments) {
+      if (s.fwd) yield s.fwd;
+      yield s.vjp;
+    }
+  }
+
+  /** The block's outputs (one run of the uncut graph). */
+  async forward(feeds: Record<string, Float32Array>): Promise<Record<string, Float32Array>> {
+    const o = await this.whole.run(feeds);
+    return Object.fromEntries(Object.entries(o).map(([k, t]) => [k, f32(t)]));
+  }
+
+  /** Reused scratch buffer per name (activation-sized values inside one `backward`). */
+  private scratch(name: string, size: number): Float32Array {
+    let b = this.pool.get(name);
+    if (!b || b.length !== size) this.pool.set(name, (b = new Float32Array(size)));
+    return b;
+  }
+
+  /** Gradients of Σ⟨output, cotangent⟩ with respect to the inputs asked for and every parameter. */
+  async backward(feeds: Record<string, Float32Array>, cotangents: Record<string, Float32Array>): Promise<BlockGrads> {
+    const env = new Map<Key, Float32Array>();
+    for (const n of this.inputNames) {
+      const f = feeds[n];
+      if (!f) throw new GraphError(`RecomputedBlock.backward: missing input "${n}"`);
+      env.set(inputKey(n), f);
+    }
+    // 1. Recompute every value that crosses a cut, saving each attention's log-sum-exp.
+    const lse = new Map<Attention, Float32Array>();
+    for (const seg of this.segments) {
+      for (const a of this.attentions.filter((x) => x.level === seg.level)) {
+        const fwd = await a.flash.forward(need(env, a.q), need(env, a.k), need(env, a.v), {
+          o: this.scratch(`o:${a.out}`, a.flash.shape.n * a.flash.shape.lq * a.flash.shape.dv),
+          lse: this.scratch(`lse:${a.out}`, a.flash.shape.n * a.flash.shape.lq),
+        });
+        env.set(a.out, fwd.o);
+        lse.set(a, fwd.lse);
+      }
+      if (!seg.fwd) continue;
+      const into = Object.fromEntries(seg.outs.map((o) => [o.key, this.scratch(`v:${o.key}`, sizeOf(o.shape))]));
+      await seg.fwd.run(this.feedsOf(seg, env), into);
+      for (const o of seg.outs) env.set(o.key, into[o.key]!);
+    }
+
+    // 2. Back through the segments, last first; each attention after the segment that reads its output.
+    const cot = new Map<Key, Float32Array>();
+    for (const [name, c] of Object.entries(cotangents)) cot.set(outputKey(name), c);
+    const accumulate = (key: Key, g: Float32Array, owned: boolean) => {
+      const prev = cot.get(key);
+      if (!prev) cot.set(key, owned ? g : Float32Array.from(g));
+      else for (let i = 0; i < prev.length; i++) prev[i] += g[i]!;
+    };
+    const seenParams = new Set<string>();
+    const result: Record<string, Float32Array> = {};
+    for (let s = this.segments.length - 1; s >= 0; s--) {
+      const seg = this.segments[s]!;
+      const feeds2 = this.feedsOf(seg, env);
+      for (const o of seg.outs) feeds2[`grad:${o.key}`] = cot.get(o.key) ?? new Float32Array(sizeOf(o.shape));
+      const into: Record<string, Float32Array> = {};
+      for (const p of seg.params) {
+        const size = this.whole.model.inputs.find((i) => i.name === p)?.shape;
+        if (!size) continue;
+        // A parameter read by several segments gets its first gradient in place and the others added.
+        if (!seenParams.has(p)) into[`grad/${p}`] = this.paramBuffer(p, sizeOf(size));
+      }
+      const out = await seg.vjp.run(feeds2, into);
+      for (const key of seg.gradKeys) {
+        const g = f32(out[key]);
+        if (key.startsWith('grad/')) {
+          const p = key.slice(5);
+          if (seenParams.has(p)) addInto(this.paramGrads.get(p)!, g);
+          seenParams.add(p);
+        } else {
+          const k = key.slice(2);
+          if (k.startsWith('in:')) {
+            const name = k.slice(3);
+            if (result[name]) addInto(result[name], g);
+            else result[name] = g;
+          } else accumulate(k, g, true);
+        }
+      }
+      for (const a of this.attentions.filter((x) => x.level === seg.level)) {
+        const dO = cot.get(a.out);
+        if (!dO) continue;
+        const { n, lq, lk, d, dv } = a.flash.shape;
+        const gr = await a.flash.backward(
+          need(env, a.q),
+          need(env, a.k),
+          need(env, a.v),
+          { o: need(env, a.out), lse: lse.get(a)! },
+          dO,
+          {
+            dq: this.scratch(`dq:${a.out}`, n * lq * d),
+            dk: this.scratch(`dk:${a.out}`, n * lk * d),
+            dv: this.scratch(`dv:${a.out}`, n * lk * dv),
+          },
+        );
+        accumulate(a.q, gr.dq, false);
+        accumulate(a.k, gr.dk, false);
+        accumulate(a.v, gr.dv, false);
+      }
+    }
+    for (const p of this.paramNames) {
+      if (!seenParams.has(p)) {
+        const shape = this.whole.model.inputs.find((i) => i.name === p)!.shape;
+        this.paramBuffer(p, sizeOf(shape)).fill(0);
+      }
+    }
+    return { inputs: result, params: this.paramGrads };
+  }
+
+  private paramBuffer(name: string, size: number): Float32Array {
+    let b = this.paramGrads.get(name);
+    if (!b) this.paramGrads.set(name, (b = new Float32Array(size)));
+    return b;
+  }
+
+  private feedsOf(seg: Segment, env: Map<Key, Float32Array>): Record<string, Float32Array> {
+    return Object.fromEntries(seg.ins.map((i) => [i.key, need(env, i.key)]));
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions()) await s.release();
+    for (const a of this.attentions) await a.flash.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface SegmentPlan {
+  level: number;
+  /** The values its ops compute, in graph order. */
+  values: Tensor[];
+  ins: Boundary[];
+  outs: Boundary[];
+}
+
+interface Plan {
+  maxLevel: number;
+  segments: SegmentPlan[];
+  attentions: { level: number; node: Node; out: Tensor }[];
+}
+
+/**
+ * Levels: an attention output is one level above its inputs, any other value is at the highest level of its
+ * inputs. Segment k holds the non-attention ops at level k; attention at level k reads segments < k.
+ */
+function planSegments(block: BlockGraph): Plan {
+  const outs = Object.values(block.outputs);
+  const reach = new Map<number, Tensor>();
+  const stack = [...outs];
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (reach.has(t.id)) continue;
+    reach.set(t.id, t);
+    if (t.source.kind === 'node') stack.push(...t.source.node.inputs);
+  }
+  const order = [...reach.values()].sort((a, b) => a.id - b.id);
+  const level = new Map<number, number>();
+  const isAttn = (t: Tensor) => t.source.kind === 'node' && t.source.node.op === FusedMhaOp;
+  for (const t of order) {
+    if (t.source.kind !== 'node') {
+      level.set(t.id, 0);
+      continue;
+    }
+    const l = Math.max(0, ...t.source.node.inputs.map((i) => level.get(i.id)!));
+    level.set(t.id, isAttn(t) ? l + 1 : l);
+  }
+  const maxLevel = Math.max(0, ...outs.map((t) => level.get(t.id)!));
+  const fedNames = new Map(Object.entries(block.inputs).map(([n, t]) => [t.id, n]));
+
+  const segments: SegmentPlan[] = [];
+  for (let l = 0; l <= maxLevel; l++) segments.push({ level: l, values: [], ins: [], outs: [] });
+  const attentions: Plan['attentions'] = [];
+  for (const t of order) {
+    if (t.source.kind !== 'node') continue;
+    if (isAttn(t)) {
+      for (const i of t.source.node.inputs) {
+        if (i.source.kind !== 'node' || isAttn(i)) {
+          throw new GraphError(
+            'RecomputedBlock: attention inputs must be computed inside the block (not fed, and not another attention)',
+          );
+        }
+      }
+      attentions.push({ level: level.get(t.id)!, node: t.source.node, out: t });
+    } else segments[level.get(t.id)!]!.values.push(t);
+  }
+
+  // Boundaries: what each segment reads from outside itself and what it must hand on.
+  const home = (t: Tensor): number | 'attn' | 'leaf' =>
+    t.source.kind !== 'node' ? 'leaf' : isAttn(t) ? 'attn' : level.get(t.id)!;
+  const addOnce = (list: Boundary[], b: Boundary) => {
+    if (!list.some((x) => x.key === b.key)) list.push(b);
+  };
+  for (const seg of segments) {
+    for (const v of seg.values) {
+      for (const i of nodeOf(v).inputs) {
+        const h = home(i);
+        if (h === 'leaf') {
+          if (i.source.kind === 'input') {
+            const name = fedNames.get(i.id);
+            if (name === undefined)
+              throw new GraphError(`RecomputedBlock: graph input "${i.source.name}" is not among the block's inputs`);
+            addOnce(seg.ins, { key: inputKey(name), shape: i.shape });
+          }
+        } else if (h === 'attn') {
+          addOnce(seg.ins, { key: headed(i), shape: headShape(i, attentions) });
+        } else if (h !== seg.level) {
+          addOnce(seg.ins, { key: natural(i), shape: i.shape });
+          addOnce(segments[h]!.outs, { key: natural(i), shape: i.shape });
+        }
+      }
+    }
+  }
+  for (const a of attentions) {
+    for (const i of a.node.inputs)
+      addOnce(segments[level.get(i.id)!]!.outs, { key: headed(i), shape: headShape(i, attentions, a.node) });
+  }
+  for (const [name, t] of Object.entries(block.outputs)) {
+    const h = home(t);
+    if (h === 'attn' || h === 'leaf')
+      throw new GraphError(`RecomputedBlock: output "${name}" must be computed by ops after the last attention`);
+    addOnce(segments[h]!.outs, { key: outputKey(name), shape: t.shape });
+  }
+  return { maxLevel, segments: segments.filter((s) => s.values.length), attentions };
+}
+
+function nodeOf(t: Tensor): Node {
+  if (t.source.kind !== 'node') throw new GraphError('RecomputedBlock: internal error (not an op output)');
+  return t.source.node;
+}
+
+/** [B, L, H·D] → [B, H, L, D] shape for a tensor read or produced by attention. */
+function headShape(t: Tensor, attentions: Plan['attentions'], reader?: Node): Shape {
+  const node = reader ?? attentions.find((a) => a.out.id === t.id)?.node;
+  const heads = (node?.attrs as { heads: number } | undefined)?.heads;
+  if (!heads) throw new GraphError('RecomputedBlock: internal error (attention value without heads)');
+  const [b, l, c] = t.shape as [number, number, number];
+  return [b, heads, l, c / heads];
+}
+
+interface BuiltSegment {
+  fwdOutputs: Record<string, Tensor> | null;
+  vjpOutputs: Record<string, Tensor>;
+  gradKeys: Key[];
+  params: string[];
+}
+
+/** Replays a segment's ops into a graph of its own, with its boundary values as inputs and outputs. */
+function buildSegment(p: SegmentPlan, block: BlockGraph, wantGrads: Set<string>): BuiltSegment {
+  const g = new Graph(`segment_${p.level}`);
+  const map = new Map<number, Tensor>();
+  const fed = new Map<Key, Tensor>();
+  for (const b of p.ins) fed.set(b.key, g.input(b.key, b.shape));
+  const inputIds = new Map(Object.entries(block.inputs).map(([n, t]) => [t.id, n]));
+  const mapped = (t: Tensor): Tensor => {
+    const m = map.get(t.id);
+    if (m) return m;
+    let r: Tensor;
+    const src = t.source;
+    if (src.kind === 'param') r = g.param(src.name, t.shape, t.dtype);
+    else if (src.kind === 'const') r = g.constant(src.data, t.shape, t.dtype);
+    else if (src.kind === 'input') r = fed.get(inputKey(inputIds.get(t.id)!))!;
+    else if (src.node.op === FusedMhaOp) r = mergeHeads(fed.get(headed(t))!);
+    else r = fed.get(natural(t))!;
+    if (!r) throw new GraphError('RecomputedBlock: internal error (unmapped boundary value)');
+    map.set(t.id, r);
+    return r;
+  };
+  for (const v of p.values) {
+    const node = nodeOf(v);
+    map.set(v.id, g.apply(node.op, node.inputs.map(mapped), node.attrs));
+  }
+  const valueOf = (b: Boundary): Tensor => {
+    const id = Number(b.key.startsWith('out:') ? outputIdOf(block, b.key.slice(4)) : b.key.slice(1));
+    const t = map.get(id);
+    if (!t) throw new GraphError('RecomputedBlock: internal error (segment output not computed)');
+    return b.key.startsWith('h') ? splitHeads(t, b.shape[1]!) : t;
+  };
+  const ys = p.outs.map(valueOf);
+  const fwdOutputs = p.outs.length ? Object.fromEntries(p.outs.map((b, i) => [b.key, ys[i]!])) : null;
+  const diffIns = p.ins.filter((b) => !b.key.startsWith('in:') || wantGrads.has(b.key.slice(3)));
+  const params = g.paramTensors().filter((t) => isFloat(t.dtype));
+  const cots = p.outs.map((b) => g.input(`grad:${b.key}`, b.shape));
+  const grads = vjp(ys, cots, [...diffIns.map((b) => fed.get(b.key)!), ...params]);
+  const vjpOutputs: Record<string, Tensor> = {};
+  const gradKeys: Key[] = [];
+  diffIns.forEach((b, i) => {
+    vjpOutputs[`d:${b.key}`] = grads[i]!;
+    gradKeys.push(`d:${b.key}`);
+  });
+  params.forEach((t, i) => {
+    vjpOutputs[`grad/${paramName(t)}`] = grads[diffIns.length + i]!;
+    gradKeys.push(`grad/${paramName(t)}`);
+  });
+  return { fwdOutputs, vjpOutputs, gradKeys, params: params.map(paramName) };
+}
+
+function outputIdOf(block: BlockGraph, name: string): number {
+  return block.outputs[name]!.id;
+}
+
+function need(env: Map<Key, Float32Array>, key: Key): Float32Array {
+  const v = env.get(key);
+  if (!v) throw new GraphError(`RecomputedBlock: internal error (no value for ${key})`);
+  return v;
+}
+
+function addInto(acc: Float32Array, g: Float32Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
+}
+
+function f32(t: HostTensor | undefined): Float32Array {
+  if (!t || !(t.data instanceof Float32Array))
+    throw new GraphError('RecomputedBlock: a session returned a non-float32 output');
+  return t.data;
+}
