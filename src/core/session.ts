@@ -77,8 +77,20 @@ function toOrt(info: { shape: Shape; dtype: DType }, data: HostData): ort.Tensor
   return new ort.Tensor(ORT_TYPE[info.dtype], data as ort.Tensor.DataType, [...info.shape]);
 }
 
+/** onnxruntime-node refuses views of SharedArrayBuffers (the optimizer's worker threads update those). */
+const isShared = (d: HostData): boolean => typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer;
+
+function privateCopy(d: HostData): HostData {
+  const C = d.constructor as new (n: number) => HostData;
+  const c = new C(d.length);
+  (c as Float32Array).set(d as Float32Array);
+  return c;
+}
+
 export class Session {
   private readonly paramTensors = new Map<string, ort.Tensor>();
+  /** Parameters held in shared memory: refreshed from their source into a private copy before every run. */
+  private readonly mirrors = new Map<string, { src: HostData; copy: HostData }>();
 
   private constructor(
     private readonly ortSession: ort.InferenceSession,
@@ -91,7 +103,7 @@ export class Session {
       const data = params?.get(p.name);
       if (!data) { missing.push(p.name); continue; }
       checkData(`parameter "${p.name}"`, p, data);
-      this.paramTensors.set(p.name, toOrt(p, data));
+      this.bindParam(p, data);
     }
     if (missing.length) {
       throw new GraphError(`Session: ${missing.length} parameter(s) missing from the store: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`);
@@ -134,7 +146,18 @@ export class Session {
     const info = this.model.inputs.find((i) => i.kind === 'param' && i.name === name);
     if (!info) throw new GraphError(`setParam: this graph has no parameter "${name}"`);
     checkData(`parameter "${name}"`, info, data);
-    this.paramTensors.set(name, toOrt(info, data));
+    this.bindParam(info, data);
+  }
+
+  private bindParam(info: GraphInputInfo, data: HostData): void {
+    if (!isShared(data)) {
+      this.mirrors.delete(info.name);
+      this.paramTensors.set(info.name, toOrt(info, data));
+      return;
+    }
+    const copy = this.mirrors.get(info.name)?.copy ?? privateCopy(data);
+    this.mirrors.set(info.name, { src: data, copy });
+    this.paramTensors.set(info.name, toOrt(info, copy));
   }
 
   /**
@@ -145,18 +168,20 @@ export class Session {
     feeds: Record<string, HostData | HostTensor> = {},
     into: Record<string, HostData> = {},
   ): Promise<Record<string, HostTensor>> {
+    for (const { src, copy } of this.mirrors.values()) (copy as Float32Array).set(src as Float32Array);
     const ortFeeds: Record<string, ort.Tensor> = Object.fromEntries(this.paramTensors);
     for (const info of this.feeds) {
       const f = feeds[info.name];
       if (f === undefined) throw new GraphError(`Session.run: missing input "${info.name}" (${info.dtype}[${info.shape.join(',')}])`);
       const data = ArrayBuffer.isView(f) ? f : f.data;
       checkData(`input "${info.name}"`, info, data);
-      ortFeeds[info.name] = toOrt(info, data);
+      ortFeeds[info.name] = toOrt(info, isShared(data) ? privateCopy(data) : data);
     }
     const fetches: Record<string, ort.Tensor | null> = {};
     for (const o of this.model.outputs) {
       const buf = into[o.name];
       if (buf) checkData(`output buffer "${o.name}"`, o, buf);
+      if (buf && isShared(buf)) throw new GraphError(`Session.run: output buffer "${o.name}" is in shared memory, which onnxruntime cannot write`);
       fetches[o.name] = buf ? toOrt(o, buf) : null;
     }
     for (const name of Object.keys(into)) {

@@ -108,3 +108,21 @@ test('a tiny pre-LN transformer block (fused attention, recomputed backward) tra
   const first = losses[0]!, last = losses.at(-1)!;
   assert.ok(last * 10 <= first, `transformer loss ${first} → ${last}`);
 });
+
+test('parameters in shared memory (optimizer worker threads) are seen updated by the next run', async () => {
+  const g = new C.Graph();
+  const x = g.input('x', [2]);
+  const w = g.param('w', [2]);
+  const shared = new Float32Array(new SharedArrayBuffer(8));
+  shared.set([1, 2]);
+  const s = await C.Session.create({ y: C.mul(x, w) }, { params: new Map([['w', shared]]) });
+  try {
+    assert.deepEqual([...(await s.run({ x: Float32Array.of(3, 4) })).y!.data], [3, 8]);
+    shared[1] = -1;
+    assert.deepEqual([...(await s.run({ x: Float32Array.of(3, 4) })).y!.data], [3, -4]);
+    const into = new Float32Array(new SharedArrayBuffer(8));
+    await assert.rejects(s.run({ x: Float32Array.of(3, 4) }, { y: into }), /output buffer "y" is in shared memory/);
+  } finally {
+    await s.release();
+  }
+});

@@ -8,10 +8,11 @@
  * Everything that changes during a run (weights, moments, counters, history) goes into the checkpoint and data
  * order is a function of (seed, epoch), so a run resumed from pass p continues bit for bit as if never stopped.
  */
-import { MomentAdamW, type MomentStorage } from './optim/adamw.ts';
+import { MomentAdamW, shareMoments, type MomentStorage } from './optim/adamw.ts';
+import { sharedFloat32 } from './optim/pool.ts';
 import type { LoadedCheckpoint, ParamGroup, TrainState } from './checkpoint.ts';
 import { writeCheckpoint } from './checkpoint.ts';
-import { clipToNorm, globalNorm, nanToNum } from './grad-rules.ts';
+import { clipFactor } from './grad-rules.ts';
 import { streamRng } from './rng.ts';
 import { cosineWithWarmup } from './schedule.ts';
 import type { StepResult, TrainStep } from './step.ts';
@@ -43,6 +44,11 @@ export interface TrainerConfig {
   checkpointDir: string;
   /** AdamW moment storage (default fp32; '8bit' = bitsandbytes' blockwise 8-bit AdamW). */
   moments?: MomentStorage;
+  /**
+   * Extra threads for the optimizer's loops (default 0). Parameters must then be in SharedArrayBuffers
+   * (`shareAll`) for their updates to be spread; the trainer allocates gradients and moments that way itself.
+   */
+  optimizerWorkers?: number;
 }
 
 /** One logged row: `step` is the forward/backward pass count after the pass. */
@@ -107,14 +113,16 @@ export class Trainer<B> {
       eps: cfg.eps ?? 1e-8,
       weightDecay: (name) => step.weightDecay(name),
       moments: cfg.moments ?? 'fp32',
+      workers: cfg.optimizerWorkers ?? 0,
     });
-    for (const n of trainable) if (!step.grads.has(n)) step.grads.set(n, new Float32Array(step.params.get(n)!.length));
+    const alloc = (n: number) => (cfg.optimizerWorkers ? sharedFloat32(n) : new Float32Array(n));
+    for (const n of trainable) if (!step.grads.has(n)) step.grads.set(n, alloc(step.params.get(n)!.length));
     if (resume) {
       this.pass = resume.fwdbwdPassStep;
       this.updates = resume.paramUpdateStep;
       this.schedulerSteps = resume.schedulerSteps;
       this.opt.t = resume.adam.step;
-      for (const [n, m] of resume.adam.moments) this.opt.state.set(n, m);
+      for (const [n, m] of resume.adam.moments) this.opt.state.set(n, cfg.optimizerWorkers ? shareMoments(m) : m);
       this.history.push(...(resume.history as LogRow[]));
     }
   }
@@ -160,7 +168,7 @@ export class Trainer<B> {
       let gradNorm = NaN,
         skipped = 0;
       if (this.pass % this.cfg.gradAccum === 0) {
-        ({ gradNorm, skipped } = this.update(accumLosses));
+        ({ gradNorm, skipped } = await this.update(accumLosses));
         accumLosses = [];
       }
       this.hooks.onPass?.(this.pass, totalPasses, result);
@@ -189,24 +197,35 @@ export class Trainer<B> {
     return { pass: this.pass, stopped, checkpoint: this.lastCheckpoint };
   }
 
-  /** One accumulation boundary: the reference's skip rules, clip, AdamW, and a scheduler step either way. */
-  private update(losses: number[]): { gradNorm: number; skipped: number } {
+  /**
+   * One accumulation boundary: the reference's skip rules (nan_to_num, global norm, clip, skip above
+   * clip × allowed factor), AdamW, and a scheduler step either way. Clipping and zeroing run inside the update's
+   * pass over each parameter.
+   */
+  private async update(losses: number[]): Promise<{ gradNorm: number; skipped: number }> {
     const grads = [...this.step.grads.values()];
     let gradNorm = NaN,
       skipped = 1;
     if (losses.every(Number.isFinite)) {
-      nanToNum(grads);
-      gradNorm = globalNorm(grads);
+      gradNorm = Math.sqrt(await this.opt.cleanAndSumSquares(grads));
       if (gradNorm <= this.cfg.clipNorm * this.cfg.allowedGradnormFactor) {
-        clipToNorm(grads, gradNorm, this.cfg.clipNorm);
-        this.opt.step(this.step.grads, this.cfg.lr * this.multiplier(this.schedulerSteps));
+        const lr = this.cfg.lr * this.multiplier(this.schedulerSteps);
+        await this.opt.step(this.step.grads, lr, {
+          gradScale: clipFactor(gradNorm, this.cfg.clipNorm),
+          zeroGrad: true,
+        });
         skipped = 0;
       }
     }
     this.schedulerSteps++;
     this.updates++;
-    for (const g of grads) g.fill(0);
+    if (skipped) await this.opt.zero(grads);
     return { gradNorm, skipped };
+  }
+
+  /** Stops the optimizer's worker threads. */
+  async close(): Promise<void> {
+    await this.opt.close();
   }
 
   async checkpoint(): Promise<string> {

@@ -10,13 +10,16 @@
  * not a silent start from scratch.
  */
 import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, basename } from 'node:path';
+import { cudaAvailable, type Provider } from '../../core/index.ts';
 import { gslrmParamSpec, checkStateDict, IGNORED_KEY_PREFIX } from '../../lrm/params.ts';
 import { randomGslrmWeights } from '../../lrm/weights.ts';
 import { UserError } from '../../util/errors.ts';
 import { listCheckpoints, readCheckpoint, type LoadedCheckpoint, type ParamGroup } from '../checkpoint.ts';
 import { applyOverrides, at, dumpYaml, readYamlTree } from '../config-tree.ts';
 import { writeCurves } from '../curves.ts';
+import { shareAll } from '../optim/pool.ts';
 import { paramGroups, Trainer, type LogRow, type RunOutcome } from '../trainer.ts';
 import { parseGslrmTrainConfig, type GslrmTrainConfig } from './config.ts';
 import { RandomViewDataset, readSampleList, type ViewSample } from './dataset.ts';
@@ -38,6 +41,8 @@ export interface TrainGslrmOptions {
   stopAfterMinutes?: number;
   threads?: number;
   chunk?: number;
+  /** Where the network trains: 'cuda' needs onnxruntime-node's CUDA provider (default 'cpu'). */
+  device?: Provider;
   /** LPIPS's weights (torchvision vgg16 + LPIPS v0.1 vgg.pth): the LPIPS loss and the validation metric. */
   lpips?: { vgg16: string; lin: string };
   /** MatConvNet's imagenet-vgg-verydeep-19.mat for the perceptual loss when the starting checkpoint lacks VGG-19. */
@@ -63,6 +68,12 @@ export interface TrainGslrmResult extends RunOutcome {
 
 export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmResult> {
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (opts.device === 'cuda' && !cudaAvailable()) {
+    throw new UserError(
+      "--device cuda: onnxruntime-node's CUDA provider is not installed here. On a machine with an NVIDIA GPU run " +
+        '`npm install --onnxruntime-node-install=cuda12`, or train on the CPU (leave out --device).',
+    );
+  }
   const tree = readYamlTree(opts.config);
   applyOverrides(tree, opts.sets ?? []);
   const { config: cfg, unknownKeys } = parseGslrmTrainConfig(tree, opts.config);
@@ -103,8 +114,10 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
 
   if (at(cfg.tree, 'training.dataset.dataset_path') === 'placeholder') {
     // The official stage I/II configs name no data: FaceLift pre-trains on Objaverse renders it does not ship.
-    throw new UserError(`${opts.config}: training.dataset.dataset_path is "placeholder" (the official pre-training stages `
-      + 'train on Objaverse renders FaceLift does not ship); give a list of sample folders with --set training.dataset.dataset_path=LIST');
+    throw new UserError(
+      `${opts.config}: training.dataset.dataset_path is "placeholder" (the official pre-training stages ` +
+        'train on Objaverse renders FaceLift does not ship); give a list of sample folders with --set training.dataset.dataset_path=LIST',
+    );
   }
   const samples = readSampleList(cfg.dataset.path);
   const dataset = new RandomViewDataset(
@@ -145,30 +158,37 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   }
 
   const S = cfg.model.image_tokenizer.image_size;
-  if (cfg.losses.ssim > 0) imageLosses.push(await SsimLoss.create(cfg.dataset.numViews, S, cfg.losses.maskedSsim, opts.threads));
+  if (cfg.losses.ssim > 0)
+    imageLosses.push(await SsimLoss.create(cfg.dataset.numViews, S, cfg.losses.maskedSsim, opts.threads));
   // LPIPS (loss when its weight is > 0, validation metric whenever its weights are given).
   const lpipsFiles = opts.lpips ?? lpipsFromEnv();
   const lpips = lpipsFiles ? await loadLpipsWeights(lpipsFiles.vgg16, lpipsFiles.lin) : null;
   if (cfg.losses.lpips > 0) {
     if (!lpips) {
       throw new UserError(
-        `training.losses.lpips_loss_weight is ${cfg.losses.lpips}, which needs LPIPS's weights: give torchvision's vgg16 `
-          + '(vgg16-397923af.pth) and LPIPS v0.1 vgg.pth with --lpips-vgg16 F --lpips-lin F, or set the weight to 0',
+        `training.losses.lpips_loss_weight is ${cfg.losses.lpips}, which needs LPIPS's weights: give torchvision's vgg16 ` +
+          '(vgg16-397923af.pth) and LPIPS v0.1 vgg.pth with --lpips-vgg16 F --lpips-lin F, or set the weight to 0',
       );
     }
     imageLosses.push(await LpipsLoss.create(lpips, cfg.dataset.numViews, S, opts.threads));
   }
 
   writeFileSync(join(dir, 'config.yaml'), dumpYaml(cfg.tree));
+  // The optimizer's loops use the same threads as the network: parameters move into shared buffers for them
+  // before any session takes views of them.
+  const optimizerWorkers = Math.max(0, (opts.threads ?? availableParallelism()) - 1);
+  if (optimizerWorkers) shareAll(params);
   const step = await GslrmTrainStep.create(cfg, params, {
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.chunk ? { chunk: opts.chunk } : {}),
+    ...(opts.device ? { provider: opts.device } : {}),
     imageLosses,
   });
   const logPath = join(dir, 'log.jsonl');
   writeFileSync(logPath, (resume?.history ?? []).map((r) => `${JSON.stringify(r)}\n`).join(''));
   const valOut = join(dir, 'validation');
-  const lpipsMetric = lpips && cfg.validation.enabled ? await LpipsMetric.create(lpips, cfg.dataset.numViews, S, opts.threads) : null;
+  const lpipsMetric =
+    lpips && cfg.validation.enabled ? await LpipsMetric.create(lpips, cfg.dataset.numViews, S, opts.threads) : null;
   const validation =
     cfg.validation.enabled && cfg.validation.datasetPath
       ? { samples: readSampleList(cfg.validation.datasetPath), out: valOut }
@@ -194,6 +214,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
       seed: cfg.seed,
       checkpointDir: dir,
       moments: cfg.optimizer.use8bit ? '8bit' : 'fp32',
+      optimizerWorkers,
     },
     {
       onPass: (pass, total, r) => opts.onPass?.(pass, total, { loss: r.loss, psnr: r.metrics.psnr ?? NaN }),
@@ -218,7 +239,9 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
           say,
         });
         const lp = r.lpips === null ? 'n/a (no LPIPS weights given)' : r.lpips.toFixed(4);
-        say(`validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)}, LPIPS ${lp} over ${r.samples} sample(s)`);
+        say(
+          `validation at pass ${pass}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)}, LPIPS ${lp} over ${r.samples} sample(s)`,
+        );
       },
       onCheckpoint: (path) => say(`checkpoint ${path}`),
     },
@@ -230,6 +253,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
     const outcome = await trainer.run(() => (opts.stop?.() ?? false) || Date.now() >= budget);
     return { ...outcome, dir, totalPasses: trainer.plan.totalPasses, startedAt };
   } finally {
+    await trainer.close();
     await step.close();
     await lpipsMetric?.release();
   }
@@ -291,6 +315,7 @@ async function firstReadable(
 }
 
 function lpipsFromEnv(): { vgg16: string; lin: string } | null {
-  const vgg16 = process.env.LPIPS_VGG16_WEIGHTS, lin = process.env.LPIPS_LIN_WEIGHTS;
+  const vgg16 = process.env.LPIPS_VGG16_WEIGHTS,
+    lin = process.env.LPIPS_LIN_WEIGHTS;
   return vgg16 && lin ? { vgg16, lin } : null;
 }

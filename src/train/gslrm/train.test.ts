@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { readCameraFile, writeCameraFile } from '../../cameras/opencv-json.ts';
+import { cudaAvailable } from '../../core/index.ts';
 import { runTorchPython } from '../../io/testing/torch-python.ts';
 import { BIN, synthHeads, writeSmallConfig } from './testing/fixtures.ts';
 import { pyDict, saveTorch, torchTensor } from '../../io/torch-save.ts';
@@ -62,12 +63,12 @@ const lossLines = (stdout: string) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, number>);
 
-test('train gslrm: SIGKILLed and resumed, the run logs the same losses to the bit as an uninterrupted one', async () => {
+test('train gslrm: SIGKILLed and resumed, the run logs the same losses to the bit as an uninterrupted one (2 threads: optimizer on a worker)', async () => {
   const common = { dataset: join(data, 'data_gslrm_train.txt'), passes: 11, checkpointEvery: 4, printEvery: 1 }; // 3 samples: whole epochs → 12 passes
   const full = writeSmallConfig(join(root, 'full.yaml'), { ...common, checkpointDir: join(root, 'run-full') });
   const { stdout } = await run(
     process.execPath,
-    [BIN, 'train', 'gslrm', '--config', full, '--json', '--threads', '1'],
+    [BIN, 'train', 'gslrm', '--config', full, '--json', '--threads', '2'],
     { maxBuffer: 16 << 20 },
   );
   const want = lossLines(stdout);
@@ -75,7 +76,7 @@ test('train gslrm: SIGKILLed and resumed, the run logs the same losses to the bi
   assert.ok(want[11]!.loss < want[0]!.loss, 'the loss falls over 12 passes');
 
   const cfg = writeSmallConfig(join(root, 'killed.yaml'), { ...common, checkpointDir: join(root, 'run-killed') });
-  const args = [BIN, 'train', 'gslrm', '--config', cfg, '--json', '--threads', '1'];
+  const args = [BIN, 'train', 'gslrm', '--config', cfg, '--json', '--threads', '2'];
   const killed = await runUntilSignal(args, (row) => row.step >= 6, 'SIGKILL');
   assert.equal(killed.signal, 'SIGKILL', 'the trainer was killed, it did not finish on its own');
   const first = killed.rows;
@@ -225,6 +226,10 @@ test('train gslrm: one-line errors for bad configs, missing resume sources and u
   const stage1 = new URL('../../../configs/gslrm_pretrain_256.yaml', import.meta.url).pathname;
   assert.match(await fail(['--config', stage1, '--set', `training.checkpointing.checkpoint_dir=${join(root, 'run-s1')}`]),
     /dataset_path is "placeholder" .*--set training\.dataset\.dataset_path=LIST/);
+  if (!cudaAvailable()) {
+    assert.match(await fail(['--config', cfg, '--device', 'cuda']), /--device cuda: onnxruntime-node's CUDA provider is not installed here/);
+  }
+  assert.match(await fail(['--config', cfg, '--device', 'tpu']), /--device must be cpu or cuda, got tpu/);
   const notVgg = new URL('../../io/testdata/vgg-layout-tiny.mat', import.meta.url).pathname;
   assert.match(
     await fail(['--config', cfg, '--set', 'training.losses.perceptual_loss_weight=0.5', '--vgg19', notVgg]),

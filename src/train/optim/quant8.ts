@@ -57,21 +57,3 @@ export function bucket(bounds: Float32Array, x: number): number {
   }
   return lo;
 }
-
-/**
- * Quantises `x[from, to)` (one block) into `q` with `code`: returns the block's absmax (≥ 1e-38).
- * `x` may be any array of numbers (the update keeps the block in float64).
- */
-export function quantizeBlock(
-  x: ArrayLike<number>,
-  from: number,
-  to: number,
-  bounds: Float32Array,
-  q: Uint8Array,
-): number {
-  let am = 0;
-  for (let i = from; i < to; i++) am = Math.max(am, Math.abs(x[i]!));
-  am = Math.max(Math.fround(am), 1e-38);
-  for (let i = from; i < to; i++) q[i] = bucket(bounds, Math.min(1, Math.max(-1, x[i]! / am)));
-  return am;
-}
