@@ -25,6 +25,7 @@ interface TrainOpts {
   stopAfterMinutes?: number;
   threads?: number;
   chunk?: number;
+  device: string;
   turntableFrames: number;
   turntableSamples?: number;
   vgg19?: string;
@@ -53,7 +54,8 @@ export function register(program: Command): void {
       positiveOption('--stop-after-minutes'),
     )
     .option('--threads <n>', 'threads for onnxruntime and the rasterizer', intOption('--threads', 1, 256))
-    .option('--chunk <n>', 'attention query chunk', intOption('--chunk', 1, 1 << 20))
+    .option('--chunk <n>', 'attention query block of the backward pass', intOption('--chunk', 1, 1 << 20))
+    .option('--device <device>', "where the network trains: cpu, or cuda (onnxruntime-node's CUDA provider)", 'cpu')
     .option(
       '--vgg19 <file.mat>',
       'MatConvNet imagenet-vgg-verydeep-19.mat for the perceptual loss (default $VGG19_WEIGHTS_PATH) when the starting checkpoint has no VGG-19',
@@ -106,6 +108,7 @@ export function register(program: Command): void {
           ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
           ...(o.chunk ? { chunk: o.chunk } : {}),
+          device: deviceOption(o.device),
           turntableFrames: o.turntableFrames,
           ...(o.turntableSamples !== undefined ? { turntableSamples: o.turntableSamples } : {}),
           ...(o.vgg19 ? { vgg19: o.vgg19 } : {}),
@@ -219,4 +222,9 @@ export function register(program: Command): void {
 function lpipsPair(vgg16: string | undefined, lin: string | undefined): { vgg16: string; lin: string } {
   if (!vgg16 || !lin) throw new UserError('LPIPS needs both --lpips-vgg16 (torchvision vgg16) and --lpips-lin (LPIPS v0.1 vgg.pth)');
   return { vgg16, lin };
+}
+
+function deviceOption(d: string): 'cpu' | 'cuda' {
+  if (d === 'cpu' || d === 'cuda') return d;
+  throw new UserError(`--device must be cpu or cuda, got ${d}`);
 }

@@ -5,7 +5,7 @@
  * segment (attention by flash blocks, nothing tokens × tokens) and returns ∂L/∂x and the layer's parameter
  * gradients. Embedding and heads work alike.
  */
-import { RecomputedBlock, type BlockGrads } from '../../core/index.ts';
+import { RecomputedBlock, type BlockGrads, type Provider } from '../../core/index.ts';
 import { gslrmDims, type GslrmConfig, type GslrmDims } from '../../lrm/config.ts';
 import { BLOCK, BLOCK_PARAM_SUFFIXES, buildGslrmGraphs, type GraphPart } from '../../lrm/network.ts';
 
@@ -16,6 +16,8 @@ export interface GradNetworkOptions {
   /** Queries per attention block in the backward pass (default: the core's). */
   chunk?: number;
   threads?: number;
+  /** Where the network's graphs run (default 'cpu'). */
+  provider?: Provider;
 }
 
 export interface ForwardResult {
@@ -48,7 +50,7 @@ export class GslrmGradNetwork {
         {
           params: new Map(names.map((n) => [n, need(params, official(n, 0))])),
           threads: opts.threads,
-          provider: 'cpu',
+          provider: opts.provider ?? 'cpu',
           inputGrads,
           ...(opts.chunk ? { chunk: opts.chunk } : {}),
         },

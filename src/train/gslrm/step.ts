@@ -6,6 +6,7 @@
  * the decoding's backward, and that into the network's vector-Jacobian graphs.
  */
 import type { Camera } from '../../cameras/camera.ts';
+import type { Provider } from '../../core/index.ts';
 import { decodeGaussians } from '../../lrm/decode.ts';
 import { gslrmParamSpec } from '../../lrm/params.ts';
 import { computeRays, posedInput, type Rays } from '../../lrm/rays.ts';
@@ -26,6 +27,8 @@ export interface GslrmStepOptions {
   /** Threads for onnxruntime and the rasterizer workers. */
   threads?: number;
   chunk?: number;
+  /** Where the network runs (default 'cpu'); the rasterizer and image losses stay on the CPU. */
+  provider?: Provider;
   /** Further image losses (perceptual, SSIM), each with its weight and warm-up. */
   imageLosses?: ImageLoss[];
 }
@@ -65,6 +68,7 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
       views: cfg.dataset.numInputViews,
       ...(opts.chunk ? { chunk: opts.chunk } : {}),
       ...(opts.threads ? { threads: opts.threads } : {}),
+      ...(opts.provider ? { provider: opts.provider } : {}),
     });
     const renderer = await SplatRenderer.create(opts.threads ? { threads: opts.threads } : {});
     return new GslrmTrainStep(cfg, params, frozen, net, renderer, opts.imageLosses ?? []);
