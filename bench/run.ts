@@ -20,7 +20,8 @@ if (!existsSync(file)) {
   console.error(`no benchmark named "${name}" (expected bench/${name}.ts)`);
   process.exit(2);
 }
-const mod = (await import(file.href)) as { run: BenchRun };
+/** `section(args)`: a bench whose parts run separately names its BENCHMARKS.md section per part. */
+const mod = (await import(file.href)) as { run: BenchRun; section?: (args: string[]) => string };
 
 const figures: Figure[] = [];
 if (!json) console.log(`${'figure'.padEnd(44)} ${'value'.padStart(12)} unit        ${'baseline'.padStart(12)}  ratio`);
@@ -35,14 +36,14 @@ for await (const raw of mod.run(rest)) {
     console.log(`${f.name.padEnd(44)} ${fmt(f.value).padStart(12)} ${f.unit.padEnd(11)} ${base.padStart(12)}  ${ratio}${f.note ? `  (${f.note})` : ''}`);
   }
 }
-record(name, rest, figures);
+record(mod.section?.(rest) ?? name, name, rest, figures);
 
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(3) : v.toPrecision(3);
 }
 
 /** Replaces this bench's section of BENCHMARKS.md (other sections are kept). */
-function record(bench: string, args: string[], figs: Figure[]): void {
+function record(title: string, bench: string, args: string[], figs: Figure[]): void {
   const path = new URL('../BENCHMARKS.md', import.meta.url);
   const header = '# Benchmarks\n\nFigures from `npm run bench -- <name>`; each section says the command, machine and date.\n';
   const text = existsSync(path) ? readFileSync(path, 'utf8') : header;
@@ -51,7 +52,7 @@ function record(bench: string, args: string[], figs: Figure[]): void {
   const rows = figs.map((f) =>
     `| ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.baseline === undefined ? '–' : `${fmt(f.baseline)} ${f.unit}`} | ${f.ratio === undefined ? '–' : f.ratio.toFixed(2)} | ${[f.baselineName, f.note].filter(Boolean).join('; ')} |`);
   const section = [
-    `## ${bench}`,
+    `## ${title}`,
     '',
     `Command: \`${cmd}\` — ${machine}, ${new Date().toISOString().slice(0, 10)}`,
     '',
@@ -60,7 +61,7 @@ function record(bench: string, args: string[], figs: Figure[]): void {
     ...rows,
     '',
   ].join('\n');
-  const re = new RegExp(`## ${bench}\\n[\\s\\S]*?(?=\\n## |$)`);
+  const re = new RegExp(`## ${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n[\\s\\S]*?(?=\\n## |$)`);
   const next = re.test(text) ? text.replace(re, section.trimEnd() + '\n') : `${text.trimEnd()}\n\n${section}`;
   writeFileSync(path, next.endsWith('\n') ? next : `${next}\n`);
 }
