@@ -9,7 +9,15 @@ import { snapshotDownload, type SnapshotProgress } from '../io/hf-hub.ts';
 import { loadGslrmConfig } from '../lrm/config.ts';
 import type { GslrmModel } from '../lrm/reconstruct.ts';
 import { loadGslrmWeights } from '../lrm/weights.ts';
-import { MATTING_SOURCES, OnnxMatter, type FaceDetector, type Matter, type MattingModel } from '../preprocess/index.ts';
+import {
+  MATTING_SOURCES,
+  OnnxMatter,
+  loadDefaultDetector,
+  type DetectorChoice,
+  type FaceDetector,
+  type Matter,
+  type MattingModel,
+} from '../preprocess/index.ts';
 import { SplatRenderer } from '../splat/renderer.ts';
 import { UserError } from '../util/errors.ts';
 import { StageClock, type ProgressListener } from './events.ts';
@@ -29,8 +37,10 @@ export interface LoadModelsOptions {
   matting?: MattingChoice;
   /** A local ONNX file for the matting model instead of the download. */
   mattingModel?: string;
-  /** A face detector to use instead of face-api's SSD (tests, other detectors). */
+  /** A face detector to use instead of the built-in ones (tests, other detectors). */
   detector?: FaceDetector;
+  /** The built-in detector when `detector` is not given: MTCNN as the reference (default) or face-api's SSD. */
+  faceDetector?: DetectorChoice;
   /** onnxruntime intra-op threads (default: ORT's choice). */
   threads?: number;
   /** Rasterizer worker threads (default: all cores). */
@@ -124,7 +134,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
       // Only official-size models have working memory worth giving back; tiny test models rebuild faster than they run.
       releaseSessions: opts.releaseSessions ?? (imageSize >= 512 && totalmem() < 48 * 2 ** 30),
       ...(matter ? { matter, mattingModel: { kind: matting as MattingModel, path: mattingFile! } } : {}),
-      ...(opts.detector ? { detector: opts.detector } : {}),
+      detector: opts.detector ?? (await loadDefaultDetector(opts.faceDetector ?? 'mtcnn')),
       ...(threads ? { threads } : {}),
       async close() {
         await diffusion.close();

@@ -11,6 +11,8 @@ export interface DetectedFace extends Box {
 /** Finds faces in an RGB image; boxes are in that image's pixel coordinates. */
 export interface FaceDetector {
   readonly name: string;
+  /** Maps this detector's boxes to the ones MTCNN draws (FACE_SIZE/FACE_CENTER are MTCNN statistics). */
+  readonly calibration?: BoxCalibration;
   detect(rgb: RawImage & { channels: 3 }): Promise<DetectedFace[]>;
 }
 
@@ -127,6 +129,7 @@ export interface SsdOptions {
 
 /** face-api's SSD MobileNet v1 (MIT, weights in the npm package) on tfjs-wasm. ~0.3 s per image on 2 cores. */
 export class SsdFaceDetector implements FaceDetector {
+  readonly calibration = SSD_TO_MTCNN;
   readonly name = 'face-api ssd_mobilenetv1 (tfjs-wasm)';
   private constructor(private readonly api: { tf: Tf; faceapi: FaceApi }, private readonly opts: Required<SsdOptions>) {}
 

@@ -1,5 +1,7 @@
 /** Preprocessing stage of `facelift infer`: photo → 512×512 RGB conditioning image (spec/pipeline.md §2–3). */
 export { preprocess, loadDefaultDetector } from './preprocess.ts';
+export type { DetectorChoice } from './preprocess.ts';
+export { MtcnnDetector, MTCNN_DIR } from './mtcnn.ts';
 export type { PreprocessOptions, PreprocessResult } from './preprocess.ts';
 export { loadImage, sniffFormat, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE } from './image.ts';
 export type { LoadedImage, LoadOptions, RawImage } from './image.ts';

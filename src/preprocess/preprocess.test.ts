@@ -95,8 +95,11 @@ test('auto-crop: matte → white composite → largest confident face → face s
   assert.ok(r.timings.totalMs >= r.timings.loadMs);
 });
 
-test('the default calibration is SSD_TO_MTCNN', async () => {
-  const r = await preprocess(await photo(), { detector: fixedDetector([{ ...FACE, score: 0.9 }]) });
+test("the crop uses the detector's own calibration: none for a detector without one, SSD_TO_MTCNN for SSD's", async () => {
+  const plain = await preprocess(await photo(), { detector: fixedDetector([{ ...FACE, score: 0.9 }]) });
+  assert.deepEqual(plain.cropBox, FACE);
+  const ssdLike = { ...fixedDetector([{ ...FACE, score: 0.9 }]), calibration: SSD_TO_MTCNN };
+  const r = await preprocess(await photo(), { detector: ssdLike });
   assert.deepEqual(r.cropBox, calibrateBox(FACE, SSD_TO_MTCNN));
   assert.notDeepEqual(r.cropBox, FACE);
 });

@@ -4,7 +4,8 @@ import { compositeOnWhite } from './composite.ts';
 import type { CutoutStyle } from './composite.ts';
 import { OUTPUT_SIZE, applyCropPlan, planFaceCrop } from './crop.ts';
 import type { Box, CropPlan } from './crop.ts';
-import { MIN_FACE_SCORE, SSD_TO_MTCNN, SsdFaceDetector, calibrateBox, selectFace } from './detect.ts';
+import { IDENTITY_CALIBRATION, MIN_FACE_SCORE, SsdFaceDetector, calibrateBox, selectFace } from './detect.ts';
+import { MtcnnDetector } from './mtcnn.ts';
 import type { BoxCalibration, DetectedFace, FaceDetector } from './detect.ts';
 import { alphaOf, loadImage, resizeBicubicPil, resizeRaw, rgbOf } from './image.ts';
 import type { LoadOptions, LoadedImage, RawImage } from './image.ts';
@@ -15,9 +16,9 @@ export interface PreprocessOptions {
   autoCrop?: boolean;
   /** Background matting. Absent: no background removal (inputs that carry alpha are still composited). */
   matter?: Matter;
-  /** Absent: face-api's SSD (loaded once per process). */
+  /** Absent: MTCNN as the reference runs it (loaded once per process). */
   detector?: FaceDetector;
-  /** Detector box → MTCNN-equivalent box. Default SSD_TO_MTCNN (identity; see detect.ts). */
+  /** Detector box → MTCNN-equivalent box. Default: the detector's own (identity for MTCNN, SSD_TO_MTCNN for SSD). */
   calibration?: BoxCalibration;
   /** Default 0.8, as the reference. */
   minFaceScore?: number;
@@ -43,7 +44,7 @@ export interface PreprocessResult {
   timings: { loadMs: number; mattingMs: number; detectMs: number; cropMs: number; totalMs: number };
 }
 
-let defaultDetector: Promise<FaceDetector> | undefined;
+const defaultDetectors = new Map<DetectorChoice, Promise<FaceDetector>>();
 
 /**
  * Photo → the 512×512 RGB image the diffusion model is conditioned on (spec/pipeline.md §2–3): decode, matte
@@ -105,7 +106,7 @@ export async function preprocess(input: string | Uint8Array, opts: PreprocessOpt
     faceBox = selectFace(faces, opts.minFaceScore ?? MIN_FACE_SCORE);
     if (faceBox) {
       const t4 = performance.now();
-      const cropBox = calibrateBox(faceBox, opts.calibration ?? SSD_TO_MTCNN);
+      const cropBox = calibrateBox(faceBox, opts.calibration ?? detector.calibration ?? IDENTITY_CALIBRATION);
       const cropPlan = planFaceCrop(white.width, white.height, cropBox);
       const image = await applyCropPlan(white, cropPlan);
       return { ...base, image, faceBox, cropBox, cropPlan, usedFallback: false, timings: timings(t4 - t3, t4) };
@@ -122,13 +123,20 @@ export async function preprocess(input: string | Uint8Array, opts: PreprocessOpt
   return { ...base, image, ...(faceBox ? { faceBox } : {}), usedFallback: true, fallbackReason: reason, timings: timings(t5 - t3, t5) };
 }
 
-/** The default SSD detector, loaded once per process (a failed load is retried next time). */
-export function loadDefaultDetector(): Promise<FaceDetector> {
-  if (!defaultDetector) {
-    defaultDetector = SsdFaceDetector.load();
-    defaultDetector.catch(() => { defaultDetector = undefined; });
+export type DetectorChoice = 'mtcnn' | 'ssd';
+
+/**
+ * A built-in detector, loaded once per process (a failed load is retried next time): MTCNN as the reference runs
+ * it (default), or face-api's SSD with its boxes calibrated to MTCNN's.
+ */
+export function loadDefaultDetector(choice: DetectorChoice = 'mtcnn'): Promise<FaceDetector> {
+  let d = defaultDetectors.get(choice);
+  if (!d) {
+    d = choice === 'ssd' ? SsdFaceDetector.load() : MtcnnDetector.load();
+    defaultDetectors.set(choice, d);
+    d.catch(() => defaultDetectors.delete(choice));
   }
-  return defaultDetector;
+  return d;
 }
 
 function message(e: unknown): string {

@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
 import type { ProgressEvent } from '../../pipeline/events.ts';
 import { loadModels, type MattingChoice } from '../../pipeline/models.ts';
+import type { DetectorChoice } from '../../preprocess/index.ts';
 import { UserError } from '../../util/errors.ts';
 import { intOption, positiveOption } from '../options.ts';
 
@@ -23,6 +24,7 @@ interface InferOpts {
   promptEmbeds?: string;
   matting: MattingChoice;
   mattingModel?: string;
+  detector: DetectorChoice;
   frames: number;
   threads?: number;
   fp16Unet?: boolean;
@@ -104,6 +106,7 @@ export function register(program: Command): void {
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed from text_encoder/ and cached)")
     .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
     .option('--matting-model <file>', 'local ONNX file of the matting model (default: MODNet fetched once into the Hugging Face cache)')
+    .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), 150)
     .option('--fp16-unet', 'keep the UNet weights in fp16 (about 1.7 GB less memory; computed in fp32)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))
@@ -122,6 +125,7 @@ export function register(program: Command): void {
         ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds } : {}),
         matting: o.matting,
         ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
+        faceDetector: o.detector,
         ...(o.threads ? { threads: o.threads } : {}),
         ...(o.fp16Unet ? { unetFp16Weights: true } : {}),
       }, onProgress);

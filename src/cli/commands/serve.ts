@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { MattingChoice } from '../../pipeline/models.ts';
+import type { DetectorChoice } from '../../preprocess/index.ts';
 import { startServer } from '../../server/app.ts';
 import { IMAGE_STAGES } from '../../pipeline/events.ts';
 import { ChildRunner } from '../../server/child-runner.ts';
@@ -22,6 +23,7 @@ interface ServeOpts {
   promptEmbeds?: string;
   matting: MattingChoice;
   mattingModel?: string;
+  detector: DetectorChoice;
   frames: number;
   threads?: number;
 }
@@ -45,6 +47,7 @@ export function register(program: Command): void {
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
     .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
     .option('--matting-model <file>', 'local ONNX file of the matting model')
+    .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), GRADIO_TURNTABLE_FRAMES)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))
     .action(async (o: ServeOpts) => {
@@ -59,6 +62,7 @@ export function register(program: Command): void {
         ...(o.promptEmbeds ? { promptEmbeds: resolve(o.promptEmbeds) } : {}),
         matting: o.matting,
         ...(o.mattingModel ? { mattingModel: resolve(o.mattingModel) } : {}),
+        faceDetector: o.detector,
         ...(o.threads ? { threads: o.threads } : {}),
         turntableFrames: o.frames,
       };

@@ -177,6 +177,33 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, opts: Par
   return apply(Conv2dOp, bias ? [x, weight, bias] : [x, weight], attrs);
 }
 
+// ---- pooling ----
+export interface MaxPool2dAttrs { kernel: number; stride: number; ceil: boolean }
+/** PyTorch's output size: with ceil_mode a last window must still start inside the input. */
+function poolOut(h: number, k: number, s: number, ceil: boolean): number {
+  let o = (ceil ? Math.ceil((h - k) / s) : Math.floor((h - k) / s)) + 1;
+  if (ceil && (o - 1) * s >= h) o--;
+  return o;
+}
+
+/** Max pooling over [N, C, H, W] without padding (forward only: no model we train pools). */
+export const MaxPool2dOp: OpDef<MaxPool2dAttrs> = defineOp({
+  name: 'maxPool2d',
+  infer: (ins, { kernel, stride, ceil }) => {
+    sameFloat(ins);
+    const x = ins[0]!;
+    if (x.shape.length !== 4) throw new Error('input must be [N,C,H,W]');
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    if (h < kernel || w < kernel) throw new Error(`kernel ${kernel} larger than the input`);
+    return { shape: [n, c, poolOut(h, kernel, stride, ceil), poolOut(w, kernel, stride, ceil)], dtype: x.dtype };
+  },
+  lower: (b, ins, { kernel, stride, ceil }) =>
+    b.node('MaxPool', ins, { kernel_shape: A.is([kernel, kernel]), strides: A.is([stride, stride]), ceil_mode: A.i(ceil ? 1 : 0) }),
+});
+export function maxPool2d(x: Tensor, kernel: number, stride = kernel, ceil = false): Tensor {
+  return apply(MaxPool2dOp, [x], { kernel, stride, ceil });
+}
+
 export interface ConvTransposeAttrs extends Conv2dAttrs { outputPadding: readonly [number, number] }
 /** ConvTranspose (weight [C_in, C_out/groups, kH, kW]); used as the input-gradient of conv2d. */
 export const ConvTranspose2dOp: OpDef<ConvTransposeAttrs> = defineOp({
