@@ -59,14 +59,15 @@ def attention(q, k, v, chunk):
     return out
 
 
-def layer(h, w, p, d, d_head, chunk):
-    """One pre-LN transformer block (spec §3.4); p is the weight-name prefix."""
+def layer(h, w, p, d, d_head, chunk, attn=None):
+    """One pre-LN transformer block (spec §3.4); p is the weight-name prefix; attn(q, k, v, chunk) defaults to
+    `attention`."""
     B, L, _ = h.shape
     nh = d // d_head
     y = ln(h, w[p + "norm1.weight"])
     q, k, v = (y @ w[p + "attn.to_qkv.weight"].t()).split(d, dim=2)
     q, k, v = (t.reshape(B, L, nh, d_head).transpose(1, 2) for t in (q, k, v))
-    a = attention(q, k, v, chunk).transpose(1, 2).reshape(B, L, d)
+    a = (attn or attention)(q, k, v, chunk).transpose(1, 2).reshape(B, L, d)
     h = h + a @ w[p + "attn.fc.weight"].t()
     y = ln(h, w[p + "norm2.weight"])
     return h + F.gelu(y @ w[p + "mlp.mlp.0.weight"].t()) @ w[p + "mlp.mlp.2.weight"].t()

@@ -19,8 +19,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gslrm import ln  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from gslrm import layer as gslrm_layer  # noqa: E402
 import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message="None of the inputs have requires_grad")
@@ -30,17 +29,13 @@ def chunk_attention(q, k, v):
     return torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2), dim=-1) @ v
 
 
+def checkpointed_attention(q, k, v, chunk):
+    """Attention with a checkpoint around every query chunk (its softmax is recomputed in the backward)."""
+    return torch.cat([checkpoint(chunk_attention, q[:, :, i:i + chunk], k, v) for i in range(0, q.shape[2], chunk)], dim=2)
+
+
 def layer(h, w, p, d, d_head, chunk):
-    B, L, _ = h.shape
-    nh = d // d_head
-    y = ln(h, w[p + "norm1.weight"])
-    q, k, v = (y @ w[p + "attn.to_qkv.weight"].t()).split(d, dim=2)
-    q, k, v = (t.reshape(B, L, nh, d_head).transpose(1, 2) for t in (q, k, v))
-    parts = [checkpoint(chunk_attention, q[:, :, i:i + chunk], k, v) for i in range(0, L, chunk)]
-    a = torch.cat(parts, dim=2).transpose(1, 2).reshape(B, L, d)
-    h = h + a @ w[p + "attn.fc.weight"].t()
-    y = ln(h, w[p + "norm2.weight"])
-    return h + F.gelu(y @ w[p + "mlp.mlp.0.weight"].t()) @ w[p + "mlp.mlp.2.weight"].t()
+    return gslrm_layer(h, w, p, d, d_head, chunk, checkpointed_attention)
 
 
 def main():

@@ -37,15 +37,20 @@ function buildBlock(fused: boolean, L: number, M: number, d: number, heads: numb
   return { g, x, ctx, y, side: C.mul(h, 0.5) };
 }
 
+/** Random parameters for the block's graph and random inputs (x [L, d], ctx [M, d]) from one seed. */
+function randomSetup(b: ReturnType<typeof buildBlock>, L: number, M: number, d: number, seed: number) {
+  const r = rng(seed);
+  const params: C.ParamStore = new Map(b.g.params().map((p) => [p.name, randn(r, C.sizeOf(p.shape), 0.4)]));
+  return { r, params, feeds: { x: randn(r, L * d), ctx: randn(r, M * d) } };
+}
+
 test('recomputed block (two attention cuts, flash backward) = autodiff of the whole block', async () => {
   const L = 19,
     M = 7,
     d = 16,
     heads = 4;
-  const r = rng(3);
   const ref = buildBlock(false, L, M, d, heads);
-  const params: C.ParamStore = new Map(ref.g.params().map((p) => [p.name, randn(r, C.sizeOf(p.shape), 0.4)]));
-  const feeds = { x: randn(r, L * d), ctx: randn(r, M * d) };
+  const { r, params, feeds } = randomSetup(ref, L, M, d, 3);
   const gy = randn(r, L * d),
     gside = randn(r, L * d);
   const wrt = [ref.x, ref.ctx, ...ref.g.paramTensors()];
@@ -83,10 +88,8 @@ test('recomputed block: only the inputs asked for get cotangents; a missing outp
     M = 5,
     d = 8,
     heads = 2;
-  const r = rng(5);
   const b = buildBlock(true, L, M, d, heads);
-  const params: C.ParamStore = new Map(b.g.params().map((p) => [p.name, randn(r, C.sizeOf(p.shape), 0.4)]));
-  const feeds = { x: randn(r, L * d), ctx: randn(r, M * d) };
+  const { r, params, feeds } = randomSetup(b, L, M, d, 5);
   const gy = randn(r, L * d);
   const block = await RecomputedBlock.create(
     { inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } },

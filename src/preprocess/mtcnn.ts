@@ -120,40 +120,34 @@ export class IntegralImage {
 
   /** From interleaved 8-bit pixels with `c` channels. */
   static fromInterleaved(data: Uint8Array, c: number, h: number, w: number): IntegralImage {
-    const ii = new IntegralImage(c, h, w);
-    const W = w + 1,
-      S = ii.sums;
-    for (let ch = 0; ch < c; ch++) {
-      const base = ch * (h + 1) * W;
-      for (let y = 0; y < h; y++) {
-        let row = 0,
-          src = y * w * c + ch;
-        const above = base + y * W + 1,
-          here = base + (y + 1) * W + 1;
-        for (let x = 0; x < w; x++, src += c) {
-          row += data[src]!;
-          S[here + x] = S[above + x]! + row;
-        }
-      }
-    }
-    return ii;
+    return IntegralImage.build(c, h, w, (ch, y) => [data, y * w * c + ch, c]);
   }
 
   /** From a planar float [C, H, W] image. */
   static fromPlanar(img: Float32Array, c: number, h: number, w: number): IntegralImage {
+    return IntegralImage.build(c, h, w, (ch, y) => [img, (ch * h + y) * w, 1]);
+  }
+
+  /** `row(ch, y)` gives where row y of channel ch starts in which array, and the step between its pixels. */
+  private static build(
+    c: number,
+    h: number,
+    w: number,
+    row: (ch: number, y: number) => [ArrayLike<number>, number, number],
+  ): IntegralImage {
     const ii = new IntegralImage(c, h, w);
     const W = w + 1,
       S = ii.sums;
     for (let ch = 0; ch < c; ch++) {
       const base = ch * (h + 1) * W;
       for (let y = 0; y < h; y++) {
-        let row = 0;
-        const src = (ch * h + y) * w,
-          above = base + y * W + 1,
+        const [src, start, step] = row(ch, y);
+        const above = base + y * W + 1,
           here = base + (y + 1) * W + 1;
-        for (let x = 0; x < w; x++) {
-          row += img[src + x]!;
-          S[here + x] = S[above + x]! + row;
+        let sum = 0;
+        for (let x = 0, i = start; x < w; x++, i += step) {
+          sum += src[i]!;
+          S[here + x] = S[above + x]! + sum;
         }
       }
     }
