@@ -83,6 +83,11 @@ export interface PipelineOptions {
   /** UNet attention blocks (memory bound / fused kernel). */
   attention?: AttentionOptions;
   threads?: number;
+  /**
+   * A UNet held in memory instead of the folder's `unet/` (a trainer's weights; the folder may then be a base
+   * pipeline whose UNet has another layout). The arrays are read at every step, so updates in place are seen.
+   */
+  unet?: { config: UNetConfig; weights: ParamStore };
 }
 
 /** The loaded pipeckpts/ folder: configs, weights, lazily created sessions. */
@@ -105,7 +110,7 @@ export class MvDiffusionPipeline {
 
   static async load(dir: string, opts: PipelineOptions = {}): Promise<MvDiffusionPipeline> {
     readModelIndex(dir);
-    const unetConfig = readComponentConfig(dir, 'unet', parseUNetConfig);
+    const unetConfig = opts.unet?.config ?? readComponentConfig(dir, 'unet', parseUNetConfig);
     const vaeConfig = readComponentConfig(dir, 'vae', parseVaeConfig);
     const clipConfig = readComponentConfig(dir, 'image_encoder', parseClipVisionConfig);
     const preprocess = parseClipPreprocessConfig(JsonFields.fromFile(join(dir, 'feature_extractor/preprocessor_config.json'), 'feature_extractor/preprocessor_config.json'));
@@ -120,7 +125,7 @@ export class MvDiffusionPipeline {
     }
     const normStore = await loadWeights(join(dir, 'image_normalizer'), [{ name: 'mean', shape: [1, normDim] }, { name: 'std', shape: [1, normDim] }], 'image_normalizer');
     const weights = {
-      unet: await loadWeights(join(dir, 'unet'), paramSpecs((d) => declareUNetParams(d, unetConfig)), 'unet', { dtype: opts.unetFp16Weights ? 'float16' : 'float32' }),
+      unet: opts.unet?.weights ?? await loadWeights(join(dir, 'unet'), paramSpecs((d) => declareUNetParams(d, unetConfig)), 'unet', { dtype: opts.unetFp16Weights ? 'float16' : 'float32' }),
       vae: await loadWeights(join(dir, 'vae'), paramSpecs((d) => declareVaeParams(d, vaeConfig)), 'vae'),
       clip: await loadWeights(join(dir, 'image_encoder'), paramSpecs((d) => declareClipVisionParams(d, clipConfig)), 'image_encoder'),
     };
@@ -154,10 +159,35 @@ export class MvDiffusionPipeline {
 
   /** CLIP image embedding [projection_dim] of one image. */
   async imageEmbedding(image: RgbImage): Promise<Float32Array> {
-    const { pixels } = clipPixelValues(image, this.preprocess);
+    return this.embedPixels(clipPixelValues(image, this.preprocess).pixels);
+  }
+
+  /** CLIP image embedding of pixel values already resized and normalised [1, 3, S, S] (S = the encoder's size). */
+  async embedPixels(pixels: Float32Array): Promise<Float32Array> {
     const S = this.clipConfig.imageSize;
     const s = await this.session('clip', (g) => ({ embeds: new ClipVision(g, this.clipConfig).forward(g.input('pixels', [1, 3, S, S])) }), this.weights.clip);
     return (await s.run({ pixels })).embeds!.data as Float32Array;
+  }
+
+  /** The CLIP processor's per-channel mean and std (images are normalised with them). */
+  get clipNormalization(): { mean: readonly number[]; std: readonly number[] } {
+    return { mean: this.preprocess.mean, std: this.preprocess.std };
+  }
+
+  /** The image normaliser's learned statistics (used around the CLIP-embedding noise augmentation). */
+  get imageNormalizer(): { mean: Float32Array; std: Float32Array } {
+    return this.normalizer;
+  }
+
+  /** The VAE posterior of one image [1, 3, H, W] in [−1, 1]: mean and std [4, h, w], not scaled. */
+  async encodePosterior(x: Float32Array): Promise<{ mean: Float32Array; std: Float32Array }> {
+    const H = this.imageSize;
+    const s = await this.session('vae-posterior', (g) => {
+      const e = new VaeEncoder(g, this.vaeConfig).forward(g.input('x', [1, 3, H, H]));
+      return { mean: e.mean, std: e.std };
+    }, this.weights.vae);
+    const o = await s.run({ x });
+    return { mean: o.mean!.data as Float32Array, std: o.std!.data as Float32Array };
   }
 
   /** VAE posterior mode × scaling_factor [4, h, w] of one image (its [−1, 1] pixels rounded to fp16 first, as the reference). */

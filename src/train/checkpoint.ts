@@ -12,6 +12,7 @@ import { TorchFile } from '../io/torch-pt.ts';
 import { pyDict, pyFloat, pyTuple, saveTorch, torchTensor, type PyValue } from '../io/torch-save.ts';
 import { UserError } from '../util/errors.ts';
 import type { Moments } from './optim/adamw.ts';
+import type { Ema } from './optim/ema.ts';
 import { dynamicMap } from './optim/quant8.ts';
 
 export interface AdamState {
@@ -43,6 +44,8 @@ export interface TrainState {
   paramUpdateStep: number;
   /** Logged rows, for the curves and `--json` continuity. */
   history: ReadonlyArray<Record<string, number>>;
+  /** The weights' moving average, when the run keeps one. */
+  ema?: Ema;
 }
 
 export const checkpointName = (step: number): string => `ckpt_${String(step).padStart(16, '0')}.pt`;

@@ -9,6 +9,7 @@
  * order is a function of (seed, epoch), so a run resumed from pass p continues bit for bit as if never stopped.
  */
 import { MomentAdamW, shareMoments, type MomentStorage } from './optim/adamw.ts';
+import type { Ema } from './optim/ema.ts';
 import { sharedFloat32 } from './optim/pool.ts';
 import type { LoadedCheckpoint, ParamGroup, TrainState } from './checkpoint.ts';
 import { writeCheckpoint } from './checkpoint.ts';
@@ -49,6 +50,24 @@ export interface TrainerConfig {
    * (`shareAll`) for their updates to be spread; the trainer allocates gradients and moments that way itself.
    */
   optimizerWorkers?: number;
+  /** Rate multiplier of the update with scheduler index k (default: cosine with `warmup`, over the plan). */
+  schedule?: (k: number) => number;
+  /** Job size in passes, instead of whole epochs (diffusers' `max_train_steps` × accumulation). */
+  totalPasses?: number;
+  /** Where checkpoints go (default: the reference's `ckpt_*.pt` files in `checkpointDir`). */
+  store?: CheckpointStore;
+  /** A moving average of the weights, stepped after every update and saved with the checkpoints. */
+  ema?: Ema;
+  /**
+   * When the sanity-check validation runs: before training ('start', train_gslrm.py) or after the first update
+   * ('first-update', train_diffusion.py's `validation_sanity_check`).
+   */
+  firstValidation?: 'start' | 'first-update';
+}
+
+/** Writes a training state somewhere (a file, a folder); returns its path. */
+export interface CheckpointStore {
+  write(state: TrainState): Promise<string>;
 }
 
 /** One logged row: `step` is the forward/backward pass count after the pass. */
@@ -74,9 +93,14 @@ export interface RunPlan {
 /** The reference's job size: whole epochs, overshooting max_fwdbwd_passes up to the next epoch boundary. */
 export function planRun(
   samples: number,
-  c: Pick<TrainerConfig, 'batchSize' | 'numEpochs' | 'maxPasses' | 'gradAccum'>,
+  c: Pick<TrainerConfig, 'batchSize' | 'numEpochs' | 'maxPasses' | 'gradAccum' | 'totalPasses'>,
 ): RunPlan {
   const passesPerEpoch = Math.max(1, Math.floor(samples / c.batchSize));
+  if (c.totalPasses !== undefined) {
+    const totalPasses = c.totalPasses;
+    const epochs = Math.ceil(totalPasses / passesPerEpoch);
+    return { passesPerEpoch, epochs, totalPasses, totalUpdates: Math.floor(totalPasses / c.gradAccum) };
+  }
   const epochs = Math.min(c.numEpochs, Math.floor(c.maxPasses / passesPerEpoch) + 1);
   const totalPasses = passesPerEpoch * epochs;
   return { passesPerEpoch, epochs, totalPasses, totalUpdates: Math.floor(totalPasses / c.gradAccum) };
@@ -97,6 +121,7 @@ export class Trainer<B> {
   private schedulerSteps = 0;
   private readonly history: LogRow[] = [];
   private lastCheckpoint: string | null = null;
+  private lastCheckpointPass = -1;
 
   constructor(
     private readonly step: TrainStep<B>,
@@ -140,7 +165,7 @@ export class Trainer<B> {
 
   /** Rate multiplier of the update with scheduler index `k`. */
   private multiplier(k: number): number {
-    return cosineWithWarmup(k, this.cfg.warmup, this.plan.totalUpdates);
+    return this.cfg.schedule ? this.cfg.schedule(k) : cosineWithWarmup(k, this.cfg.warmup, this.plan.totalUpdates);
   }
 
   private indices(pass: number): number[] {
@@ -158,7 +183,9 @@ export class Trainer<B> {
     let next = load(this.pass);
     let accumLosses: number[] = [];
     let stopped = false;
-    if (this.pass === 0 && this.cfg.validateEvery !== null) await this.hooks.onValidate?.(0);
+    const firstValidation = this.cfg.firstValidation ?? 'start';
+    if (this.pass === 0 && this.cfg.validateEvery !== null && firstValidation === 'start')
+      await this.hooks.onValidate?.(0);
     while (this.pass < totalPasses) {
       const batch = await next!;
       next = load(this.pass + 1);
@@ -186,7 +213,8 @@ export class Trainer<B> {
         await this.hooks.onLog?.(row);
       }
       if (this.pass % this.cfg.visEvery === 0) await this.hooks.onVisual?.(this.pass);
-      if (this.cfg.validateEvery !== null && this.pass % this.cfg.validateEvery === 0)
+      const sanity = firstValidation === 'first-update' && this.pass === this.cfg.gradAccum;
+      if (this.cfg.validateEvery !== null && (this.pass % this.cfg.validateEvery === 0 || sanity))
         await this.hooks.onValidate?.(this.pass);
       const done = this.pass === totalPasses;
       stopped = !done && shouldStop();
@@ -220,6 +248,7 @@ export class Trainer<B> {
     this.schedulerSteps++;
     this.updates++;
     if (skipped) await this.opt.zero(grads);
+    this.cfg.ema?.step(this.step.params);
     return { gradNorm, skipped };
   }
 
@@ -229,8 +258,7 @@ export class Trainer<B> {
   }
 
   async checkpoint(): Promise<string> {
-    if (this.lastCheckpoint && this.lastCheckpoint.endsWith(`${String(this.pass).padStart(16, '0')}.pt`))
-      return this.lastCheckpoint;
+    if (this.lastCheckpoint && this.lastCheckpointPass === this.pass) return this.lastCheckpoint;
     const state: TrainState = {
       model: [...this.step.params].map(([name, data]) => ({
         name,
@@ -247,8 +275,11 @@ export class Trainer<B> {
       fwdbwdPassStep: this.pass,
       paramUpdateStep: this.updates,
       history: this.history,
+      ...(this.cfg.ema ? { ema: this.cfg.ema } : {}),
     };
-    this.lastCheckpoint = await writeCheckpoint(this.cfg.checkpointDir, state);
+    const store = this.cfg.store ?? { write: (s: TrainState) => writeCheckpoint(this.cfg.checkpointDir, s) };
+    this.lastCheckpoint = await store.write(state);
+    this.lastCheckpointPass = this.pass;
     await this.hooks.onCheckpoint?.(this.lastCheckpoint, this.pass);
     return this.lastCheckpoint;
   }

@@ -241,7 +241,7 @@ export function scaleCamera(c: Camera, s: number): Camera {
   };
 }
 
-interface Decoded {
+export interface Decoded {
   width: number;
   height: number;
   channels: number;
@@ -249,7 +249,7 @@ interface Decoded {
 }
 
 /** Decodes one view; square images only (as the reference); resized to S with Pillow's LANCZOS. */
-async function readView(file: string, S: number): Promise<Decoded> {
+export async function readView(file: string, S: number): Promise<Decoded> {
   let data: Buffer, info: OutputInfo;
   try {
     ({ data, info } = await sharp(file).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }));
@@ -263,7 +263,7 @@ async function readView(file: string, S: number): Promise<Decoded> {
 }
 
 /** Interleaved 8-bit RGB(A) at S×S → planar RGB composited onto `bg`, and alpha. */
-function composite(
+export function composite(
   px: Uint8Array,
   channels: number,
   S: number,
