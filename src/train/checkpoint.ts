@@ -77,11 +77,13 @@ export function checkFreeDisk(dir: string, bytes: number): void {
   }
 }
 
-export async function writeCheckpoint(dir: string, s: TrainState): Promise<string> {
-  const model = pyDict(
-    s.model.map((t) => [t.name, torchTensor(t.data, t.shape)] as const),
-    true,
-  );
+/** Parameter names in the optimizer's numbering (its groups in order). */
+export function paramOrder(groups: readonly ParamGroup[]): string[] {
+  return groups.flatMap((g) => g.names);
+}
+
+/** torch's `AdamW.state_dict()` (or bitsandbytes' 8-bit layout) of a training state. */
+export function optimizerStateDict(s: TrainState): PyValue {
   const index = new Map<string, number>();
   s.groups.forEach((g) => g.names.forEach((n) => index.set(n, index.size)));
   const state: Array<[number, PyValue]> = [];
@@ -124,33 +126,40 @@ export async function writeCheckpoint(dir: string, s: TrainState): Promise<strin
       ['params', g.names.map(() => next++)],
     ]),
   );
+  return pyDict([
+    ['state', pyDict(state)],
+    ['param_groups', groups],
+  ]);
+}
+
+/** torch's `LambdaLR.state_dict()`. */
+export function schedulerStateDict(s: TrainState): PyValue {
+  return pyDict([
+    ['base_lrs', s.groups.map(() => pyFloat(s.lr))],
+    ['last_epoch', s.schedulerSteps],
+    ['verbose', false],
+    ['_step_count', s.schedulerSteps + 1],
+    ['_get_lr_called_within_step', false],
+    ['_last_lr', s.groups.map(() => pyFloat(s.lr * s.lastLr))],
+    ['lr_lambdas', s.groups.map(() => null)],
+  ]);
+}
+
+export async function writeCheckpoint(dir: string, s: TrainState): Promise<string> {
+  const model = pyDict(
+    s.model.map((t) => [t.name, torchTensor(t.data, t.shape)] as const),
+    true,
+  );
   const value = pyDict([
     ['model', model],
-    [
-      'optimizer',
-      pyDict([
-        ['state', pyDict(state)],
-        ['param_groups', groups],
-      ]),
-    ],
-    [
-      'lr_scheduler',
-      pyDict([
-        ['base_lrs', s.groups.map(() => pyFloat(s.lr))],
-        ['last_epoch', s.schedulerSteps],
-        ['verbose', false],
-        ['_step_count', s.schedulerSteps + 1],
-        ['_get_lr_called_within_step', false],
-        ['_last_lr', s.groups.map(() => pyFloat(s.lr * s.lastLr))],
-        ['lr_lambdas', s.groups.map(() => null)],
-      ]),
-    ],
+    ['optimizer', optimizerStateDict(s)],
+    ['lr_scheduler', schedulerStateDict(s)],
     ['fwdbwd_pass_step', s.fwdbwdPassStep],
     ['param_update_step', s.paramUpdateStep],
     [
       'facelift',
       pyDict([
-        ['param_order', [...index.keys()]],
+        ['param_order', paramOrder(s.groups)],
         ['history', s.history.map((r) => pyDict(Object.entries(r).map(([k, v]) => [k, pyFloat(v)] as const)))],
       ]),
     ],
@@ -199,45 +208,16 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
     if (!hasModel || !(root instanceof PyDict) || !(root.get('optimizer') instanceof PyDict))
       return { path, model, shapes, training: null };
 
-    const opt = root.get('optimizer') as PyDict;
-    const moments = new Map<string, Moments>();
     const hist = root.get('facelift');
     const order =
       hist instanceof PyDict && Array.isArray(hist.get('param_order')) ? (hist.get('param_order') as string[]) : null;
-    const idxToName = new Map<number, string>();
-    (order ?? groups.flatMap((g) => g.names)).forEach((n, i) => idxToName.set(i, n));
-    let step = 0;
-    const state = opt.get('state');
-    if (state instanceof PyDict) {
-      for (const key of state.keys()) {
-        const name = idxToName.get(Number(key));
-        if (!name)
-          throw new UserError(
-            `${path}: optimizer state for parameter index ${String(key)} that the model does not have`,
-          );
-        const at = `optimizer.state.${String(key)}.`;
-        if (f.has(`${at}state1`)) {
-          const q = async (k: string) => {
-            const d = await f.read(`${at}${k}`);
-            return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-          };
-          moments.set(name, {
-            kind: '8bit',
-            q1: await q('state1'),
-            q2: await q('state2'),
-            absmax1: await f.readF32(`${at}absmax1`),
-            absmax2: await f.readF32(`${at}absmax2`),
-          });
-        } else {
-          moments.set(name, {
-            kind: 'fp32',
-            m: await f.readF32(`${at}exp_avg`),
-            v: await f.readF32(`${at}exp_avg_sq`),
-          });
-        }
-        step = (await f.readF32(`optimizer.state.${String(key)}.step`))[0]!;
-      }
-    }
+    const adam = await readAdamState(
+      f,
+      root.get('optimizer') as PyDict,
+      'optimizer.',
+      order ?? paramOrder(groups),
+      path,
+    );
     const sched = root.get('lr_scheduler');
     const schedulerSteps =
       sched instanceof PyDict && typeof sched.get('last_epoch') === 'number' ? (sched.get('last_epoch') as number) : 0;
@@ -256,7 +236,7 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
       model,
       shapes,
       training: {
-        adam: { step, moments },
+        adam,
         schedulerSteps,
         fwdbwdPassStep: num('fwdbwd_pass_step'),
         paramUpdateStep: num('param_update_step'),
@@ -266,4 +246,49 @@ export async function readCheckpoint(path: string, groups: readonly ParamGroup[]
   } finally {
     await f.close();
   }
+}
+
+/**
+ * An optimizer state dict's moments, named by `order` (its parameter numbering). `prefix` is where the dict sits
+ * in the file's flattened tensor names ('optimizer.' inside a training checkpoint, '' for an optimizer.bin).
+ */
+export async function readAdamState(
+  f: TorchFile,
+  opt: PyDict,
+  prefix: string,
+  order: readonly string[],
+  path: string,
+): Promise<AdamState> {
+  const moments = new Map<string, Moments>();
+  let step = 0;
+  const state = opt.get('state');
+  if (state instanceof PyDict) {
+    for (const key of state.keys()) {
+      const name = order[Number(key)];
+      if (!name)
+        throw new UserError(`${path}: optimizer state for parameter index ${String(key)} that the model does not have`);
+      const at = `${prefix}state.${String(key)}.`;
+      if (f.has(`${at}state1`)) {
+        const q = async (k: string) => {
+          const d = await f.read(`${at}${k}`);
+          return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+        };
+        moments.set(name, {
+          kind: '8bit',
+          q1: await q('state1'),
+          q2: await q('state2'),
+          absmax1: await f.readF32(`${at}absmax1`),
+          absmax2: await f.readF32(`${at}absmax2`),
+        });
+      } else {
+        moments.set(name, {
+          kind: 'fp32',
+          m: await f.readF32(`${at}exp_avg`),
+          v: await f.readF32(`${at}exp_avg_sq`),
+        });
+      }
+      step = (await f.readF32(`${at}step`))[0]!;
+    }
+  }
+  return { step, moments };
 }

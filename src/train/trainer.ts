@@ -62,7 +62,7 @@ export interface TrainerConfig {
    * When the sanity-check validation runs: before training ('start', train_gslrm.py) or after the first update
    * ('first-update', train_diffusion.py's `validation_sanity_check`).
    */
-  firstValidation?: 'start' | 'first-update';
+  firstValidation?: 'start' | 'first-update' | 'none';
 }
 
 /** Writes a training state somewhere (a file, a folder); returns its path. */

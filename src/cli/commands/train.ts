@@ -1,4 +1,6 @@
 /**
+ * `facelift train mvdiffusion --config F [--set key=value …] [--resume] [--export-only] [--stop-after-minutes N]
+ * [--threads N] [--json]`: trains the multi-view diffusion UNet (src/train/mvdiffusion).
  * `facelift train gslrm --config F [--resume | --load F] [--set key.path=value …] [--stop-after-minutes N]
  * [--threads N] [--json]`: trains the GS-LRM reconstructor (src/train/gslrm). SIGINT/SIGTERM finish the current
  * pass, write a checkpoint and exit; so does the time budget. Progress: a bar on stderr (step, loss, PSNR, steps/s,
@@ -7,6 +9,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { trainGslrm } from '../../train/gslrm/run.ts';
+import { trainMvDiffusion } from '../../train/mvdiffusion/run.ts';
 import { readYamlTree } from '../../train/config-tree.ts';
 import { listCheckpoints, readCheckpoint } from '../../train/checkpoint.ts';
 import { parseGslrmTrainConfig } from '../../train/gslrm/config.ts';
@@ -35,7 +38,8 @@ interface TrainOpts {
 }
 
 export function register(program: Command): void {
-  const train = program.command('train').description('train the models (gslrm; mvdiffusion is not built yet)');
+  const train = program.command('train').description('train the models (gslrm, mvdiffusion)');
+  registerMvDiffusion(train);
   train
     .command('gslrm')
     .description('train or fine-tune the GS-LRM reconstructor on posed multi-view samples (configs/gslrm*.yaml)')
@@ -227,4 +231,96 @@ function lpipsPair(vgg16: string | undefined, lin: string | undefined): { vgg16:
 function deviceOption(d: string): 'cpu' | 'cuda' {
   if (d === 'cpu' || d === 'cuda') return d;
   throw new UserError(`--device must be cpu or cuda, got ${d}`);
+}
+
+function registerMvDiffusion(train: Command): void {
+  train
+    .command('mvdiffusion')
+    .description(
+      'train or fine-tune the multi-view diffusion UNet from a FaceLift pipeline or SD-2.1-unCLIP (configs/mvdiffusion.yaml, mouse_mvdiffusion*.yaml)',
+    )
+    .requiredOption('--config <file>', 'training config in the official layout (configs/mvdiffusion.yaml, …)')
+    .option(
+      '--set <key=value>',
+      'override a config key, e.g. learning_rate=5e-5 or train_dataset.path=LIST (repeatable)',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
+    .option('--resume', 'require a checkpoint-<n> in the output folder and continue from it')
+    .option('--export-only', "write <output_dir>/pipeckpts from the newest checkpoint's EMA weights, no training")
+    .option(
+      '--stop-after-minutes <n>',
+      'write a checkpoint and stop after this much time',
+      positiveOption('--stop-after-minutes'),
+    )
+    .option('--threads <n>', 'threads for onnxruntime and the optimizer', intOption('--threads', 1, 256))
+    .option('--chunk <n>', 'attention query block of the recomputed backward', intOption('--chunk', 1, 1 << 20))
+    .option('--device <device>', "where the UNet trains: cpu, or cuda (onnxruntime-node's CUDA provider)", 'cpu')
+    .option('--lpips-vgg16 <file>', "torchvision's vgg16-397923af.pth (with --lpips-lin: LPIPS in validation)")
+    .option('--lpips-lin <file>', 'LPIPS v0.1 vgg.pth')
+    .option('--json', 'print one JSON line per logged update on stdout')
+    .action(async (o: Omit<TrainOpts, 'load' | 'turntableFrames' | 'vgg19'> & { exportOnly?: boolean }) => {
+      let stopRequested = false;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (stopRequested) process.exit(130);
+        stopRequested = true;
+        process.stderr.write(`\n${sig}: finishing this pass, then writing a checkpoint (send again to quit at once)\n`);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const bar =
+        !o.json && process.stderr.isTTY
+          ? new cliProgress.SingleBar(
+              {
+                format: 'train mvdiffusion |{bar}| {value}/{total} passes · loss {loss} · {rate} passes/s · ETA {eta_formatted}',
+                stream: process.stderr,
+                hideCursor: true,
+              },
+              cliProgress.Presets.shades_classic,
+            )
+          : null;
+      const say = (l: string) => {
+        if (bar) bar.stop();
+        process.stderr.write(`${l}\n`);
+      };
+      let t0 = 0,
+        p0 = 0;
+      try {
+        const r = await trainMvDiffusion({
+          config: o.config,
+          sets: o.set,
+          ...(o.resume ? { resume: true } : {}),
+          ...(o.exportOnly ? { exportOnly: true } : {}),
+          ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
+          ...(o.threads ? { threads: o.threads } : {}),
+          ...(o.chunk ? { chunk: o.chunk } : {}),
+          device: deviceOption(o.device),
+          ...(o.lpipsVgg16 || o.lpipsLin ? { lpips: lpipsPair(o.lpipsVgg16, o.lpipsLin) } : {}),
+          say,
+          onLog: (row) => {
+            if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`);
+          },
+          onPass: (pass, total, row) => {
+            if (!bar) return;
+            if (t0 === 0) {
+              t0 = performance.now();
+              p0 = pass - 1;
+              bar.start(total, pass);
+            }
+            const rate = (pass - p0) / ((performance.now() - t0) / 1000);
+            bar.update(pass, { loss: row.loss.toPrecision(4), rate: rate.toFixed(3) });
+          },
+          stop: () => stopRequested,
+        });
+        bar?.stop();
+        if (!o.exportOnly)
+          process.stderr.write(
+            `${r.stopped ? 'stopped' : 'finished'} at pass ${r.pass} of ${r.totalPasses}; last checkpoint ${r.checkpoint ?? 'none'}\n`,
+          );
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
 }

@@ -98,3 +98,15 @@ test("piecewise-constant LR as diffusers parses step_rules (lr_warmup_steps has 
   }
   assert.throws(() => piecewiseConstant('1:abc,0.5'), /multiplier:step/);
 });
+
+test('CLIP input resize = torch bicubic with antialias (down 20→7, up 5→9) within 2e-6', async () => {
+  const { resizeBicubicAntialias } = await import('./clip-input.ts');
+  const g = (golden as unknown as { resize: Record<string, number[]> }).resize;
+  const check = (inp: number[], out: number[], s: number, o: number) => {
+    const r = resizeBicubicAntialias(Float32Array.from(inp), 3, s, s, o, o);
+    const worst = Math.max(...out.map((v, i) => Math.abs(v - r[i]!)));
+    assert.ok(worst < 2e-6, `${s}→${o}: worst ${worst}`);
+  };
+  check(g.down_in!, g.down_out!, 20, 7);
+  check(g.up_in!, g.up_out!, 5, 9);
+});
