@@ -241,13 +241,15 @@ export interface ModelIndex {
   components: Set<PipelineComponent>;
 }
 
-export function parseModelIndex(f: JsonFields): ModelIndex {
+/** `anyUnet`: the UNet comes from elsewhere (a trainer's), so the folder's `unet` entry may name another class. */
+export function parseModelIndex(f: JsonFields, opts: { anyUnet?: boolean } = {}): ModelIndex {
   f.oneOf('_class_name', ['StableUnCLIPImg2ImgPipeline']);
   const components = new Set<PipelineComponent>();
   for (const [name, [lib, cls]] of Object.entries(PIPELINE_COMPONENTS) as [PipelineComponent, readonly [string, string]][]) {
     const v = f.raw(name);
     if (v === undefined || (Array.isArray(v) && v[0] === null && v[1] === null)) continue;
-    if (!Array.isArray(v) || v.length !== 2 || v[1] !== cls) f.fail(name, `["${lib}", "${cls}"]`);
+    const anyClass = opts.anyUnet && name === 'unet';
+    if (!Array.isArray(v) || v.length !== 2 || (v[1] !== cls && !anyClass)) f.fail(name, `["${lib}", "${cls}"]`);
     // The library name of the UNet differs between exports (module path vs package); the class decides.
     components.add(name);
   }
@@ -257,10 +259,10 @@ export function parseModelIndex(f: JsonFields): ModelIndex {
 }
 
 /** Reads `<dir>/model_index.json`, checking that each listed component folder exists. */
-export function readModelIndex(dir: string): ModelIndex {
+export function readModelIndex(dir: string, opts: { anyUnet?: boolean } = {}): ModelIndex {
   const path = join(dir, 'model_index.json');
   if (!existsSync(path)) throw new UserError(`${dir} is not a diffusers pipeline folder (no model_index.json); pass the pipeckpts/ folder`);
-  const index = parseModelIndex(JsonFields.fromFile(path, 'model_index.json'));
+  const index = parseModelIndex(JsonFields.fromFile(path, 'model_index.json'), opts);
   for (const c of index.components) {
     if (!existsSync(join(dir, c))) throw new UserError(`${dir}: model_index.json lists "${c}" but the folder ${c}/ is missing`);
   }

@@ -109,7 +109,7 @@ export class MvDiffusionPipeline {
   ) {}
 
   static async load(dir: string, opts: PipelineOptions = {}): Promise<MvDiffusionPipeline> {
-    readModelIndex(dir);
+    readModelIndex(dir, { anyUnet: opts.unet !== undefined });
     const unetConfig = opts.unet?.config ?? readComponentConfig(dir, 'unet', parseUNetConfig);
     const vaeConfig = readComponentConfig(dir, 'vae', parseVaeConfig);
     const clipConfig = readComponentConfig(dir, 'image_encoder', parseClipVisionConfig);

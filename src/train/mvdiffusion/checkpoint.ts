@@ -15,7 +15,13 @@ import { TorchFile } from '../../io/torch-pt.ts';
 import { saveTorch } from '../../io/torch-save.ts';
 import { UserError } from '../../util/errors.ts';
 import {
-  checkFreeDisk, optimizerStateDict, paramOrder, readAdamState, schedulerStateDict, type AdamState, type TrainState,
+  checkFreeDisk,
+  optimizerStateDict,
+  paramOrder,
+  readAdamState,
+  schedulerStateDict,
+  type AdamState,
+  type TrainState,
 } from '../checkpoint.ts';
 import { Ema } from '../optim/ema.ts';
 import type { CheckpointStore } from '../trainer.ts';
@@ -44,7 +50,8 @@ export function removePartialCheckpoints(dir: string): void {
   } catch {
     return;
   }
-  for (const n of names) if (/^checkpoint-\d+\.tmp-\d+$/.test(n)) rmSync(join(dir, n), { recursive: true, force: true });
+  for (const n of names)
+    if (/^checkpoint-\d+\.tmp-\d+$/.test(n)) rmSync(join(dir, n), { recursive: true, force: true });
 }
 
 /** Writes one diffusers model folder: config.json and fp32 weights in state-dict order. */
@@ -135,18 +142,30 @@ async function readModelFolder(dir: string, names: readonly string[]): Promise<M
 
 /** Reads a checkpoint folder written by `MvCheckpointStore` for a UNet with parameters `names`. */
 export async function readMvCheckpoint(path: string, names: readonly string[]): Promise<LoadedMvCheckpoint> {
-  let state: { global_step: number; fwdbwd_pass_step: number; scheduler_steps: number; param_order: string[]; history: Record<string, number>[] };
+  let state: {
+    global_step: number;
+    fwdbwd_pass_step: number;
+    scheduler_steps: number;
+    param_order: string[];
+    history: Record<string, number>[];
+  };
   try {
     state = JSON.parse(readFileSync(join(path, 'facelift_state.json'), 'utf8')) as typeof state;
   } catch (e) {
-    throw new UserError(`${path}: no readable facelift_state.json (${(e as Error).message.split('\n')[0]}); not a checkpoint this trainer wrote`);
+    throw new UserError(
+      `${path}: no readable facelift_state.json (${(e as Error).message.split('\n')[0]}); not a checkpoint this trainer wrote`,
+    );
   }
   const model = await readModelFolder(join(path, 'unet'), names);
   let ema: Ema | null = null;
   try {
     const cfg = JSON.parse(readFileSync(join(path, 'unet_ema', 'config.json'), 'utf8')) as Record<string, number>;
     const shadow = await readModelFolder(join(path, 'unet_ema'), names);
-    ema = new Ema(shadow, { decay: cfg.decay ?? 0.9999, minDecay: cfg.min_decay ?? 0, updateAfterStep: cfg.update_after_step ?? 0 });
+    ema = new Ema(shadow, {
+      decay: cfg.decay ?? 0.9999,
+      minDecay: cfg.min_decay ?? 0,
+      updateAfterStep: cfg.update_after_step ?? 0,
+    });
     ema.optimizationStep = cfg.optimization_step ?? 0;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;

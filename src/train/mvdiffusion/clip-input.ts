@@ -39,7 +39,14 @@ function axisWeights(inSize: number, outSize: number): { start: number[]; weight
 }
 
 /** Planar [C, H, W] → [C, outH, outW], separable (rows first, then columns). */
-export function resizeBicubicAntialias(src: Float32Array, C: number, H: number, W: number, outH: number, outW: number): Float32Array {
+export function resizeBicubicAntialias(
+  src: Float32Array,
+  C: number,
+  H: number,
+  W: number,
+  outH: number,
+  outW: number,
+): Float32Array {
   const wx = axisWeights(W, outW);
   const wy = axisWeights(H, outH);
   const tmp = new Float32Array(C * H * outW);
@@ -47,7 +54,8 @@ export function resizeBicubicAntialias(src: Float32Array, C: number, H: number, 
     for (let y = 0; y < H; y++) {
       const row = c * H * W + y * W;
       for (let x = 0; x < outW; x++) {
-        const s = wx.start[x]!, w = wx.weights[x]!;
+        const s = wx.start[x]!,
+          w = wx.weights[x]!;
         let acc = 0;
         for (let k = 0; k < w.length; k++) acc += w[k]! * src[row + s + k]!;
         tmp[c * H * outW + y * outW + x] = acc;
@@ -57,7 +65,8 @@ export function resizeBicubicAntialias(src: Float32Array, C: number, H: number, 
   const out = new Float32Array(C * outH * outW);
   for (let c = 0; c < C; c++) {
     for (let y = 0; y < outH; y++) {
-      const s = wy.start[y]!, w = wy.weights[y]!;
+      const s = wy.start[y]!,
+        w = wy.weights[y]!;
       for (let x = 0; x < outW; x++) {
         let acc = 0;
         for (let k = 0; k < w.length; k++) acc += w[k]! * tmp[c * H * outW + (s + k) * outW + x]!;
@@ -69,11 +78,17 @@ export function resizeBicubicAntialias(src: Float32Array, C: number, H: number, 
 }
 
 /** [3, S, S] in [0, 1] → normalised CLIP pixels [1, 3, size, size]. */
-export function clipInput(image: Float32Array, S: number, size: number, norm: { mean: readonly number[]; std: readonly number[] }): Float32Array {
+export function clipInput(
+  image: Float32Array,
+  S: number,
+  size: number,
+  norm: { mean: readonly number[]; std: readonly number[] },
+): Float32Array {
   const x = resizeBicubicAntialias(image, 3, S, S, size, size);
   const n = size * size;
   for (let c = 0; c < 3; c++) {
-    const m = Math.fround(norm.mean[c]!), s = Math.fround(norm.std[c]!);
+    const m = Math.fround(norm.mean[c]!),
+      s = Math.fround(norm.std[c]!);
     for (let i = c * n; i < (c + 1) * n; i++) x[i] = (x[i]! - m) / s;
   }
   return x;

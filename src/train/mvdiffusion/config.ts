@@ -11,7 +11,7 @@ import type { BackgroundSpec } from '../gslrm/config.ts';
 import type { SnrWeighting } from './numerics.ts';
 
 const DATASET: Schema = {
-  path: 'string',
+  path: 'string?',
   bg_color: 'any',
   augmentation: 'bool',
   aug_brightness: 'any',
@@ -210,7 +210,8 @@ export function parseMvTrainConfig(raw: Tree, source: string, baseDir = process.
 
   const views = positive('n_views', 6);
   const imageSize = positive('img_wh', 512);
-  if (imageSize % 8 !== 0) throw new UserError(`${source}: img_wh must be a multiple of 8 (the VAE's factor), got ${imageSize}`);
+  if (imageSize % 8 !== 0)
+    throw new UserError(`${source}: img_wh must be a multiple of 8 (the VAE's factor), got ${imageSize}`);
   const datasetType = str('dataset_type') ?? 'facelift';
   if (datasetType !== 'facelift' && datasetType !== 'mouse')
     throw new UserError(`${source}: dataset_type must be mouse or absent, got ${JSON.stringify(datasetType)}`);
@@ -219,11 +220,16 @@ export function parseMvTrainConfig(raw: Tree, source: string, baseDir = process.
   if (ref === 'random') referenceViews = [...Array(views).keys()];
   else if (typeof ref === 'number') referenceViews = [ref];
   else if (Array.isArray(ref) && ref.every((x) => typeof x === 'number')) referenceViews = ref as number[];
-  else throw new UserError(`${source}: reference_view_idx must be a view number, "random" or a list, got ${JSON.stringify(ref)}`);
+  else
+    throw new UserError(
+      `${source}: reference_view_idx must be a view number, "random" or a list, got ${JSON.stringify(ref)}`,
+    );
   if (referenceViews.some((v) => !Number.isInteger(v) || v < 0 || v >= views))
     throw new UserError(`${source}: reference_view_idx ${JSON.stringify(ref)} is outside views 0..${views - 1}`);
   if (datasetType === 'facelift' && referenceViews.join() !== '0')
-    throw new UserError(`${source}: reference_view_idx other than 0 needs dataset_type: mouse (FixViewDataset conditions on view 0)`);
+    throw new UserError(
+      `${source}: reference_view_idx other than 0 needs dataset_type: mouse (FixViewDataset conditions on view 0)`,
+    );
 
   const dataset = (key: string, required: boolean): DatasetConfig | null => {
     const p = str(`${key}.path`);
@@ -233,7 +239,9 @@ export function parseMvTrainConfig(raw: Tree, source: string, baseDir = process.
     }
     const bg = get(`${key}.bg_color`) ?? 'white';
     if (!(typeof bg === 'number' || ['white', 'black', 'gray', 'random', 'three_choices'].includes(bg as string)))
-      throw new UserError(`${source}: ${key}.bg_color must be white, black, gray, random, three_choices or a number, got ${JSON.stringify(bg)}`);
+      throw new UserError(
+        `${source}: ${key}.bg_color must be white, black, gray, random, three_choices or a number, got ${JSON.stringify(bg)}`,
+      );
     const range = (k: string): [number, number] => {
       const v = get(`${key}.${k}`) ?? [0.9, 1.1];
       if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => typeof x === 'number'))
@@ -252,7 +260,9 @@ export function parseMvTrainConfig(raw: Tree, source: string, baseDir = process.
 
   const scheduler = str('lr_scheduler') ?? 'piecewise_constant';
   if (scheduler !== 'piecewise_constant')
-    throw new UserError(`${source}: lr_scheduler ${scheduler} is not supported (the FaceLift configs use piecewise_constant)`);
+    throw new UserError(
+      `${source}: lr_scheduler ${scheduler} is not supported (the FaceLift configs use piecewise_constant)`,
+    );
   if (bool('scale_lr', false))
     throw new UserError(`${source}: scale_lr: true multiplies the rate by the GPU count; set learning_rate directly`);
   const prediction = str('prediction_type');
@@ -266,17 +276,25 @@ export function parseMvTrainConfig(raw: Tree, source: string, baseDir = process.
     throw new UserError(`${source}: snr_weighting must be reference or v-corrected, got ${snrWeighting}`);
   const scales = get('validation_guidance_scales') ?? [1, 3];
   if (!Array.isArray(scales) || !scales.every((s) => typeof s === 'number' && s > 0))
-    throw new UserError(`${source}: validation_guidance_scales must be a list of positive numbers, got ${JSON.stringify(scales)}`);
+    throw new UserError(
+      `${source}: validation_guidance_scales must be a list of positive numbers, got ${JSON.stringify(scales)}`,
+    );
   if (get('trainable_modules') !== null && get('trainable_modules') !== undefined)
-    throw new UserError(`${source}: trainable_modules must be null (the whole UNet trains, as in every FaceLift config)`);
+    throw new UserError(
+      `${source}: trainable_modules must be null (the whole UNet trains, as in every FaceLift config)`,
+    );
   const uk = 'unet_from_pretrained_kwargs';
   const unetViews = get(`${uk}.num_views`) ?? views;
-  if (unetViews !== views) throw new UserError(`${source}: ${uk}.num_views (${String(unetViews)}) differs from n_views (${views})`);
+  if (unetViews !== views)
+    throw new UserError(`${source}: ${uk}.num_views (${String(unetViews)}) differs from n_views (${views})`);
   const sampleSize = num(`${uk}.sample_size`, imageSize / 8);
   if (sampleSize * 8 !== imageSize)
-    throw new UserError(`${source}: ${uk}.sample_size ${sampleSize} does not match img_wh ${imageSize} (sample_size = img_wh / 8)`);
+    throw new UserError(
+      `${source}: ${uk}.sample_size ${sampleSize} does not match img_wh ${imageSize} (sample_size = img_wh / 8)`,
+    );
   for (const k of ['cd_attention_last', 'cd_attention_mid', 'addition_downsample', 'init_mvattn_with_selfattn']) {
-    if (bool(`${uk}.${k}`, false)) throw new UserError(`${source}: ${uk}.${k}: true is an Era3D feature FaceLift leaves off (spec §9)`);
+    if (bool(`${uk}.${k}`, false))
+      throw new UserError(`${source}: ${uk}.${k}: true is an Era3D feature FaceLift leaves off (spec §9)`);
   }
   const gamma = get('snr_gamma');
   const limit = get('checkpoints_total_limit');

@@ -72,7 +72,9 @@ export class FixViewDataset {
         i = rng.int(this.samples.length);
       }
     }
-    throw new UserError(`could not read a sample after many attempts (${this.bad.size} of ${this.samples.length} unreadable)`);
+    throw new UserError(
+      `could not read a sample after many attempts (${this.bad.size} of ${this.samples.length} unreadable)`,
+    );
   }
 
   private viewFile(dir: string, v: number): string {

@@ -7,7 +7,13 @@ import { dropAsAWhole, minSnrWeight, piecewiseConstant, snr, weightedMse } from 
 
 // Goldens: scripts/goldens/mvdiffusion-train.py (Debian torch 1.13 running the reference's formulas).
 const golden = JSON.parse(readFileSync(new URL('./testdata/numerics.json', import.meta.url), 'utf8')) as {
-  snr: { timesteps: number[]; alphas_cumprod: number[]; snr: number[]; weight_reference: number[]; weight_v_corrected: number[] };
+  snr: {
+    timesteps: number[];
+    alphas_cumprod: number[];
+    snr: number[];
+    weight_reference: number[];
+    weight_v_corrected: number[];
+  };
   loss: { pred: number[]; target: number[]; views: number; timesteps: number[]; loss: number };
   dropout: { rate: number; p: number[]; latent_keep: number[]; clip_keep: number[] };
   ema: { initial: number[][]; updates: number[][][]; shadow: number[][][]; decay: number[] };
@@ -91,7 +97,7 @@ test("EMA follows diffusers' EMAModel bit for bit over 14 updates (warm-up decay
   assert.equal(ema.decayAt(10 ** 7), 0.9999);
 });
 
-test("piecewise-constant LR as diffusers parses step_rules (lr_warmup_steps has no effect)", () => {
+test('piecewise-constant LR as diffusers parses step_rules (lr_warmup_steps has no effect)', () => {
   for (const g of golden.piecewise) {
     const f = piecewiseConstant(g.rules);
     assert.deepEqual(g.steps.map(f), g.multiplier, g.rules);

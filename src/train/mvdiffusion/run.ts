@@ -22,7 +22,11 @@ import { Ema } from '../optim/ema.ts';
 import { shareAll } from '../optim/pool.ts';
 import { Trainer, type LogRow, type RunOutcome } from '../trainer.ts';
 import {
-  listMvCheckpoints, MvCheckpointStore, readMvCheckpoint, removePartialCheckpoints, type LoadedMvCheckpoint,
+  listMvCheckpoints,
+  MvCheckpointStore,
+  readMvCheckpoint,
+  removePartialCheckpoints,
+  type LoadedMvCheckpoint,
 } from './checkpoint.ts';
 import { parseMvTrainConfig, type MvTrainConfig } from './config.ts';
 import { FixViewDataset, type MvItem } from './dataset.ts';
@@ -71,7 +75,7 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   if (!existsSync(join(cfg.pretrained, 'model_index.json'))) {
     throw new UserError(
       `pretrained_model_name_or_path ${cfg.pretrained} is not a diffusers pipeline folder (no model_index.json): ` +
-        'give FaceLift\'s mvdiffusion/pipeckpts (`facelift weights download`) or a Stable Diffusion 2.1 unCLIP folder',
+        "give FaceLift's mvdiffusion/pipeckpts (`facelift weights download`) or a Stable Diffusion 2.1 unCLIP folder",
     );
   }
   const dir = cfg.modelDir;
@@ -85,14 +89,23 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   const start = await resumeSource(cfg, opts, names, say);
   if (start) {
     for (const [k, v] of start.model) params.set(k, v);
-    say(`resuming from ${start.path} (update ${start.training.paramUpdateStep}, pass ${start.training.fwdbwdPassStep})`);
+    say(
+      `resuming from ${start.path} (update ${start.training.paramUpdateStep}, pass ${start.training.fwdbwdPassStep})`,
+    );
   }
   const ema = cfg.useEma ? (start?.ema ?? Ema.of(params, names)) : null;
   if (opts.exportOnly) {
     if (!start) throw new UserError(`--export-only: no checkpoint-<n> in ${dir} to export from`);
     const out = await exportPipeline(cfg.pretrained, join(dir, 'pipeckpts'), init.json, ema?.shadow ?? params, shapes);
     say(`exported ${out} (${ema ? 'EMA' : 'trained'} weights of ${basename(start.path)})`);
-    return { pass: start.training.fwdbwdPassStep, stopped: false, checkpoint: start.path, dir, totalPasses: 0, exported: out };
+    return {
+      pass: start.training.fwdbwdPassStep,
+      stopped: false,
+      checkpoint: start.path,
+      dir,
+      totalPasses: 0,
+      exported: out,
+    };
   }
 
   const threads = opts.threads ?? availableParallelism();
@@ -100,7 +113,9 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   if (optimizerWorkers) shareAll(params);
   const promptEmbeds = cfg.promptEmbedPath && existsSync(cfg.promptEmbedPath) ? cfg.promptEmbedPath : undefined;
   if (cfg.promptEmbedPath && !promptEmbeds)
-    say(`prompt_embed_path ${cfg.promptEmbedPath} does not exist; computing the prompt embeddings with the pipeline's text encoder`);
+    say(
+      `prompt_embed_path ${cfg.promptEmbedPath} does not exist; computing the prompt embeddings with the pipeline's text encoder`,
+    );
   const pipe = await MvDiffusionPipeline.load(cfg.pretrained, {
     unet: { config: init.config, weights: ema?.shadow ?? params },
     ...(promptEmbeds ? { promptEmbeds } : { cacheDir: join(dir, 'cache') }),
@@ -113,9 +128,19 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
     referenceViews: refs,
     mouse: cfg.datasetType === 'mouse',
   });
-  const dataset = new FixViewDataset(readSampleList(cfg.train.path), datasetOpts(cfg.train, cfg.referenceViews), cfg.seed, say);
+  const dataset = new FixViewDataset(
+    readSampleList(cfg.train.path),
+    datasetOpts(cfg.train, cfg.referenceViews),
+    cfg.seed,
+    say,
+  );
   const valData = cfg.validation
-    ? new FixViewDataset(readSampleList(cfg.validation.path), datasetOpts(cfg.validation, [cfg.referenceViews[0]!]), cfg.seed, say)
+    ? new FixViewDataset(
+        readSampleList(cfg.validation.path),
+        datasetOpts(cfg.validation, [cfg.referenceViews[0]!]),
+        cfg.seed,
+        say,
+      )
     : null;
   const step = await MvDiffusionTrainStep.create(cfg, pipe, init.config, params, shapes, {
     threads,
@@ -128,7 +153,12 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   const lpipsFiles = opts.lpips ?? lpipsFromEnv();
   const lpips =
     lpipsFiles && valData
-      ? await LpipsMetric.create(await loadLpipsWeights(lpipsFiles.vgg16, lpipsFiles.lin), cfg.views, cfg.imageSize, threads)
+      ? await LpipsMetric.create(
+          await loadLpipsWeights(lpipsFiles.vgg16, lpipsFiles.lin),
+          cfg.views,
+          cfg.imageSize,
+          threads,
+        )
       : null;
   const data = {
     length: dataset.length,
@@ -225,7 +255,9 @@ async function resumeSource(
   else {
     const path = isAbsolute(want) ? want : join(cfg.modelDir, basename(want));
     if (!existsSync(path))
-      throw new UserError(`resume_from_checkpoint ${want}: there is no ${path} (use latest, null, or an existing checkpoint-<n>)`);
+      throw new UserError(
+        `resume_from_checkpoint ${want}: there is no ${path} (use latest, null, or an existing checkpoint-<n>)`,
+      );
     candidates = [path];
   }
   if (candidates.length === 0) {
@@ -238,7 +270,11 @@ async function resumeSource(
     try {
       return await readMvCheckpoint(c, names);
     } catch (e) {
-      if (!(e instanceof UserError) && !(e instanceof RangeError) && !(e instanceof Error && /zip|pickle|ENOENT|safetensors/i.test(e.message)))
+      if (
+        !(e instanceof UserError) &&
+        !(e instanceof RangeError) &&
+        !(e instanceof Error && /zip|pickle|ENOENT|safetensors/i.test(e.message))
+      )
         throw e;
       problems.push(`${basename(c)}: ${(e as Error).message}`);
       say(`skipping unreadable checkpoint ${c}: ${(e as Error).message}`);

@@ -20,7 +20,7 @@ import type { StepResult, TrainStep } from '../step.ts';
 import { clipInput } from './clip-input.ts';
 import type { MvTrainConfig } from './config.ts';
 import type { MvItem } from './dataset.ts';
-import { dropAsAWhole, minSnrWeight, type ConditionKeep } from './numerics.ts';
+import { dropAsAWhole, minSnrWeight, weightedMse, type ConditionKeep } from './numerics.ts';
 import { UNetGrad } from './unet-grad.ts';
 
 const f32 = Math.fround;
@@ -116,7 +116,8 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
     return enc;
   }
 
-  async run(items: MvItem[], pass: number, scale: number): Promise<StepResult> {
+  /** The UNet feeds, targets and loss weights of a batch; draws come from the stream (label, pass, slot). */
+  private async prepare(items: MvItem[], pass: number, stream: string) {
     const cfg = this.cfg;
     const c = this.unetConfig;
     const V = cfg.views;
@@ -144,10 +145,11 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
       const real = b < items.length;
       const item = items[real ? b : b % items.length]!;
       const enc = await this.encode(item);
-      const rng = streamRng(cfg.seed, 'mv-noise', pass, b);
+      const rng = streamRng(cfg.seed, stream, pass, b);
       const t = rng.int(ac.length);
       const keeps: ConditionKeep[] = [];
-      if (!cfg.useCfg || cfg.conditionDropRate <= 0) for (let v = 0; v < V; v++) keeps.push({ clip: true, latent: true });
+      if (!cfg.useCfg || cfg.conditionDropRate <= 0)
+        for (let v = 0; v < V; v++) keeps.push({ clip: true, latent: true });
       else if (cfg.dropType === 'drop_as_a_whole') {
         const k = dropAsAWhole(rng.next(), cfg.conditionDropRate);
         for (let v = 0; v < V; v++) keeps.push(k);
@@ -184,7 +186,18 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
       flipSinToCos: c.flipSinToCos,
       downscaleFreqShift: c.freqShift,
     });
-    const r = await this.net.lossAndGrads({ sample, timestepEmbedding: temb, classLabels, context }, target, lossWeights);
+    return {
+      feeds: { sample, timestepEmbedding: temb, classLabels, context },
+      target,
+      lossWeights,
+      timesteps,
+      dropped: dropped / N,
+    };
+  }
+
+  async run(items: MvItem[], pass: number, scale: number): Promise<StepResult> {
+    const { feeds, target, lossWeights, timesteps, dropped } = await this.prepare(items, pass, 'mv-noise');
+    const r = await this.net.lossAndGrads(feeds, target, lossWeights);
     for (const [name, g] of r.grads) {
       let acc = this.grads.get(name);
       if (!acc) this.grads.set(name, (acc = new Float32Array(g.length)));
@@ -192,8 +205,18 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
     }
     return {
       loss: r.loss,
-      metrics: { mse: r.mse, timestep: timesteps.reduce((a, x) => a + x, 0) / timesteps.length, dropped: dropped / N },
+      metrics: { mse: r.mse, timestep: timesteps.reduce((a, x) => a + x, 0) / timesteps.length, dropped },
     };
+  }
+
+  /**
+   * The training loss on `items` with draws fixed by `draw` (a held-out v-loss), next to the loss of predicting
+   * 0 for every target (the floor a model must beat to have learnt anything).
+   */
+  async evaluate(items: MvItem[], draw: number): Promise<{ loss: number; zeroLoss: number }> {
+    const { feeds, target, lossWeights } = await this.prepare(items, draw, 'mv-eval');
+    const r = await this.net.lossAndGrads(feeds, target, lossWeights);
+    return { loss: r.loss, zeroLoss: weightedMse(new Float32Array(target.length), target, lossWeights).loss };
   }
 
   async close(): Promise<void> {

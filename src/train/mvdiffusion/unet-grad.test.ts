@@ -13,11 +13,17 @@ const dir = join(GOLDEN, 'pipeline-tiny/pipeckpts');
 
 async function setup() {
   const config = readComponentConfig(dir, 'unet', parseUNetConfig);
-  const store = await loadWeights(join(dir, 'unet'), paramSpecs((d) => declareUNetParams(d, config)), 'unet');
+  const store = await loadWeights(
+    join(dir, 'unet'),
+    paramSpecs((d) => declareUNetParams(d, config)),
+    'unet',
+  );
   const params = new Map([...store].map(([k, v]) => [k, v as Float32Array]));
   const r = createRng(7);
   const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * s);
-  const N = 6, h = config.sampleSize, tokens = 5;
+  const N = 6,
+    h = config.sampleSize,
+    tokens = 5;
   const feeds: UNetFeeds = {
     sample: rand(N * 8 * h * h),
     timestepEmbedding: rand(N * config.blockOutChannels[0]!),
@@ -30,7 +36,13 @@ async function setup() {
 test('UNet loss gradients: the recomputed network equals the whole graph; finite differences agree', async () => {
   const { config, params, feeds, target, weights, tokens } = await setup();
   const whole = await UNetGrad.create(config, params, { batch: 6, tokens, recompute: false, threads: 2 });
-  const recomputed = await UNetGrad.create(config, params, { batch: 6, tokens, recompute: true, threads: 2, chunk: 16 });
+  const recomputed = await UNetGrad.create(config, params, {
+    batch: 6,
+    tokens,
+    recompute: true,
+    threads: 2,
+    chunk: 16,
+  });
   try {
     const a = await whole.lossAndGrads(feeds, target, weights);
     const aGrads = new Map([...a.grads].map(([k, v]) => [k, Float32Array.from(v)]));
@@ -41,7 +53,8 @@ test('UNet loss gradients: the recomputed network equals the whole graph; finite
     for (const [k, ga] of aGrads) {
       const gb = b.grads.get(k);
       assert.ok(gb, `recomputed lacks ${k}`);
-      let num = 0, den = 0;
+      let num = 0,
+        den = 0;
       for (let i = 0; i < ga.length; i++) {
         num += (ga[i]! - gb[i]!) ** 2;
         den += ga[i]! ** 2;
@@ -51,14 +64,21 @@ test('UNet loss gradients: the recomputed network equals the whole graph; finite
     assert.ok(worst < 2e-4, `worst relative gradient difference ${worst}`);
 
     // Central differences on the largest-gradient entry of a few tensors across the network.
-    const names = ['conv_in.weight', 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.weight',
-      'class_embedding.linear_1.weight', 'up_blocks.3.resnets.2.conv2.weight', 'conv_out.bias'];
+    const names = [
+      'conv_in.weight',
+      'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.weight',
+      'class_embedding.linear_1.weight',
+      'up_blocks.3.resnets.2.conv2.weight',
+      'conv_out.bias',
+    ];
     for (const name of names) {
-      const p = params.get(name)!, g = aGrads.get(name)!;
+      const p = params.get(name)!,
+        g = aGrads.get(name)!;
       let j = 0;
       for (let i = 0; i < g.length; i++) if (Math.abs(g[i]!) > Math.abs(g[j]!)) j = i;
       // A step large enough that the loss change stands well above float32 rounding of the loss.
-      const x = p[j]!, eps = Math.min(0.05, Math.max(1e-2 * Math.abs(x), (2e-4 * a.loss) / Math.abs(g[j]!)));
+      const x = p[j]!,
+        eps = Math.min(0.05, Math.max(1e-2 * Math.abs(x), (2e-4 * a.loss) / Math.abs(g[j]!)));
       p[j] = x + eps;
       const up = (await whole.lossAndGrads(feeds, target, weights)).loss;
       p[j] = x - eps;

@@ -8,7 +8,14 @@
  * Both give the same gradients (test).
  */
 import {
-  Graph, RecomputedBlock, Session, lossAndParamGrads, mul, reduceMean, sub, type Provider,
+  Graph,
+  RecomputedBlock,
+  Session,
+  lossAndParamGrads,
+  mul,
+  reduceMean,
+  sub,
+  type Provider,
 } from '../../core/index.ts';
 import type { UNetConfig } from '../../diffusion/config.ts';
 import { MultiViewUNet, unetInputs } from '../../diffusion/unet.ts';
@@ -50,11 +57,7 @@ export class UNetGrad {
     private readonly release_: () => Promise<void>,
   ) {}
 
-  static async create(
-    config: UNetConfig,
-    params: Map<string, Float32Array>,
-    opts: UNetGradOptions,
-  ): Promise<UNetGrad> {
+  static async create(config: UNetConfig, params: Map<string, Float32Array>, opts: UNetGradOptions): Promise<UNetGrad> {
     const n = opts.batch;
     const h = config.sampleSize;
     const g = new Graph('unet-train');
@@ -92,7 +95,11 @@ export class UNetGrad {
           const feeds = feedsOf(f);
           const out = (await block.forward(feeds)).noise_pred!;
           const { loss, grad } = weightedMse(out, target, weights);
-          const mse = weightedMse(out, target, weights.map(() => 1)).loss;
+          const mse = weightedMse(
+            out,
+            target,
+            weights.map(() => 1),
+          ).loss;
           const b = await block.backward(feeds, { noise_pred: grad });
           return { loss, mse, grads: b.params };
         },
@@ -112,7 +119,8 @@ export class UNetGrad {
       async (f, tgt, w) => {
         const o = await session.run({ ...feedsOf(f), target: tgt, weights: Float32Array.from(w) });
         const grads = new Map<string, Float32Array>();
-        for (const [k, v] of Object.entries(o)) if (k.startsWith('grad/')) grads.set(k.slice(5), v.data as Float32Array);
+        for (const [k, v] of Object.entries(o))
+          if (k.startsWith('grad/')) grads.set(k.slice(5), v.data as Float32Array);
         return { loss: (o.loss!.data as Float32Array)[0]!, mse: (o.mse!.data as Float32Array)[0]!, grads };
       },
       () => session.release(),

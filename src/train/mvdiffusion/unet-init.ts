@@ -45,7 +45,9 @@ function readJson(path: string): Record<string, unknown> {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new UserError(
+      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
   }
 }
 
@@ -78,7 +80,9 @@ export async function initialUnet(cfg: MvTrainConfig, unetDir: string, say: (l: 
   const json = from === 'facelift' ? { ...raw } : multiViewConfigJson(raw, cfg);
   const config = parseUNetConfig(new JsonFields(`${unetDir}/config.json`, json as never));
   if (config.numViews !== cfg.views)
-    throw new UserError(`${unetDir}: the UNet was trained for ${config.numViews} views, the config asks for n_views ${cfg.views}`);
+    throw new UserError(
+      `${unetDir}: the UNet was trained for ${config.numViews} views, the config asks for n_views ${cfg.views}`,
+    );
   if (config.sampleSize !== cfg.unetOverrides.sampleSize) {
     // The sample size only names the training resolution; the network itself is size-agnostic.
     json.sample_size = cfg.unetOverrides.sampleSize;
@@ -96,7 +100,9 @@ export async function initialUnet(cfg: MvTrainConfig, unetDir: string, say: (l: 
       for (const s of specs) params.set(s.name, await src.readF32(s.name));
       say(`fine-tuning the multi-view UNet of ${unetDir} (its trained 8-channel conv_in is kept)`);
     } else {
-      const base = specs.map((s) => (s.name === 'conv_in.weight' ? { ...s, shape: [s.shape[0]!, config.inChannels / 2, 3, 3] } : s));
+      const base = specs.map((s) =>
+        s.name === 'conv_in.weight' ? { ...s, shape: [s.shape[0]!, config.inChannels / 2, 3, 3] } : s,
+      );
       checkWeights(src, base, 'unet');
       for (const s of specs) {
         if (s.name !== 'conv_in.weight') {

@@ -55,7 +55,11 @@ export async function validateMv(
     const rgb = new Uint8Array(n * 3);
     for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) rgb[i * 3 + c] = toU8(item.input[c * n + i]!);
     const image = { width: S, height: S, data: rgb };
-    const inputRow = viewRow(Float32Array.from({ length: V * 3 * n }, (_, i) => item.input[i % (3 * n)]!), V, S);
+    const inputRow = viewRow(
+      Float32Array.from({ length: V * 3 * n }, (_, i) => item.input[i % (3 * n)]!),
+      V,
+      S,
+    );
     const gtRow = viewRow(item.targets, V, S);
     await writePng(join(sampleDir, 'input.png'), viewRow(item.input, 1, S));
     await writePng(join(sampleDir, 'gt.png'), gtRow);
@@ -103,7 +107,10 @@ export async function validateMv(
   writeFileSync(
     join(dir, 'validation-metrics.txt'),
     scores
-      .map((s) => `guidance_scale: ${s.guidance.toFixed(1)}\n psnr: ${s.psnr}\nlpips: ${s.lpips ?? 'n/a'}\nssim: ${s.ssim}\n`)
+      .map(
+        (s) =>
+          `guidance_scale: ${s.guidance.toFixed(1)}\n psnr: ${s.psnr}\nlpips: ${s.lpips ?? 'n/a'}\nssim: ${s.ssim}\n`,
+      )
       .join(''),
   );
   return { dir, samples: count, scores };

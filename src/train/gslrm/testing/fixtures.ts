@@ -7,12 +7,15 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 export const BIN = new URL('../../../../bin/facelift.js', import.meta.url).pathname;
 
-/** Writes `count` coarse heads (spacing 0.02, ~1.5 s each) at `resolution`² in the GS-LRM layout; returns DIR/gslrm. */
+/**
+ * Writes `count` coarse heads (spacing 0.02, ~1.5 s each) at `resolution`² in the GS-LRM layout (or the
+ * MV-diffusion one); returns DIR/<layout>.
+ */
 export async function synthHeads(
   dir: string,
   count: number,
   resolution: number,
-  opts: { seed?: number; valFraction?: number; spacing?: number } = {},
+  opts: { seed?: number; valFraction?: number; spacing?: number; layout?: 'gslrm' | 'mvdiffusion' } = {},
 ): Promise<string> {
   await run(
     process.execPath,
@@ -27,7 +30,7 @@ export async function synthHeads(
       '--resolution',
       String(resolution),
       '--layout',
-      'gslrm',
+      opts.layout ?? 'gslrm',
       '--no-ply',
       '--spacing',
       String(opts.spacing ?? 0.02),
@@ -38,7 +41,7 @@ export async function synthHeads(
     ],
     { maxBuffer: 16 << 20 },
   );
-  return join(dir, 'gslrm');
+  return join(dir, opts.layout ?? 'gslrm');
 }
 
 export interface SmallConfig {
