@@ -7,7 +7,8 @@ is not installed; the few lines used are re-typed from its sources):
   - the per-sample weighted MSE loss (mean over C, H, W; × weight; mean over items);
   - drop_as_a_whole masks for chosen random_p values (rate 0.05);
   - diffusers' EMAModel.step over 14 updates of three tensors (decay 0.9999, warm-up (1+n)/(10+n));
-  - get_piecewise_constant_schedule for two rule strings.
+  - get_piecewise_constant_schedule for two rule strings;
+  - the CLIP input resize (bicubic, antialiased) down 20→7 and up 5→9.
     /usr/bin/python3 scripts/goldens/mvdiffusion-train.py
 """
 import json
@@ -98,6 +99,14 @@ def piecewise(step_rules):
 out['piecewise'] = [{'rules': r, 'steps': list(range(0, 12)) + [199999, 200000, 200001],
                      'multiplier': [piecewise(r)(k) for k in list(range(0, 12)) + [199999, 200000, 200001]]}
                     for r in ['1:200000,0.5', '1:3,0.5:6,0.1:9,0.01']]
+
+# The CLIP input resize: torchvision >= 0.17's TF.resize on a float tensor = interpolate(bicubic, antialias=True).
+img = torch.rand(1, 3, 20, 20)
+down = torch.nn.functional.interpolate(img, size=(7, 7), mode='bicubic', antialias=True, align_corners=False)
+small = torch.rand(1, 3, 5, 5)
+up = torch.nn.functional.interpolate(small, size=(9, 9), mode='bicubic', antialias=True, align_corners=False)
+out['resize'] = {'down_in': img.flatten().tolist(), 'down_out': down.flatten().tolist(),
+                 'up_in': small.flatten().tolist(), 'up_out': up.flatten().tolist()}
 
 json.dump(out, open('src/train/mvdiffusion/testdata/numerics.json', 'w'))
 print('wrote src/train/mvdiffusion/testdata/numerics.json')
