@@ -87,10 +87,41 @@ function privateCopy(d: HostData): HostData {
   return c;
 }
 
+/**
+ * One private copy per shared-memory parameter, for every session that reads it (a UNet cut into 60 sessions
+ * would otherwise hold many copies of its weights), refreshed at most once per change of the shared parameters.
+ * A session that swaps a parameter's source (one block graph run with each layer's weights in turn) hands the old
+ * source's copy to the new one, so swapping through 24 layers keeps one layer's copies, not 24.
+ */
+const MIRRORS = new WeakMap<HostData, { copy: HostData; epoch: number }>();
+let sharedEpoch = 0;
+
+/** Says that shared-memory parameters were written (the optimizer calls it): the next runs refresh their copies. */
+export function sharedParamsChanged(): void {
+  sharedEpoch++;
+}
+
+function mirrorOf(src: HostData): { copy: HostData; epoch: number } {
+  let m = MIRRORS.get(src);
+  if (!m) MIRRORS.set(src, (m = { copy: privateCopy(src), epoch: sharedEpoch }));
+  return m;
+}
+
+/** Moves `from`'s copy to `to` (marked stale); sessions still reading `from` get a fresh copy on their next run. */
+function handOver(from: HostData, to: HostData): void {
+  const m = MIRRORS.get(from);
+  if (!m || MIRRORS.has(to) || m.copy.length !== to.length || m.copy.constructor !== to.constructor) return;
+  MIRRORS.delete(from);
+  MIRRORS.set(to, { copy: m.copy, epoch: -1 });
+}
+
 export class Session {
   private readonly paramTensors = new Map<string, ort.Tensor>();
-  /** Parameters held in shared memory: refreshed from their source into a private copy before every run. */
-  private readonly mirrors = new Map<string, { src: HostData; copy: HostData }>();
+  /**
+   * Parameters held in shared memory, by name, with the copy this session's tensor reads: before a run the tensor
+   * is re-pointed if the copy moved and the copy refreshed when stale.
+   */
+  private readonly mirrors = new Map<string, { info: GraphInputInfo; src: HostData; copy: HostData }>();
 
   private constructor(
     private readonly ortSession: ort.InferenceSession,
@@ -155,8 +186,10 @@ export class Session {
       this.paramTensors.set(info.name, toOrt(info, data));
       return;
     }
-    const copy = this.mirrors.get(info.name)?.copy ?? privateCopy(data);
-    this.mirrors.set(info.name, { src: data, copy });
+    const prev = this.mirrors.get(info.name);
+    if (prev && prev.src !== data) handOver(prev.src, data);
+    const { copy } = mirrorOf(data);
+    this.mirrors.set(info.name, { info, src: data, copy });
     this.paramTensors.set(info.name, toOrt(info, copy));
   }
 
@@ -168,7 +201,16 @@ export class Session {
     feeds: Record<string, HostData | HostTensor> = {},
     into: Record<string, HostData> = {},
   ): Promise<Record<string, HostTensor>> {
-    for (const { src, copy } of this.mirrors.values()) (copy as Float32Array).set(src as Float32Array);
+    for (const [name, entry] of this.mirrors) {
+      const m = mirrorOf(entry.src);
+      if (m.copy !== entry.copy) {
+        entry.copy = m.copy;
+        this.paramTensors.set(name, toOrt(entry.info, m.copy));
+      }
+      if (m.epoch === sharedEpoch) continue;
+      (m.copy as Float32Array).set(entry.src as Float32Array);
+      m.epoch = sharedEpoch;
+    }
     const ortFeeds: Record<string, ort.Tensor> = Object.fromEntries(this.paramTensors);
     for (const info of this.feeds) {
       const f = feeds[info.name];

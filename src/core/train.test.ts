@@ -109,7 +109,7 @@ test('a tiny pre-LN transformer block (fused attention, recomputed backward) tra
   assert.ok(last * 10 <= first, `transformer loss ${first} → ${last}`);
 });
 
-test('parameters in shared memory (optimizer worker threads) are seen updated by the next run', async () => {
+test('parameters in shared memory (optimizer worker threads): one private copy, refreshed after sharedParamsChanged()', async () => {
   const g = new C.Graph();
   const x = g.input('x', [2]);
   const w = g.param('w', [2]);
@@ -119,10 +119,46 @@ test('parameters in shared memory (optimizer worker threads) are seen updated by
   try {
     assert.deepEqual([...(await s.run({ x: Float32Array.of(3, 4) })).y!.data], [3, 8]);
     shared[1] = -1;
+    // Writers announce their writes (the optimizer does after each update); until then the copy stands.
+    assert.deepEqual([...(await s.run({ x: Float32Array.of(3, 4) })).y!.data], [3, 8]);
+    C.sharedParamsChanged();
     assert.deepEqual([...(await s.run({ x: Float32Array.of(3, 4) })).y!.data], [3, -4]);
     const into = new Float32Array(new SharedArrayBuffer(8));
     await assert.rejects(s.run({ x: Float32Array.of(3, 4) }, { y: into }), /output buffer "y" is in shared memory/);
   } finally {
     await s.release();
+  }
+});
+
+test('swapping shared-memory parameters between sessions (one block graph, one layer at a time) reads the right ones', async () => {
+  const g = new C.Graph();
+  const x = g.input('x', [2]);
+  const w = g.param('w', [2]);
+  const layer = (a: number, b: number) => {
+    const s = new Float32Array(new SharedArrayBuffer(8));
+    s.set([a, b]);
+    return s;
+  };
+  const [l0, l1, l2] = [layer(1, 2), layer(10, 20), layer(100, 200)];
+  const fwd = await C.Session.create({ y: C.mul(x, w) }, { params: new Map([['w', l0]]) });
+  const bwd = await C.Session.create({ y: C.mul(x, w) }, { params: new Map([['w', l0]]) });
+  const y = async (s: C.Session) => [...(await s.run({ x: Float32Array.of(1, 1) })).y!.data];
+  try {
+    fwd.setParam('w', l1); // hands l0's copy to l1 while bwd still reads l0
+    assert.deepEqual(await y(fwd), [10, 20]);
+    assert.deepEqual(await y(bwd), [1, 2]);
+    bwd.setParam('w', l1);
+    fwd.setParam('w', l2);
+    assert.deepEqual(await y(bwd), [10, 20]);
+    assert.deepEqual(await y(fwd), [100, 200]);
+    l2[0] = -1;
+    C.sharedParamsChanged();
+    fwd.setParam('w', l0);
+    fwd.setParam('w', l2);
+    assert.deepEqual(await y(fwd), [-1, 200]);
+    assert.deepEqual(await y(bwd), [10, 20]);
+  } finally {
+    await fwd.release();
+    await bwd.release();
   }
 });

@@ -66,7 +66,7 @@ export interface Transformer2DP<P> {
   projOut: LinearP<P>;
 }
 
-function transformer2dP<P>(d: ParamDeclarer<P>, channels: number, heads: number, contextDim: number): Transformer2DP<P> {
+export function transformer2dP<P>(d: ParamDeclarer<P>, channels: number, heads: number, contextDim: number): Transformer2DP<P> {
   const norm = normP(d, 'norm', channels);
   const projIn = linearP(d, 'proj_in', channels, channels);
   const b = scope(d, 'transformer_blocks.0');

@@ -64,6 +64,35 @@ function attention(x: Tensor, context: Tensor, p: AttentionP<Tensor>, mv: { view
   return linear(mergeHeads(sdpa(splitHeads(q, p.heads), splitHeads(k, p.heads), splitHeads(v, p.heads), { chunk, ...(opts.fused ? { fused: true } : {}) })), p.toOut);
 }
 
+/**
+ * `TransformerMV2DModel` with one `BasicMVTransformerBlock` (GroupNorm → proj_in → block → proj_out, residual):
+ * multi-view self-attention, cross-attention to the prompt of each view, GEGLU feed-forward.
+ */
+export function multiViewTransformer(
+  x: Tensor,
+  ctx: Tensor,
+  p: Transformer2DP<Tensor>,
+  mv: { groups: number; views: number; mode: MultiViewMode },
+  opts: AttentionOptions = {},
+  taps?: Taps,
+  name = '',
+): Tensor {
+  const [, , h, w] = x.shape as [number, number, number, number];
+  let t = linear(toTokens(gn(x, p.norm, mv.groups, TRANSFORMER_GN_EPS)), p.projIn);
+  const b = p.block;
+  const a1in = ln(t, b.norm1, LN_EPS);
+  const a1 = attention(a1in, a1in, b.attn1, { views: mv.views, mode: mv.mode }, opts);
+  t = add(t, a1);
+  const a2in = ln(t, b.norm2, LN_EPS);
+  const a2 = attention(a2in, ctx, b.attn2, null, opts);
+  t = add(t, a2);
+  // GEGLU: the projection's first half is the value, the second the gate.
+  const [val, gate] = split(linear(ln(t, b.norm3, LN_EPS), b.ffIn), 2, -1) as [Tensor, Tensor];
+  t = add(t, linear(mul(val, gelu(gate)), b.ffOut));
+  if (taps) Object.assign(taps, { [`${name}.attn1.in`]: a1in, [`${name}.attn1.out`]: a1, [`${name}.attn2.in`]: a2in, [`${name}.attn2.out`]: a2 });
+  return add(fromTokens(linear(t, p.projOut), h, w), x);
+}
+
 export interface UNetInputs {
   /** [N, in_channels, h, w]: noisy latent ‖ condition latent. */
   sample: Tensor;
@@ -87,21 +116,8 @@ export class MultiViewUNet {
   }
 
   private transformer(x: Tensor, ctx: Tensor, p: Transformer2DP<Tensor>, taps: Taps | undefined, name: string): Tensor {
-    const [, , h, w] = x.shape as [number, number, number, number];
     const c = this.config;
-    let t = linear(toTokens(gn(x, p.norm, c.normNumGroups, TRANSFORMER_GN_EPS)), p.projIn);
-    const b = p.block;
-    const a1in = ln(t, b.norm1, LN_EPS);
-    const a1 = attention(a1in, a1in, b.attn1, { views: c.numViews, mode: c.multiViewAttention }, this.attention);
-    t = add(t, a1);
-    const a2in = ln(t, b.norm2, LN_EPS);
-    const a2 = attention(a2in, ctx, b.attn2, null, this.attention);
-    t = add(t, a2);
-    // GEGLU: the projection's first half is the value, the second the gate.
-    const [val, gate] = split(linear(ln(t, b.norm3, LN_EPS), b.ffIn), 2, -1) as [Tensor, Tensor];
-    t = add(t, linear(mul(val, gelu(gate)), b.ffOut));
-    if (taps) Object.assign(taps, { [`${name}.attn1.in`]: a1in, [`${name}.attn1.out`]: a1, [`${name}.attn2.in`]: a2in, [`${name}.attn2.out`]: a2 });
-    return add(fromTokens(linear(t, p.projOut), h, w), x);
+    return multiViewTransformer(x, ctx, p, { groups: c.normNumGroups, views: c.numViews, mode: c.multiViewAttention }, this.attention, taps, name);
   }
 
   /** The predicted v (or ε) [N, out_channels, h, w]. */

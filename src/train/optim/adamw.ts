@@ -8,6 +8,7 @@
  * The arithmetic per value is torch's: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p·(1 − lr·wd) −
  * (lr / (1−β1ᵗ))·m / (√v / √(1−β2ᵗ) + ε).
  */
+import { sharedParamsChanged } from '../../core/session.ts';
 import type { AdamWCoeffs } from './kernels.ts';
 import { LoopPool, sharedFloat32 } from './pool.ts';
 import { BLOCK } from './quant8.ts';
@@ -133,6 +134,8 @@ export class MomentAdamW {
       }
     }
     await this.pool.run(tasks);
+    // Sessions read shared-memory parameters through private copies; the update makes them stale.
+    sharedParamsChanged();
   }
 
   /** Bytes held by the moments. */
