@@ -150,7 +150,8 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
 
     // [4] six views. The official model works at 512², the preprocessed size; smaller test models get a resize.
     const steps = settings.steps;
-    st = stage('diffusion', steps + 1);
+    // Counts the DDIM steps asked for; the VAE decode after the last one ends the stage.
+    st = stage('diffusion', steps);
     const cond = pre.image.width === S ? pre.image : await resizeRaw(pre.image, S, S, 'cubic');
     const sampled = await m.diffusion.generate(cond, { steps, guidanceScale: settings.guidanceScale, eta: settings.eta, seed: settings.seed },
       (e) => {

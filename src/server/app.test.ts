@@ -12,6 +12,7 @@ import { RESULT_FILES } from './runner.ts';
 import { decodePly } from '../splat/ply.ts';
 import { SynthRunner } from './testing/synth-runner.ts';
 import { collectEvents, form, rawGet, submit, testPhoto } from './testing/client.ts';
+import type { JobView } from './jobs.ts';
 
 /** Loose JSON for assertions. */
 type Json = Record<string, any>;
@@ -185,6 +186,44 @@ describe('API: a job from upload to results', () => {
     assert.match(await home.text(), /<title>facelift/);
     assert.match(home.headers.get('content-security-policy') ?? '', /default-src 'self'/);
     assert.equal(home.headers.get('x-content-type-options'), 'nosniff');
+  });
+});
+
+describe('API: honest progress', () => {
+  test('the bar weights stages by expected time, the step count is the one asked for, the time left counts down', async () => {
+    const runner = new SynthRunner({ stepDelayMs: 60, frames: 6 });
+    const srv = await startServer({ runner, root: join(tmp, 'jobs-p'), port: 0, webDist: webDist(), log: () => {} });
+    try {
+      const run = async () => {
+        const { json: job } = await submit(srv.url, form(await testPhoto('png'), { autoCrop: 'false', steps: '15', seed: '3' }, 'p.png'));
+        const events = await collectEvents(srv.url, job.id);
+        assert.equal(events.at(-1)!.status, 'done');
+        return events;
+      };
+      const first = await run();
+      const synth = (e: JobView) => e.stages.find((s) => s.name === 'synthesize')!;
+      const started = first.filter((e) => synth(e).state !== 'pending');
+      assert.ok(started.length > 10 && started.every((e) => synth(e).total === 15 && synth(e).step <= 15), 'the stage counts the 15 steps asked for');
+      const running = first.filter((e) => e.status === 'running');
+      assert.ok(running.every((e, i) => i === 0 || e.elapsedMs! >= running[i - 1]!.elapsedMs!), 'elapsed time grows');
+      // The synthesize steps are ~70 % of this runner's expected time; equal shares would give it 1/5.
+      const afterSynth = running.find((e) => synth(e).state === 'done')!;
+      assert.ok(afterSynth.progress > 0.6, `progress after the long stage ${afterSynth.progress}`);
+      // Before anything is measured there is no estimate; from the first steps on there is, and it counts down.
+      assert.equal(running[0]!.remainingMs, null);
+      const counting = running.filter((e) => synth(e).state === 'running' && synth(e).step >= 2).map((e) => e.remainingMs);
+      assert.ok(counting.length >= 8 && counting.every((r) => typeof r === 'number'), JSON.stringify(counting));
+      const falls = counting.filter((r, i) => i > 0 && r! < counting[i - 1]!).length;
+      assert.ok(falls >= 0.8 * (counting.length - 1), `time left ${JSON.stringify(counting)} ms`);
+      // The next job starts from the costs the first one measured: an estimate from its first event, near the
+      // first job's real duration.
+      const took = first.at(-1)!.elapsedMs!;
+      const second = (await run()).filter((e) => e.status === 'running');
+      const guess = second[0]!.remainingMs;
+      assert.ok(typeof guess === 'number' && guess > 0.5 * took && guess < 2 * took, `first job took ${took} ms; guess ${guess}`);
+    } finally {
+      await srv.close();
+    }
   });
 });
 

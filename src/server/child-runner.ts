@@ -7,7 +7,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { UserError } from '../util/errors.ts';
+import type { PlannedStage } from '../pipeline/estimate.ts';
 import type { JobRunner, RunRequest, StageEvent } from './runner.ts';
+import type { JobSettings } from './settings.ts';
 
 /** What a runner module exports for the child process. */
 export interface RunnerModule {
@@ -35,6 +37,8 @@ export interface ChildRunnerOptions {
   options: unknown;
   /** The stages its runner reports (known before the child starts). */
   stages: readonly string[];
+  /** Its runner's plan (JobRunner.plan), computed in this process. */
+  plan?: (settings: JobSettings) => PlannedStage[];
   onLoadProgress?: (e: StageEvent) => void;
   /** Extra Node flags for the child (e.g. --max-old-space-size=…). */
   execArgv?: string[];
@@ -54,6 +58,7 @@ function exitReason(code: number | null, signal: NodeJS.Signals | null): string 
 
 export class ChildRunner implements JobRunner {
   readonly stages: readonly string[];
+  readonly plan?: (settings: JobSettings) => PlannedStage[];
   private child: ChildProcess | undefined;
   private loading: Promise<void> | undefined;
   /** Called with the child's messages while a job runs. */
@@ -64,6 +69,7 @@ export class ChildRunner implements JobRunner {
 
   constructor(private readonly opts: ChildRunnerOptions) {
     this.stages = opts.stages;
+    if (opts.plan) this.plan = opts.plan;
   }
 
   ready(): Promise<void> {

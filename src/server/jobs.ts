@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
+import { calibrate, estimate, type PlannedStage, type StageCost, type StageProgress } from '../pipeline/estimate.ts';
 import { RESULT_FILES, type JobRunner, type ResultFile, type StageEvent } from './runner.ts';
 import type { JobSettings } from './settings.ts';
 import { VIEWER_FILE } from './viewer-file.ts';
@@ -31,8 +32,15 @@ export interface JobView {
   position: number | null;
   settings: JobSettings;
   stages: StageView[];
-  /** Fraction of the stages done, 0..1. */
+  /** Share of the job's expected work done, 0..1 (stages weighted by their expected time). */
   progress: number;
+  /** Milliseconds since the job started running (absent while queued). */
+  elapsedMs?: number;
+  /**
+   * Expected milliseconds left while running, from the measured speed (pipeline/estimate.ts); null while nothing
+   * measured says how fast this run goes yet.
+   */
+  remainingMs?: number | null;
   /** Why the job failed, in plain words. */
   error?: string;
   createdAt: string;
@@ -53,7 +61,12 @@ interface Job {
   input: string;
   status: JobStatus;
   settings: JobSettings;
-  stages: Array<StageView & { started?: number }>;
+  /** `started`, `stepAt`: performance.now() when the stage started and when it reported its latest step. */
+  stages: Array<StageView & { started?: number; stepAt?: number }>;
+  /** The expected work per stage, fixed when the job starts (weights of the progress bar). */
+  plan?: PlannedStage[];
+  /** Its plan's costs were measured by an earlier job on this server. */
+  calibrated?: boolean;
   error?: string;
   createdAt: Date;
   startedAt?: Date;
@@ -98,6 +111,8 @@ export class JobQueue {
   private current: Promise<void> | null = null;
   private closed = false;
   private readonly log: (message: string) => void;
+  /** Stage costs measured by the last finished job: the next job's estimates start from them. */
+  private learned: Record<string, StageCost> = {};
 
   constructor(private readonly opts: JobQueueOptions) {
     this.capacity = opts.capacity ?? 10;
@@ -175,6 +190,8 @@ export class JobQueue {
   private async execute(job: Job): Promise<void> {
     job.status = 'running';
     job.startedAt = new Date();
+    job.plan = this.opts.runner.plan?.(job.settings).map((p) => ({ ...p, cost: this.learned[p.stage] ?? p.cost }));
+    job.calibrated = job.plan?.every((p) => p.stage in this.learned) ?? false;
     this.notify(job);
     let stageName: string | undefined;
     try {
@@ -188,6 +205,7 @@ export class JobQueue {
         stageName = e.stage;
         this.onProgress(job, e);
       });
+      if (job.plan) this.learned = calibrate(job.plan, this.progressOf(job, performance.now()));
       this.finish(job, 'done');
     } catch (e) {
       if (!(e instanceof UserError)) this.log(`job ${job.id} failed${stageName ? ` in ${stageName}` : ''}: ${(e as Error)?.stack ?? String(e)}`);
@@ -205,6 +223,7 @@ export class JobQueue {
     });
     const s = job.stages[i]!;
     if (s.state !== 'running') s.started = now;
+    if (e.step !== s.step || s.stepAt === undefined) s.stepAt = now;
     s.step = e.step;
     s.total = Math.max(1, e.total);
     if (e.detail !== undefined) s.detail = e.detail;
@@ -241,17 +260,29 @@ export class JobQueue {
     for (const l of job.listeners) l(v);
   }
 
+  private progressOf(job: Job, now: number): StageProgress[] {
+    return job.stages.map((s) => ({
+      stage: s.name, state: s.state, step: s.step, total: s.total,
+      elapsedMs: s.state === 'done' ? (s.ms ?? 0) : s.state === 'running' ? now - (s.started ?? now) : 0,
+      ...(s.state === 'running' ? { atStepMs: (s.stepAt ?? now) - (s.started ?? now) } : {}),
+    }));
+  }
+
   private view(job: Job): JobView {
-    const done = job.stages.reduce((a, s) => a + (s.state === 'done' ? 1 : s.state === 'running' ? s.step / s.total : 0), 0);
+    const now = performance.now();
+    const plan = job.plan ?? job.stages.map((s) => ({ stage: s.name, steps: 1, cost: { fixedMs: 1, perStepMs: 0 } }));
+    const est = estimate(plan, this.progressOf(job, now), { calibrated: job.calibrated === true });
     const v: JobView = {
       id: job.id,
       status: job.status,
       position: job.status === 'queued' ? this.waiting.indexOf(job) : null,
       settings: job.settings,
-      stages: job.stages.map(({ started: _s, ...s }) => ({ ...s })),
-      progress: job.status === 'done' ? 1 : job.stages.length ? done / job.stages.length : 0,
+      stages: job.stages.map(({ started: _s, stepAt: _a, ...s }) => ({ ...s })),
+      progress: job.status === 'done' ? 1 : est.fraction,
       createdAt: job.createdAt.toISOString(),
     };
+    if (job.startedAt) v.elapsedMs = Math.round((job.finishedAt ?? new Date()).getTime() - job.startedAt.getTime());
+    if (job.status === 'running') v.remainingMs = est.remainingMs === null ? null : Math.round(est.remainingMs);
     if (job.startedAt) v.startedAt = job.startedAt.toISOString();
     if (job.finishedAt) v.finishedAt = job.finishedAt.toISOString();
     if (job.error !== undefined) v.error = job.error;

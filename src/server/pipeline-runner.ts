@@ -3,11 +3,13 @@
  * call with the gradio app's post-processing (spec/pipeline.md §8: filter scaling 0.2 / floater 0.75, a 180-frame
  * turntable at 30 fps).
  */
+import { inferencePlan, type PlannedStage } from '../pipeline/estimate.ts';
 import { IMAGE_STAGES, type ProgressListener } from '../pipeline/events.ts';
 import { loadModels, type FaceliftModels, type LoadModelsOptions } from '../pipeline/models.ts';
 import { runInference } from '../pipeline/run.ts';
 import { GRADIO_FILTERS, type FilterOptions } from '../splat/filters.ts';
 import type { JobRunner, RunRequest, StageEvent } from './runner.ts';
+import type { JobSettings } from './settings.ts';
 
 export interface PipelineRunnerOptions extends LoadModelsOptions {
   /** Turntable frames (default 180, as the gradio app). */
@@ -19,11 +21,20 @@ export interface PipelineRunnerOptions extends LoadModelsOptions {
 
 export const GRADIO_TURNTABLE_FRAMES = 180;
 
+/** What a job of the real pipeline will do (for the ChildRunner that runs it in a worker process too). */
+export function pipelinePlan(settings: JobSettings, frames = GRADIO_TURNTABLE_FRAMES): PlannedStage[] {
+  return inferencePlan({ steps: settings.steps, frames });
+}
+
 export class PipelineRunner implements JobRunner {
   readonly stages = IMAGE_STAGES;
   private models: Promise<FaceliftModels> | undefined;
 
   constructor(private readonly opts: PipelineRunnerOptions = {}) {}
+
+  plan(settings: JobSettings): PlannedStage[] {
+    return pipelinePlan(settings, this.opts.turntableFrames);
+  }
 
   ready(): Promise<void> {
     this.models ??= loadModels(this.opts, this.opts.onLoadProgress);

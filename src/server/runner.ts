@@ -3,6 +3,7 @@
  * per-stage progress. The real implementation wraps the pipeline (pipeline-runner.ts); tests may use any runner
  * that writes the same files.
  */
+import type { PlannedStage } from '../pipeline/estimate.ts';
 import type { JobSettings } from './settings.ts';
 
 /** The files a finished job offers, in the order the UI shows them (spec/pipeline.md §6). */
@@ -28,6 +29,8 @@ export interface RunRequest {
 export interface JobRunner {
   /** The per-image stages, in order, that `run` reports. */
   readonly stages: readonly string[];
+  /** The stages a job with these settings will report and their expected costs (weights of its progress). */
+  plan?(settings: JobSettings): PlannedStage[];
   /** Resolves once the models are loaded (started at most once); rejects with the reason they cannot be. */
   ready(): Promise<void>;
   /** The latest model download/load progress, while loading (shown by the UI on a first, slow start). */

@@ -17,11 +17,17 @@ function newest(path: string): number {
   return readdirSync(path).reduce((t, name) => Math.max(t, newest(join(path, name))), 0);
 }
 
-/** Whether web/dist is missing or older than web/src, web/index.html or web/vite.config.ts. */
+/** Modules outside web/ that the page bundles. */
+const SHARED_SOURCES = ['src/pipeline/estimate.ts'];
+
+/** Whether web/dist is missing or older than web/src, web/index.html, web/vite.config.ts or a shared module. */
 export function webBuildStale(): boolean {
   const index = join(WEB_DIR, 'dist/index.html');
   if (!existsSync(index)) return true;
-  const sources = Math.max(...['src', 'index.html', 'vite.config.ts'].map((p) => newest(join(WEB_DIR, p))));
+  const sources = Math.max(
+    ...['src', 'index.html', 'vite.config.ts'].map((p) => newest(join(WEB_DIR, p))),
+    ...SHARED_SOURCES.map((p) => newest(join(ROOT, p))),
+  );
   return statSync(index).mtimeMs < sources;
 }
 

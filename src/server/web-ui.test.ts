@@ -54,7 +54,9 @@ let browser: Browser;
 before(async () => {
   if (skip) return;
   assert.ok(ensureWebBuilt(), 'vite is not installed (npm ci installs it)');
-  srv = await startServer({ runner: new SynthRunner({ resolution: 96, frames: 8, spacing: 0.02 }), root: join(tmp, 'jobs'), port: 0, examplesDir: EXAMPLES, log: () => {} });
+  // Each "generation step" takes 150 ms, so that the progress and the time left can be watched.
+  const runner = new SynthRunner({ resolution: 96, frames: 8, spacing: 0.02, stepDelayMs: 150 });
+  srv = await startServer({ runner, root: join(tmp, 'jobs'), port: 0, examplesDir: EXAMPLES, log: () => {} });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
 after(async () => {
@@ -89,14 +91,24 @@ test('upload a photo, watch progress, see all results and the Spark viewer drawi
   assert.equal(await page.locator('.example').count(), 4);
   assert.equal(await page.locator('#submit').isDisabled(), true, 'nothing to submit before a photo is chosen');
 
-  // A file that is not an image: the user sees the server's reason.
-  await page.setInputFiles('#file', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture at all') });
-  await page.click('#submit');
-  await page.locator('#error:not([hidden])').waitFor();
-  assert.match(await page.locator('#error').innerText(), /not an image/);
+  // Files that are not images are refused when picked, in the drop zone, before anything is uploaded.
+  const uploads: string[] = [];
+  page.on('request', (r) => { if (r.method() === 'POST') uploads.push(r.url()); });
+  await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture at all') });
+  await page.locator('#drop-msg:not([hidden])').waitFor();
+  assert.match(await page.locator('#drop-msg').innerText(), /^"notes\.txt" is not a PNG, JPEG or WebP image/);
+  await page.setInputFiles('#file', { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('not a picture at all') });
+  await page.locator('#drop-msg:text-matches("broken")').waitFor();
+  assert.match(await page.locator('#drop-msg').innerText(), /^"broken\.png" could not be opened as an image/);
+  assert.equal(await page.locator('#submit').isDisabled(), true, 'a refused file cannot be submitted');
+  assert.equal(await page.locator('#preview').isHidden(), true, 'no broken preview');
+  assert.deepEqual(uploads, []);
 
   await page.setInputFiles('#file', { name: 'me.png', mimeType: 'image/png', buffer: await testPhoto('png', 240, 300) });
+  await until(page, '#preview', (i) => !i.hidden && i.complete && i.naturalWidth === 240);
+  assert.equal(await page.locator('#drop-msg').isHidden(), true);
   await page.locator('#seed').fill('21');
+  await page.locator('#steps').fill('10');
   await page.click('#submit');
   await page.locator('#stages li').first().waitFor();
   assert.deepEqual(await page.locator('#stages li').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage'))),
@@ -162,10 +174,10 @@ test('upload a photo, watch progress, see all results and the Spark viewer drawi
   await page.goto('about:blank'); // (a hash-only change would not load the page again)
   await page.goto(`${srv.url}/#AAAAAAAAAAAAAAAAAAAAAA`);
   await page.locator('#error:not([hidden])').waitFor();
-  assert.match(await page.locator('#error').innerText(), /no such job/);
+  assert.match(await page.locator('#error').innerText(), /^No such job/);
 
-  // The only console errors expected: the refused upload's 415 and the unknown job's 404 above.
-  assert.deepEqual(consoleErrors.filter((e) => !/status of (415|404)/.test(e)), []);
+  // The only console error expected: the unknown job's 404 above.
+  assert.deepEqual(consoleErrors.filter((e) => !/status of 404/.test(e)), []);
   await page.close();
 });
 
@@ -217,4 +229,115 @@ test('with the real pipeline (tiny official-layout weights): an example goes thr
   } finally {
     await real.close();
   }
+});
+
+/** What the page showed while a job ran: the status line and the time-left text, sampled every 100 ms. */
+async function watchProgress(page: Page, timeoutMs = 120_000): Promise<Array<{ line: string; eta: string }>> {
+  const seen: Array<{ line: string; eta: string }> = [];
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const [line, eta] = await Promise.all([page.locator('#status-line').innerText(), page.locator('#eta').innerText()]);
+    seen.push({ line, eta });
+    if (/^(Done|Failed)/.test(line)) return seen;
+    if (Date.now() > end) throw new Error(`the job did not end within ${timeoutMs} ms: ${JSON.stringify(seen.slice(-3))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Seconds in "~N s left" / "~N min left" texts. */
+function secondsLeft(eta: string): number | null {
+  const m = /^~(\d+) (s|min) left$/.exec(eta);
+  return m ? Number(m[1]) * (m[2] === 'min' ? 60 : 1) : null;
+}
+
+/** The element's box lies within the viewport (its top edge at least, for tall elements). */
+async function inView(page: Page, selector: string, whole: boolean): Promise<{ ok: boolean; box: string }> {
+  const b = await page.locator(selector).boundingBox();
+  const vp = page.viewportSize()!;
+  const ok = b !== null && b.y >= -1 && (whole ? b.y + b.height <= vp.height + 1 : b.y < vp.height * 0.5);
+  return { ok, box: JSON.stringify(b) };
+}
+
+for (const device of [
+  { name: 'desktop', viewport: { width: 1280, height: 900 }, mobile: false },
+  { name: 'phone', viewport: { width: 390, height: 844 }, mobile: true },
+]) {
+  test(`${device.name} ${device.viewport.width}×${device.viewport.height}: progress in view with steps and time left, results brought into view, the chosen example marked`, { skip, timeout: 240_000 }, async () => {
+    const page = await browser.newPage({ viewport: device.viewport, isMobile: device.mobile, hasTouch: device.mobile });
+    page.setDefaultTimeout(90_000);
+    await page.goto(srv.url);
+    await page.locator('.example').nth(2).click();
+    await until(page, '#preview', (i) => !i.hidden && i.complete && i.naturalWidth > 0);
+    const pressed = await page.locator('.example').evaluateAll((els) => els.map((e) => e.getAttribute('aria-pressed')));
+    assert.deepEqual(pressed, ['false', 'false', 'true', 'false'], 'the chosen example is marked');
+    await page.locator('#steps').fill('20');
+    await page.click('#submit');
+    await page.locator('#stages li').first().waitFor();
+    // Wherever the page was scrolled, the live stages are on screen right after Generate.
+    await page.waitForTimeout(300);
+    const stagesSeen = await inView(page, '#stages', true);
+    assert.ok(stagesSeen.ok, `the stage list is off screen after Generate: ${stagesSeen.box}`);
+
+    const seen = await watchProgress(page);
+    assert.match(seen.at(-1)!.line, /^Done in/);
+    // The step counter counts the 20 steps asked for.
+    const steps = seen.map((x) => /step (\d+)\/(\d+)$/.exec(x.line)).filter((m) => m !== null && m[0] && /Synth/.test(m.input));
+    assert.ok(steps.length >= 5, JSON.stringify(seen.slice(0, 20)));
+    assert.ok(steps.every((m) => m![2] === '20' && Number(m![1]) <= 20), JSON.stringify(steps.map((m) => m![0])));
+    // A time left is shown while it runs and goes down.
+    const left = seen.map((x) => secondsLeft(x.eta)).filter((v): v is number => v !== null);
+    assert.ok(left.length >= 5, `time-left texts: ${JSON.stringify([...new Set(seen.map((x) => x.eta))])}`);
+    assert.ok(left.at(-1)! < left[0]!, `time left ${JSON.stringify(left)}`);
+
+    await page.locator('#viewer[data-state="ready"]').waitFor({ timeout: 120_000 });
+    if (device.mobile) {
+      // The results were brought into view when the job ended.
+      const results = await inView(page, '#result-items', false);
+      assert.ok(results.ok, `results not scrolled into view: ${results.box}`);
+      // Images and the turntable use the phone's width; the viewer is square, behind a tap-to-interact cover.
+      const width = (sel: string) => page.locator(sel).evaluate((e) => (e as unknown as { clientWidth: number }).clientWidth);
+      const full = await width('#result-items');
+      for (const sel of ['#r-input', '#r-video', '#r-multiview']) assert.ok((await width(sel)) >= 0.95 * full, `${sel} is ${await width(sel)} of ${full} px`);
+      const vb = (await page.locator('#viewer').boundingBox())!;
+      assert.ok(Math.abs(vb.width - vb.height) <= 2, `viewer ${vb.width}×${vb.height}`);
+      assert.match(await page.locator('#viewer-caption').innerText(), /pinch to zoom/);
+      assert.doesNotMatch(await page.locator('#viewer-caption').innerText(), /scroll|right-drag|double-click/);
+      const cover = page.locator('#viewer-touch');
+      assert.match(await cover.innerText(), /Tap to interact/);
+      await cover.tap();
+      assert.equal(await cover.isHidden(), true, 'a tap hands the gestures to the viewer');
+      await page.locator('h2').first().tap();
+      assert.equal(await cover.isVisible(), true, 'touching the page elsewhere covers the viewer again');
+    } else {
+      assert.equal(await page.locator('#viewer-touch').isHidden(), true, 'no touch cover with a mouse');
+    }
+    const keep = process.env.FACELIFT_SCREENSHOT_DIR;
+    if (keep) {
+      await page.waitForTimeout(1500);
+      await page.evaluate('window.scrollTo(0, 0)');
+      writeFileSync(join(keep, `web-${device.name}.png`), await page.screenshot({ fullPage: true }));
+    }
+    await page.close();
+  });
+}
+
+test('the viewer shows that it is loading, and its errors in its own box', { skip, timeout: 180_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 700 } });
+  page.setDefaultTimeout(90_000);
+  await page.goto(srv.url);
+  await page.locator('.example').first().click();
+  await until(page, '#preview', (i) => !i.hidden && i.complete && i.naturalWidth > 0);
+  await page.locator('#steps').fill('10');
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  await page.route('**/viewer.ply', async (route) => { await held; await route.fulfill({ status: 404, body: 'gone' }); });
+  await page.click('#submit');
+  await page.locator('#viewer-msg.loading').waitFor();
+  assert.match(await page.locator('#viewer-msg').innerText(), /Loading the 3D Gaussians/);
+  release();
+  await page.locator('#viewer-msg.error').waitFor();
+  assert.match(await page.locator('#viewer-msg').innerText(), /^The 3D view could not be shown .*PLY download/);
+  assert.equal(await page.locator('#error').isHidden(), true, 'the page-wide error box stays for the job');
+  assert.match(await page.locator('#status-line').innerText(), /^Done in/);
+  await page.close();
 });

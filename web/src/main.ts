@@ -1,9 +1,11 @@
 /**
  * The page: pick or drop a photo (or click an example), set the four controls (ranges and defaults from the
- * server's /api/config, i.e. FaceLift's gradio app), submit, follow the job's stages live, then show every result
- * with an interactive splat viewer and downloads.
+ * server's /api/config, i.e. FaceLift's gradio app), submit, follow the job's stages live with the time left, then
+ * show every result with an interactive splat viewer and downloads. Progress and results appear where the eye is:
+ * the right-hand column on a wide screen; on a phone the page scrolls to them.
  */
 import './style.css';
+import { formatRemaining } from '../../src/pipeline/estimate.ts';
 import { getConfig, submitJob, watchJob, type Config, type JobView } from './api.ts';
 import { SplatViewer } from './viewer.ts';
 
@@ -24,18 +26,71 @@ let config: Config;
 let photo: { blob: Blob; name: string } | null = null;
 let viewer: SplatViewer | null = null;
 let busy = false;
+/** The latest job view and when it arrived: the clock and the estimate tick on between server updates. */
+let latest: { job: JobView; at: number } | null = null;
+/** A phone-sized layout: one column, so progress and results lie below the controls. */
+const narrow = () => window.matchMedia('(max-width: 900px)').matches;
+const touch = () => window.matchMedia('(pointer: coarse)').matches;
+
+/** Messages start with a capital letter, whoever wrote them. */
+const sentence = (m: string) => m.charAt(0).toUpperCase() + m.slice(1);
 
 function showError(message: string | null): void {
   const el = $('error');
   el.hidden = !message;
-  el.textContent = message ?? '';
+  el.textContent = message ? sentence(message) : '';
 }
 
-function setPhoto(blob: Blob, name: string): void {
+/** A message in the drop zone about the file just picked (null clears it). */
+function showPickMessage(message: string | null): void {
+  const el = $('drop-msg');
+  el.hidden = !message;
+  el.textContent = message ?? '';
+  $('drop').classList.toggle('refused', Boolean(message));
+}
+
+const MIME: Record<string, string> = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
+
+/** Why a picked file cannot be a portrait, or null: its type, its size, and whether the browser can decode it. */
+async function refusal(blob: Blob, name: string): Promise<string | null> {
+  const accepted = config.acceptedFormats.map((f) => MIME[f] ?? `image/${f}`);
+  const byName = /\.(png|jpe?g|webp)$/i.test(name);
+  if (!(accepted.includes(blob.type) || (blob.type === '' && byName))) {
+    return `"${name}" is not a PNG, JPEG or WebP image. Choose a photo in one of those formats.`;
+  }
   if (blob.size > config.maxUploadBytes) {
-    showError(`That photo is ${(blob.size / 2 ** 20).toFixed(1)} MB; the limit is ${(config.maxUploadBytes / 2 ** 20).toFixed(0)} MB. Use a smaller photo.`);
+    const mb = (n: number, digits: number) => (n / 2 ** 20).toFixed(digits);
+    return `That photo is ${mb(blob.size, 1)} MB; the limit is ${mb(config.maxUploadBytes, 0)} MB. Use a smaller photo.`;
+  }
+  try {
+    (await createImageBitmap(blob)).close();
+  } catch {
+    const kind = blob.type.slice(6).toUpperCase() || 'picture';
+    return `"${name}" could not be opened as an image (it may be damaged or not really a ${kind}). Choose another photo.`;
+  }
+  return null;
+}
+
+function clearPhoto(): void {
+  photo = null;
+  const img = $<HTMLImageElement>('preview');
+  if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+  img.removeAttribute('src');
+  img.hidden = true;
+  $('drop-hint').hidden = false;
+}
+
+async function setPhoto(blob: Blob, name: string, example?: HTMLElement): Promise<void> {
+  for (const b of document.querySelectorAll('.example')) b.setAttribute('aria-pressed', String(b === example));
+  const why = await refusal(blob, name);
+  if (why) {
+    clearPhoto();
+    for (const b of document.querySelectorAll('.example')) b.setAttribute('aria-pressed', 'false');
+    showPickMessage(why);
+    updateSubmit();
     return;
   }
+  showPickMessage(null);
   showError(null);
   photo = { blob, name };
   const img = $<HTMLImageElement>('preview');
@@ -68,7 +123,7 @@ function setupControls(): void {
 function setupPicker(): void {
   const drop = $<HTMLLabelElement>('drop');
   const file = $<HTMLInputElement>('file');
-  file.addEventListener('change', () => { const f = file.files?.[0]; if (f) setPhoto(f, f.name); });
+  file.addEventListener('change', () => { const f = file.files?.[0]; if (f) void setPhoto(f, f.name); });
   drop.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); file.click(); } });
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
@@ -76,7 +131,7 @@ function setupPicker(): void {
     e.preventDefault();
     drop.classList.remove('over');
     const f = e.dataTransfer?.files[0];
-    if (f) setPhoto(f, f.name);
+    if (f) void setPhoto(f, f.name);
   });
   const box = $('examples');
   $('examples-box').hidden = config.examples.length === 0;
@@ -85,24 +140,57 @@ function setupPicker(): void {
     b.type = 'button';
     b.className = 'example';
     b.title = ex.name;
+    b.setAttribute('aria-pressed', 'false');
     b.innerHTML = `<img alt="example ${ex.name}" loading="lazy">`;
     (b.firstChild as HTMLImageElement).src = ex.url;
     b.addEventListener('click', async () => {
       const res = await fetch(ex.url);
-      if (res.ok) setPhoto(await res.blob(), ex.name);
-      else showError(`could not load the example ${ex.name}`);
+      if (res.ok) await setPhoto(await res.blob(), ex.name, b);
+      else showError(`Could not load the example ${ex.name}.`);
     });
     box.append(b);
   }
 }
 
+/** "3:07", "1:02:05". */
+function clock(ms: number): string {
+  const t = Math.max(0, Math.floor(ms / 1000));
+  const [h, m, s] = [Math.floor(t / 3600), Math.floor(t / 60) % 60, t % 60];
+  const mm = h ? String(m).padStart(2, '0') : String(m);
+  return `${h ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
+}
+
+/** Elapsed time and time left, ticking between server updates. */
+function renderTiming(): void {
+  const eta = $('eta'), elapsed = $('elapsed');
+  const job = latest?.job;
+  if (!latest || !job || job.status !== 'running') {
+    $('timing').hidden = true;
+    return;
+  }
+  $('timing').hidden = false;
+  const since = performance.now() - latest.at;
+  elapsed.textContent = `${clock((job.elapsedMs ?? 0) + since)} elapsed`;
+  eta.textContent = job.remainingMs === null || job.remainingMs === undefined
+    ? 'Estimating the time left…'
+    : formatRemaining(Math.max(0, job.remainingMs - since));
+}
+
 function renderStatus(job: JobView): void {
+  latest = { job, at: performance.now() };
+  $('results').hidden = false;
   $('status').hidden = false;
   const line = $('status-line');
+  const running = job.stages.find((s) => s.state === 'running');
   if (job.status === 'queued') line.textContent = job.position === 0 ? 'Waiting: next in line…' : `Waiting in the queue: ${job.position} job(s) ahead…`;
-  else if (job.status === 'running') line.textContent = 'Working…';
-  else if (job.status === 'done') line.textContent = `Done in ${secs(job)}.`;
+  else if (job.status === 'running') {
+    const label = running ? STAGE_LABELS[running.name] ?? running.name : 'Starting';
+    line.textContent = running && running.total > 1
+      ? `${label} · step ${Math.min(running.step, running.total)}/${running.total}`
+      : `${label}…`;
+  } else if (job.status === 'done') line.textContent = `Done in ${secs(job)}.`;
   else line.textContent = 'Failed.';
+  renderTiming();
   $<HTMLProgressElement>('overall').value = job.progress;
   const list = $('stages');
   list.replaceChildren(...job.stages.map((s) => {
@@ -127,6 +215,8 @@ function secs(job: JobView): string {
 async function showResults(job: JobView): Promise<void> {
   const f = job.files!;
   $('results').hidden = false;
+  $('result-items').hidden = false;
+  if (narrow()) $('result-items').scrollIntoView({ block: 'start' });
   $<HTMLImageElement>('r-input').src = f['input.png'];
   $<HTMLImageElement>('r-multiview').src = f['multiview.png'];
   $<HTMLImageElement>('r-output').src = f['output.png'];
@@ -134,18 +224,43 @@ async function showResults(job: JobView): Promise<void> {
   $<HTMLAnchorElement>('dl-ply').href = `${f['gaussians.ply']}?download`;
   $<HTMLAnchorElement>('dl-mp4').href = `${f['turntable.mp4']}?download`;
   $<HTMLAnchorElement>('dl-zip').href = job.zip!;
+  const msg = $('viewer-msg');
+  msg.hidden = false;
+  msg.className = 'loading';
+  msg.textContent = 'Loading the 3D Gaussians…';
   try {
     viewer ??= new SplatViewer($('viewer'));
     await viewer.load(job.viewer!);
+    msg.hidden = true;
   } catch (e) {
-    showError(`The 3D viewer could not show the result (${(e as Error).message}); the PLY download still works.`);
+    msg.className = 'error';
+    msg.textContent = `The 3D view could not be shown (${(e as Error).message}). The PLY download below still works.`;
   }
+}
+
+/**
+ * On a touch screen the viewer would take every swipe that starts on it, so a page taller than the screen could not
+ * be scrolled past it: it stays behind a "tap to interact" cover until tapped, and covers up again when the page
+ * is touched elsewhere.
+ */
+function setupViewerTouch(): void {
+  if (!touch()) return;
+  $('viewer-caption').textContent =
+    '3D Gaussians — tap to start, then drag to orbit, pinch to zoom, drag with two fingers to pan, double-tap to reset';
+  const cover = $<HTMLButtonElement>('viewer-touch');
+  cover.hidden = false;
+  cover.addEventListener('click', () => { cover.hidden = true; });
+  document.addEventListener('pointerdown', (e) => {
+    if (!$('viewer-box').contains(e.target as Node)) cover.hidden = false;
+  });
 }
 
 async function follow(id: string): Promise<void> {
   const final = await watchJob(id, renderStatus);
-  if (final.status === 'failed') showError(final.error ?? 'The job failed.');
-  else await showResults(final);
+  if (final.status === 'failed') {
+    showError(final.error ?? 'The job failed.');
+    if (narrow()) $('error').scrollIntoView({ block: 'center' });
+  } else await showResults(final);
 }
 
 async function onSubmit(ev: Event): Promise<void> {
@@ -154,6 +269,8 @@ async function onSubmit(ev: Event): Promise<void> {
   busy = true;
   updateSubmit();
   showError(null);
+  $('result-items').hidden = true;
+  latest = null;
   try {
     const settings = {
       autoCrop: String($<HTMLInputElement>('autoCrop').checked),
@@ -164,6 +281,8 @@ async function onSubmit(ev: Event): Promise<void> {
     const job = await submitJob(photo.blob, photo.name, settings);
     // The job's id in the address: a reload (or the link) follows the same job and shows its results.
     history.replaceState(null, '', `#${job.id}`);
+    renderStatus(job);
+    if (narrow()) $('status').scrollIntoView({ block: 'start' });
     await follow(job.id);
   } catch (e) {
     showError((e as Error).message);
@@ -202,6 +321,8 @@ async function main(): Promise<void> {
   }
   setupControls();
   setupPicker();
+  setupViewerTouch();
+  setInterval(renderTiming, 1000);
   $('controls').addEventListener('submit', (e) => void onSubmit(e));
   updateSubmit();
   void pollModels();

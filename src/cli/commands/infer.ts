@@ -2,6 +2,9 @@ import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
 import { runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
+import {
+  calibrate, estimate, formatRemaining, inferencePlan, type PlannedStage, type StageCost, type StageProgress,
+} from '../../pipeline/estimate.ts';
 import type { ProgressEvent } from '../../pipeline/events.ts';
 import { loadModels, type MattingChoice } from '../../pipeline/models.ts';
 import type { DetectorChoice } from '../../preprocess/index.ts';
@@ -46,18 +49,51 @@ function formatSeconds(ms: number): string {
   return t < 60 ? `${t}s` : t < 3600 ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s` : `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, '0')}m`;
 }
 
-/** One cli-progress bar per stage (ETA from the stage's own rate); plain lines when stderr is not a terminal. */
+/**
+ * One cli-progress bar per stage (ETA from the stage's own rate) and the time left for the whole image
+ * (pipeline/estimate.ts, as the web app shows it); plain lines when stderr is not a terminal.
+ */
 class StageBars {
   private bar: cliProgress.SingleBar | undefined;
   private key = '';
   prefix = '';
   private readonly tty = Boolean(process.stderr.isTTY);
+  private plan: PlannedStage[] = [];
+  private readonly stages = new Map<string, StageProgress>();
+  /** Costs measured by the previous image of this run. */
+  private costs: Record<string, StageCost> | undefined;
+
+  constructor(private readonly planOf: (costs?: Record<string, StageCost>) => PlannedStage[]) {}
+
+  /** A new image starts. */
+  startImage(prefix: string): void {
+    this.prefix = prefix;
+    this.plan = this.planOf(this.costs);
+    this.stages.clear();
+  }
+
+  /** "image ~25 min left" once the image's speed is known. */
+  private imageLeft(e: ProgressEvent): string {
+    if (e.image === undefined || !this.plan.some((p) => p.stage === e.stage)) return '';
+    const prev = this.stages.get(e.stage);
+    const state = e.step >= e.total ? 'done' : 'running';
+    const atStepMs = prev && prev.step === e.step ? (prev.atStepMs ?? e.elapsedMs) : e.elapsedMs;
+    this.stages.set(e.stage, { stage: e.stage, state, step: e.step, total: e.total, elapsedMs: e.elapsedMs, atStepMs });
+    const pending = (p: PlannedStage): StageProgress => ({ stage: p.stage, state: 'pending', step: 0, total: p.steps, elapsedMs: 0 });
+    const progress = this.plan.map((p) => this.stages.get(p.stage) ?? pending(p));
+    if (e.stage === 'write' && state === 'done') this.costs = calibrate(this.plan, progress);
+    const { remainingMs } = estimate(this.plan, progress, { calibrated: this.costs !== undefined });
+    return remainingMs === null ? 'image: estimating time left' : `image ${formatRemaining(remainingMs)}`;
+  }
 
   on(e: ProgressEvent): void {
     const key = `${e.image ?? ''}|${e.stage}`;
     // ETA from this stage's own rate so far (cli-progress's estimate shows INF/NULL until it has samples).
     const eta = e.step > 0 && e.step < e.total ? formatSeconds((e.elapsedMs / e.step) * (e.total - e.step)) : e.step >= e.total ? '0s' : '…';
-    const payload = { prefix: this.prefix, stage: e.stage.padEnd(11), detail: e.detail ?? '', stageEta: eta };
+    const left = this.imageLeft(e);
+    const payload = {
+      prefix: this.prefix, stage: e.stage.padEnd(11), detail: e.detail ?? '', stageEta: eta, left: left ? `| ${left} ` : '',
+    };
     if (key !== this.key) {
       this.bar?.stop();
       this.key = key;
@@ -65,7 +101,7 @@ class StageBars {
       if (this.tty) {
         this.bar = new cliProgress.SingleBar({
           stream: process.stderr, hideCursor: true, etaBuffer: 8, fps: 5,
-          format: '{prefix}{stage} {bar} {value}/{total} | {duration_formatted} | ETA {stageEta} {detail}',
+          format: '{prefix}{stage} {bar} {value}/{total} | {duration_formatted} | ETA {stageEta} {left}{detail}',
         }, cliProgress.Presets.shades_classic);
         this.bar.start(e.total, e.step, payload);
       }
@@ -76,7 +112,8 @@ class StageBars {
       this.bar?.stop();
       this.bar = undefined;
       this.key = '';
-      if (!this.tty) process.stderr.write(`${this.prefix}${e.stage} done in ${secs(e.elapsedMs)}\n`);
+      const line = `${this.prefix}${e.stage} done in ${secs(e.elapsedMs)}${left ? `; ${left}` : ''}`;
+      if (!this.tty) process.stderr.write(`${line}\n`);
     }
   }
 
@@ -118,7 +155,7 @@ export function register(program: Command): void {
       const steps = either(o.steps, o.step_2D, '--steps and --step_2D', 50);
       // --auto_crop is the reference's store_true flag (always on there); --no-auto-crop wins only when given alone.
       if (o.auto_crop && !o.autoCrop) throw new UserError('--auto_crop and --no-auto-crop contradict each other');
-      const bars = o.json ? undefined : new StageBars();
+      const bars = o.json ? undefined : new StageBars((costs) => inferencePlan({ steps, frames: o.frames }, costs));
       const onProgress = bars ? (e: ProgressEvent) => bars.on(e) : undefined;
       const models = await loadModels({
         ...(o.weights ? { weights: o.weights } : {}),
@@ -133,7 +170,7 @@ export function register(program: Command): void {
       try {
         outcomes = await runFolder(inputDir, {
           models, outputDir, autoCrop: o.autoCrop, seed: o.seed, guidanceScale, steps, turntableFrames: o.frames,
-          onImage: (item, i, n) => { if (bars) bars.prefix = `[${i + 1}/${n}] ${basename(item.file)} `; },
+          onImage: (item, i, n) => bars?.startImage(`[${i + 1}/${n}] ${basename(item.file)} `),
           onOutcome: (r) => {
             if (o.json) {
               process.stdout.write(`${JSON.stringify(r.ok ? { ok: true, file: r.file, name: r.name, ...r.result } : r)}\n`);

@@ -6,7 +6,9 @@ import type { DetectorChoice } from '../../preprocess/index.ts';
 import { startServer } from '../../server/app.ts';
 import { IMAGE_STAGES } from '../../pipeline/events.ts';
 import { ChildRunner } from '../../server/child-runner.ts';
-import { GRADIO_TURNTABLE_FRAMES, PIPELINE_RUNNER_MODULE, type PipelineRunnerOptions } from '../../server/pipeline-runner.ts';
+import {
+  GRADIO_TURNTABLE_FRAMES, PIPELINE_RUNNER_MODULE, pipelinePlan, type PipelineRunnerOptions,
+} from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
 import { intOption } from '../options.ts';
@@ -68,6 +70,7 @@ export function register(program: Command): void {
       };
       const runner = new ChildRunner({
         module: PIPELINE_RUNNER_MODULE, options, stages: IMAGE_STAGES,
+        plan: (settings) => pipelinePlan(settings, o.frames),
         onLoadProgress: (e) => {
           if (e.step === 0 || e.step === e.total) process.stderr.write(`models: ${e.stage} ${e.step}/${e.total}${e.detail ? ` ${e.detail}` : ''}\n`);
         },

@@ -15,7 +15,9 @@ import { SplatRenderer } from '../../splat/renderer.ts';
 import { renderTurntable } from '../../splat/turntable.ts';
 import { generateHead } from '../../synth/head.ts';
 import { sampleHeadParams } from '../../synth/params.ts';
+import type { PlannedStage } from '../../pipeline/estimate.ts';
 import type { JobRunner, RunRequest, StageEvent } from '../runner.ts';
+import type { JobSettings } from '../settings.ts';
 
 /** For ChildRunner (options without the function-valued ones). */
 export function createRunner(options: unknown, onLoadProgress?: (e: StageEvent) => void): JobRunner {
@@ -32,6 +34,11 @@ export interface SynthRunnerOptions {
   frames?: number;
   /** Gaussian spacing of the head (default 0.03: a few thousand Gaussians). */
   spacing?: number;
+  /**
+   * Milliseconds per "generation step": the synthesize stage counts the steps the job asked for, like the
+   * pipeline's diffusion stage (default 0).
+   */
+  stepDelayMs?: number;
   /** Jobs with this seed throw after preprocessing. */
   failOn?: number;
   /** Jobs with this seed end the whole process after preprocessing (a crash, as of a model worker). */
@@ -50,6 +57,19 @@ export class SynthRunner implements JobRunner {
   runs = 0;
 
   constructor(private readonly opts: SynthRunnerOptions = {}, private readonly onLoadProgress?: (e: StageEvent) => void) {}
+
+  plan(settings: JobSettings): PlannedStage[] {
+    const frames = this.opts.frames ?? 6;
+    const steps: Record<(typeof SYNTH_STAGES)[number], number> = {
+      preprocess: 1, synthesize: settings.steps, render: 6, turntable: frames, write: 1,
+    };
+    return SYNTH_STAGES.map((stage) => ({
+      stage, steps: steps[stage],
+      cost: stage === 'synthesize'
+        ? { fixedMs: 50, perStepMs: this.opts.stepDelayMs ?? 1 }
+        : { fixedMs: 0, perStepMs: 30 },
+    }));
+  }
 
   ready(): Promise<void> {
     this.loading ??= (async () => {
@@ -78,9 +98,14 @@ export class SynthRunner implements JobRunner {
     if (req.settings.seed === this.opts.failOn) throw new Error(`synthetic failure for seed ${req.settings.seed}`);
     if (req.settings.seed === this.opts.crashOn) process.exit(70);
 
-    onProgress({ stage: 'synthesize', step: 0, total: 1 });
+    const steps = req.settings.steps;
+    onProgress({ stage: 'synthesize', step: 0, total: steps });
     const head = generateHead(sampleHeadParams(req.settings.seed), { spacing: this.opts.spacing ?? 0.03 });
-    onProgress({ stage: 'synthesize', step: 1, total: 1, detail: `${head.gaussians.count} Gaussians` });
+    for (let k = 1; k < steps; k++) {
+      if (this.opts.stepDelayMs) await new Promise((r) => setTimeout(r, this.opts.stepDelayMs));
+      onProgress({ stage: 'synthesize', step: k, total: steps });
+    }
+    onProgress({ stage: 'synthesize', step: steps, total: steps, detail: `${head.gaussians.count} Gaussians` });
 
     const cameras = faceliftViews(S);
     onProgress({ stage: 'render', step: 0, total: cameras.length });
