@@ -290,10 +290,10 @@ for (const device of [
     assert.ok(left.at(-1)! < left[0]!, `time left ${JSON.stringify(left)}`);
 
     await page.locator('#viewer[data-state="ready"]').waitFor({ timeout: 120_000 });
+    // The results are in view when the job ends (beside the controls on a desktop; scrolled to on a phone).
+    const results = await inView(page, '#result-items', false);
+    assert.ok(results.ok, `results not in view: ${results.box}`);
     if (device.mobile) {
-      // The results were brought into view when the job ended.
-      const results = await inView(page, '#result-items', false);
-      assert.ok(results.ok, `results not scrolled into view: ${results.box}`);
       // Images and the turntable use the phone's width; the viewer is square, behind a tap-to-interact cover.
       const width = (sel: string) => page.locator(sel).evaluate((e) => (e as unknown as { clientWidth: number }).clientWidth);
       const full = await width('#result-items');
