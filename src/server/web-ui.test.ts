@@ -287,7 +287,11 @@ for (const device of [
     // A time left is shown while it runs and goes down.
     const left = seen.map((x) => secondsLeft(x.eta)).filter((v): v is number => v !== null);
     assert.ok(left.length >= 5, `time-left texts: ${JSON.stringify([...new Set(seen.map((x) => x.eta))])}`);
-    assert.ok(left.at(-1)! < left[0]!, `time left ${JSON.stringify(left)}`);
+    // (The first figures can jump while the speed is being measured on a busy machine; from the peak on it counts down.)
+    const peak = left.indexOf(Math.max(...left));
+    const tail = left.slice(peak);
+    const rises = tail.filter((v, i) => i > 0 && v > tail[i - 1]!).length;
+    assert.ok(tail.length >= 3 && tail.at(-1)! < tail[0]! && rises <= 0.2 * tail.length, `time left ${JSON.stringify(left)}`);
 
     await page.locator('#viewer[data-state="ready"]').waitFor({ timeout: 120_000 });
     // The results are in view when the job ends (beside the controls on a desktop; scrolled to on a phone).
