@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
+# Debian's redis-server: the queue tests (src/queue) start their own on 127.0.0.1.
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
 fi

@@ -9,6 +9,7 @@
  *   GET  /api/jobs/ID/files/NAME     a result file (input.png, multiview.png, output.png, turntable.mp4, gaussians.ply)
  *   GET  /api/jobs/ID/files/viewer.ply  the Gaussians in the standard 3DGS layout, for the browser's viewer
  *   GET  /api/jobs/ID/NAME.zip       all result files
+ *   …    /api/worker/…               with a Redis queue: the file exchange for workers (src/queue/exchange.ts)
  *
  * Errors are JSON `{ "error": "..." }` in plain words with a fitting status.
  */
@@ -23,6 +24,7 @@ import { CONTROLS, SettingsError, parseSettings } from './settings.ts';
 import { ACCEPTED_FORMATS, UploadError, readUpload } from './upload.ts';
 import { WEB_DIST, resolveUnder, sendFile, sendZip } from './files.ts';
 import { VIEWER_FILE, ensureViewerPly } from './viewer-file.ts';
+import type { FileExchange } from '../queue/exchange.ts';
 
 export interface ServerOptions {
   runner: JobRunner;
@@ -40,6 +42,10 @@ export interface ServerOptions {
   examplesDir?: string;
   /** The built UI (default web/dist). */
   webDist?: string;
+  /** Jobs handed to the runner at once (JobQueueOptions.concurrency). */
+  concurrency?: number;
+  /** With a remote runner: the file exchange its workers use, served under /api/worker/. */
+  exchange?: FileExchange;
   log?: (message: string) => void;
 }
 
@@ -86,7 +92,10 @@ async function listExamples(dir: string | undefined): Promise<string[]> {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? ((m: string) => console.error(m));
-  const queue = new JobQueue({ runner: opts.runner, root: opts.root, capacity: opts.queueSize ?? 10, keep: opts.keepJobs ?? 100, log });
+  const queue = new JobQueue({
+    runner: opts.runner, root: opts.root, capacity: opts.queueSize ?? 10, keep: opts.keepJobs ?? 100, log,
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+  });
   const maxUploadBytes = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
   const webDist = opts.webDist ?? WEB_DIST;
   const examples = await listExamples(opts.examplesDir);
@@ -146,6 +155,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (opts.exchange && (await opts.exchange.handle(req, res))) return;
     const parts = url.pathname.split('/').slice(1);
     const method = req.method ?? 'GET';
     const isGet = method === 'GET' || method === 'HEAD';

@@ -67,6 +67,8 @@ interface Job {
   plan?: PlannedStage[];
   /** Its plan's costs were measured by an earlier job on this server. */
   calibrated?: boolean;
+  /** Handed to a remote runner: jobs ahead of it in that queue (null until known). */
+  remotePosition?: number | null;
   error?: string;
   createdAt: Date;
   startedAt?: Date;
@@ -86,6 +88,11 @@ export interface JobQueueOptions {
   root: string;
   /** Jobs that may wait behind the running one (default 10). */
   capacity?: number;
+  /**
+   * Jobs handed to the runner at once (default 1). A remote runner (Redis) takes up to `capacity` and reports
+   * each job's place in its own queue until a worker starts it.
+   */
+  concurrency?: number;
   /** Finished jobs whose files are kept (default 100). */
   keep?: number;
   /** Where unexpected job errors are logged (default console.error). */
@@ -107,8 +114,8 @@ export class JobQueue {
   private readonly keep: number;
   private readonly jobs = new Map<string, Job>();
   private readonly waiting: Job[] = [];
-  private running: Job | null = null;
-  private current: Promise<void> | null = null;
+  private readonly running = new Map<Job, Promise<void>>();
+  private readonly concurrency: number;
   private closed = false;
   private readonly log: (message: string) => void;
   /** Stage costs measured by the last finished job: the next job's estimates start from them. */
@@ -119,16 +126,20 @@ export class JobQueue {
     this.keep = opts.keep ?? 100;
     if (!(Number.isInteger(this.capacity) && this.capacity >= 1)) throw new UserError(`queue size must be a whole number ≥ 1, got ${this.capacity}`);
     this.log = opts.log ?? ((m) => console.error(m));
+    this.concurrency = opts.concurrency ?? 1;
   }
 
+  /** Jobs not started yet (waiting here, or in a remote runner's queue). */
   get waitingCount(): number {
-    return this.waiting.length;
+    let n = this.waiting.length;
+    for (const job of this.running.keys()) if (job.status === 'queued') n++;
+    return n;
   }
 
   /** Queues a job for the photo `bytes` (format from its first bytes); throws QueueFullError when full. */
   submit(bytes: Uint8Array, format: string, settings: JobSettings): JobView {
     if (this.closed) throw new QueueFullError('the server is shutting down; try again later');
-    if (this.waiting.length >= this.capacity) {
+    if (this.waitingCount >= this.capacity) {
       throw new QueueFullError(`the queue is full (${this.capacity} jobs are waiting); please try again in a few minutes`);
     }
     const id = newJobId();
@@ -169,27 +180,38 @@ export class JobQueue {
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.waiting.splice(0)) this.finish(job, 'failed', 'the server shut down before this job started');
-    await this.current;
+    if (this.opts.runner.remote) {
+      // Remote jobs end when their runner withdraws them.
+      await this.opts.runner.close();
+      await Promise.all(this.running.values());
+      return;
+    }
+    await Promise.all(this.running.values());
     await this.opts.runner.close();
   }
 
   private pump(): void {
-    if (this.running || this.closed) return;
-    const job = this.waiting.shift();
-    if (!job) return;
-    this.running = job;
-    for (const w of this.waiting) this.notify(w);
-    this.current = this.execute(job).finally(() => {
-      this.running = null;
-      this.current = null;
-      this.evict();
-      this.pump();
-    });
+    while (this.running.size < this.concurrency && !this.closed) {
+      const job = this.waiting.shift();
+      if (!job) return;
+      for (const w of this.waiting) this.notify(w);
+      this.running.set(job, this.execute(job).finally(() => {
+        this.running.delete(job);
+        this.evict();
+        this.pump();
+      }));
+    }
+  }
+
+  private start(job: Job): void {
+    job.status = 'running';
+    job.startedAt = new Date();
   }
 
   private async execute(job: Job): Promise<void> {
-    job.status = 'running';
-    job.startedAt = new Date();
+    // A remote runner's jobs wait in its queue until a worker reports their first stage.
+    if (this.opts.runner.remote) job.remotePosition = null;
+    else this.start(job);
     job.plan = this.opts.runner.plan?.(job.settings).map((p) => ({ ...p, cost: this.learned[p.stage] ?? p.cost }));
     job.calibrated = job.plan?.every((p) => p.stage in this.learned) ?? false;
     this.notify(job);
@@ -201,16 +223,24 @@ export class JobQueue {
       } catch (e) {
         throw new UserError(`the models could not be loaded, so no job can run: ${messageOf(e)}`, { cause: e });
       }
-      await this.opts.runner.run({ input: job.input, outDir: join(job.dir, 'result'), settings: job.settings }, (e) => {
+      const req = { id: job.id, input: job.input, outDir: join(job.dir, 'result'), settings: job.settings };
+      await this.opts.runner.run(req, (e) => {
         stageName = e.stage;
+        if (job.status === 'queued') this.start(job);
         this.onProgress(job, e);
+      }, {
+        onPosition: (ahead) => {
+          if (job.status !== 'queued' || job.remotePosition === ahead) return;
+          job.remotePosition = ahead;
+          this.notify(job);
+        },
       });
       if (job.plan) this.learned = calibrate(job.plan, this.progressOf(job, performance.now()));
       this.finish(job, 'done');
     } catch (e) {
       if (!(e instanceof UserError)) this.log(`job ${job.id} failed${stageName ? ` in ${stageName}` : ''}: ${(e as Error)?.stack ?? String(e)}`);
       const where = stageName && !(e instanceof UserError) ? ` during ${stageName}` : '';
-      this.finish(job, 'failed', `The job failed${where}: ${messageOf(e)}`);
+      this.finish(job, 'failed', `The job failed${where}: ${withoutPaths(messageOf(e))}`);
     }
   }
 
@@ -275,7 +305,9 @@ export class JobQueue {
     const v: JobView = {
       id: job.id,
       status: job.status,
-      position: job.status === 'queued' ? this.waiting.indexOf(job) : null,
+      position: job.status !== 'queued' ? null
+        : job.remotePosition !== undefined ? job.remotePosition
+        : this.waiting.indexOf(job),
       settings: job.settings,
       stages: job.stages.map(({ started: _s, stepAt: _a, ...s }) => ({ ...s })),
       progress: job.status === 'done' ? 1 : est.fraction,
@@ -293,6 +325,14 @@ export class JobQueue {
     }
     return v;
   }
+}
+
+/**
+ * A message without file-system paths: "/srv/jobs/Xy…/upload.png is not an image" → "upload.png is not an image".
+ * Messages reach every visitor of the job's page; where the server keeps files is none of their business.
+ */
+export function withoutPaths(message: string): string {
+  return message.replace(/(?<=^|[\s'"`(])(?:[A-Za-z]:)?(?:[\\/][^\s\\/'"`:;,()]+){2,}/g, (p) => p.split(/[\\/]/).pop() ?? p);
 }
 
 function messageOf(e: unknown): string {

@@ -48,8 +48,9 @@ export class PipelineRunner implements JobRunner {
     await runInference(req.input, {
       models, outDir: req.outDir,
       autoCrop: s.autoCrop, seed: s.seed, guidanceScale: s.guidanceScale, steps: s.steps,
-      turntableFrames: this.opts.turntableFrames ?? GRADIO_TURNTABLE_FRAMES,
-      filter: this.opts.filter ?? GRADIO_FILTERS,
+      turntableFrames: req.post?.frames ?? this.opts.turntableFrames ?? GRADIO_TURNTABLE_FRAMES,
+      // The CLI's post-processing is runInference's default.
+      ...(req.post?.profile === 'infer' ? {} : { filter: this.opts.filter ?? GRADIO_FILTERS }),
     }, (e) => onProgress({ stage: e.stage, step: e.step, total: e.total, ...(e.detail !== undefined ? { detail: e.detail } : {}) }));
   }
 

@@ -19,11 +19,23 @@ export interface StageEvent {
 }
 
 export interface RunRequest {
+  /** The job's id (a remote runner names its queue entry after it). */
+  id?: string;
   /** The uploaded photo (already checked to be an image). */
   input: string;
   /** Where the result files go; the runner creates it. */
   outDir: string;
   settings: JobSettings;
+  /**
+   * Post-processing when it is not the runner's own: `infer` — the CLI's filters; `gradio` — the web app's; and the
+   * turntable's frames (jobs from `facelift infer --redis` match a local `facelift infer` byte for byte).
+   */
+  post?: { profile: 'infer' | 'gradio'; frames: number };
+}
+
+export interface RunHooks {
+  /** While the job waits in the runner's own queue: how many jobs are ahead of it. */
+  onPosition?(ahead: number): void;
 }
 
 export interface JobRunner {
@@ -35,7 +47,12 @@ export interface JobRunner {
   ready(): Promise<void>;
   /** The latest model download/load progress, while loading (shown by the UI on a first, slow start). */
   loadProgress?(): StageEvent | undefined;
-  /** Writes every file of RESULT_FILES into `req.outDir`, or throws. Called for one job at a time. */
-  run(req: RunRequest, onProgress: (e: StageEvent) => void): Promise<void>;
+  /**
+   * Writes every file of RESULT_FILES into `req.outDir`, or throws. Called for one job at a time unless the runner
+   * is `remote`.
+   */
+  run(req: RunRequest, onProgress: (e: StageEvent) => void, hooks?: RunHooks): Promise<void>;
+  /** Jobs run elsewhere and wait in a queue of their own first (reported through `hooks.onPosition`). */
+  readonly remote?: boolean;
   close(): Promise<void>;
 }

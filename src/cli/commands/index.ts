@@ -10,5 +10,6 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./infer.ts'),
   () => import('./reconstruct.ts'),
   () => import('./serve.ts'),
+  () => import('./worker.ts'),
   () => import('./train.ts'),
 ];

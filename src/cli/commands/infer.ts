@@ -9,6 +9,8 @@ import type { ProgressEvent } from '../../pipeline/events.ts';
 import { loadModels, type MattingChoice } from '../../pipeline/models.ts';
 import type { DetectorChoice } from '../../preprocess/index.ts';
 import { UserError } from '../../util/errors.ts';
+import { runRemoteBatch } from '../../queue/batch.ts';
+import type { JobSettings } from '../../server/settings.ts';
 import { intOption, positiveOption } from '../options.ts';
 
 interface InferOpts {
@@ -32,6 +34,9 @@ interface InferOpts {
   threads?: number;
   fp16Unet?: boolean;
   json?: boolean;
+  redis?: string;
+  listen?: string;
+  advertise?: string;
 }
 
 
@@ -122,6 +127,50 @@ class StageBars {
   }
 }
 
+/** `--listen host:port` → its parts. */
+function listenOption(v: string | undefined): { host?: string; port?: number } {
+  if (!v) return {};
+  const m = /^(.*?)(?::(\d+))?$/.exec(v)!;
+  return { ...(m[1] ? { host: m[1].replace(/^\[|\]$/g, '') } : {}), ...(m[2] ? { port: Number(m[2]) } : {}) };
+}
+
+/** `facelift infer --redis`: the folder through the worker queue, with one overall progress line. */
+async function inferRemote(o: InferOpts, inputDir: string, outputDir: string, settings: JobSettings): Promise<void> {
+  const local = (['weights', 'promptEmbeds', 'mattingModel', 'threads', 'fp16Unet'] as const).filter((k) => o[k] !== undefined);
+  if (local.length) {
+    throw new UserError(`with --redis the models are the workers' (set them on facelift worker): drop ${local.map((k) => `--${k}`).join(', ')}`);
+  }
+  const tty = Boolean(process.stderr.isTTY) && !o.json;
+  let lastLine = '';
+  const outcomes = await runRemoteBatch({
+    redisUrl: o.redis!, inputDir, outputDir, settings, frames: o.frames,
+    listen: listenOption(o.listen), ...(o.advertise ? { advertise: o.advertise } : {}),
+    onProgress: (p) => {
+      if (!tty) return;
+      const running = [...p.running].map(([name, e]) => `${name}: ${e.stage} ${e.step}/${e.total}`).slice(0, 3).join(', ');
+      const line = `images ${p.done + p.skipped}/${p.total} done${p.failed ? `, ${p.failed} failed` : ''}` +
+        `${running ? ` | ${running}` : ''}`;
+      if (line !== lastLine) process.stderr.write(`\r${line.slice(0, (process.stderr.columns ?? 120) - 1).padEnd(lastLine.length)}`);
+      lastLine = line;
+    },
+    onOutcome: (r) => {
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(r.ok ? { ok: true, file: r.file, name: r.name, skipped: r.skipped, ...(r.result as object) } : r)}\n`);
+        return;
+      }
+      if (tty) process.stderr.write('\n');
+      lastLine = '';
+      if (r.ok) process.stderr.write(`${basename(r.file)} → ${r.outDir}${r.skipped ? ' (already done: skipped)' : ''}\n`);
+      else process.stderr.write(`facelift: ${basename(r.file)} failed: ${r.error}\n`);
+    },
+  });
+  const failed = outcomes.filter((r) => !r.ok);
+  if (!o.json) {
+    process.stderr.write(`${outcomes.length - failed.length} of ${outcomes.length} image(s) done${failed.length ? `, ${failed.length} failed` : ''}; results in ${outputDir}\n`);
+  }
+  if (failed.length) process.exitCode = 1;
+}
+
 export function register(program: Command): void {
   program.command('infer')
     .description('portraits → 3D Gaussian heads: for every .png/.jpg/.jpeg in the input folder, OUT/<name>/ with input.png, ' +
@@ -148,6 +197,10 @@ export function register(program: Command): void {
     .option('--fp16-unet', 'keep the UNet weights in fp16 (about 1.7 GB less memory; computed in fp32)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))
     .option('--json', 'print one JSON result per image on stdout instead of progress bars')
+    .option('--redis <url>', 'run the images on `facelift worker` machines through this Redis queue (redis://…, rediss://…)')
+    .option('--listen <host:port>', 'with --redis: where this command serves photos to workers and takes results ' +
+      '(default 127.0.0.1, a free port)')
+    .option('--advertise <url>', 'with --redis: the URL at which workers reach --listen (default: http://HOST:PORT)')
     .action(async (o: InferOpts) => {
       const inputDir = either(o.inputDir, o.input_dir, '--input-dir and --input_dir', 'examples');
       const outputDir = either(o.outputDir, o.output_dir, '--output-dir and --output_dir', 'outputs');
@@ -155,6 +208,7 @@ export function register(program: Command): void {
       const steps = either(o.steps, o.step_2D, '--steps and --step_2D', 50);
       // --auto_crop is the reference's store_true flag (always on there); --no-auto-crop wins only when given alone.
       if (o.auto_crop && !o.autoCrop) throw new UserError('--auto_crop and --no-auto-crop contradict each other');
+      if (o.redis) return inferRemote(o, inputDir, outputDir, { autoCrop: o.autoCrop, guidanceScale, steps, seed: o.seed });
       const bars = o.json ? undefined : new StageBars((costs) => inferencePlan({ steps, frames: o.frames }, costs));
       const onProgress = bars ? (e: ProgressEvent) => bars.on(e) : undefined;
       const models = await loadModels({

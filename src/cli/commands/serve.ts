@@ -11,6 +11,10 @@ import {
 } from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
+import { FileExchange } from '../../queue/exchange.ts';
+import { RemoteRunner } from '../../queue/remote-runner.ts';
+import { checkRedisUrl, redactUrl } from '../../queue/redis.ts';
+import type { JobRunner } from '../../server/runner.ts';
 import { intOption } from '../options.ts';
 
 interface ServeOpts {
@@ -28,6 +32,9 @@ interface ServeOpts {
   detector: DetectorChoice;
   frames: number;
   threads?: number;
+  redis?: string;
+  advertise?: string;
+  attempts: number;
 }
 
 
@@ -41,6 +48,10 @@ export function register(program: Command): void {
     .option('--port <n>', 'port to listen on', intOption('--port', 0, 65535), 7860)
     .option('--host <addr>', 'address to listen on (0.0.0.0 to serve the network: there is no authentication)', '127.0.0.1')
     .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: as facelift infer')
+    .option('--redis <url>', 'run jobs on `facelift worker` machines through this Redis (redis://[:password@]host:6379, ' +
+      'rediss:// for TLS) instead of in this process')
+    .option('--advertise <url>', 'with --redis: the URL at which workers reach this server (default: http://HOST:PORT)')
+    .option('--attempts <n>', 'with --redis: tries per job when workers die or fail', intOption('--attempts', 1, 100), 3)
     .option('--queue-size <n>', 'jobs that may wait behind the running one; more get HTTP 503', intOption('--queue-size', 1, 10_000), 10)
     .option('--max-upload-mb <n>', 'largest accepted photo, MB', intOption('--max-upload-mb', 1, 1024), 20)
     .option('--out <dir>', 'folder for uploads and results (one sub-folder per job)', 'outputs/web')
@@ -68,18 +79,35 @@ export function register(program: Command): void {
         ...(o.threads ? { threads: o.threads } : {}),
         turntableFrames: o.frames,
       };
-      const runner = new ChildRunner({
-        module: PIPELINE_RUNNER_MODULE, options, stages: IMAGE_STAGES,
-        plan: (settings) => pipelinePlan(settings, o.frames),
-        onLoadProgress: (e) => {
-          if (e.step === 0 || e.step === e.total) process.stderr.write(`models: ${e.stage} ${e.step}/${e.total}${e.detail ? ` ${e.detail}` : ''}\n`);
-        },
-      });
+      const plan = (settings: Parameters<typeof pipelinePlan>[0]) => pipelinePlan(settings, o.frames);
+      let runner: JobRunner;
+      let exchange: FileExchange | undefined;
+      let advertised = o.advertise?.replace(/\/$/, '');
+      if (o.redis && !o.advertise && ['0.0.0.0', '::'].includes(o.host)) {
+        throw new UserError(`with --redis and --host ${o.host}, say where workers reach this server: --advertise http://NAME:${o.port}`);
+      }
+      if (o.redis) {
+        // Jobs go to the workers; this server keeps the photos and takes the results on its file exchange.
+        checkRedisUrl(o.redis);
+        exchange = new FileExchange();
+        runner = new RemoteRunner({
+          redisUrl: o.redis, exchange, exchangeUrl: () => advertised ?? '', stages: IMAGE_STAGES, plan,
+          post: { profile: 'gradio', frames: o.frames }, attempts: o.attempts,
+        });
+      } else {
+        runner = new ChildRunner({
+          module: PIPELINE_RUNNER_MODULE, options, stages: IMAGE_STAGES, plan,
+          onLoadProgress: (e) => {
+            if (e.step === 0 || e.step === e.total) process.stderr.write(`models: ${e.stage} ${e.step}/${e.total}${e.detail ? ` ${e.detail}` : ''}\n`);
+          },
+        });
+      }
       let srv;
       try {
         srv = await startServer({
           runner, root: resolve(o.out), host: o.host, port: o.port, queueSize: o.queueSize, keepJobs: o.keepJobs,
           maxUploadBytes: o.maxUploadMb * 2 ** 20, examplesDir: o.examples,
+          ...(exchange ? { exchange, concurrency: o.queueSize } : {}),
         });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
@@ -87,8 +115,14 @@ export function register(program: Command): void {
         if (code === 'EACCES') throw new UserError(`not allowed to listen on ${o.host}:${o.port}; use a port above 1023`);
         throw e;
       }
-      process.stderr.write(`facelift web app on ${srv.url} (jobs in ${resolve(o.out)}; models loading in the background)\n`);
-      runner.ready().then(() => process.stderr.write('models ready\n'), () => {});
+      advertised ??= srv.url;
+      if (o.redis) {
+        process.stderr.write(`facelift web app on ${srv.url}: jobs go to the workers through ${redactUrl(o.redis)}; ` +
+          `workers fetch photos and send results to ${advertised} (set --advertise if they reach it by another address)\n`);
+      } else {
+        process.stderr.write(`facelift web app on ${srv.url} (jobs in ${resolve(o.out)}; models loading in the background)\n`);
+      }
+      runner.ready().then(() => process.stderr.write(o.redis ? 'connected to Redis\n' : 'models ready\n'), () => {});
       const stop = () => {
         process.stderr.write('shutting down: waiting for the running job to finish (press Ctrl-C again to stop now)…\n');
         process.once('SIGINT', () => process.exit(130));
