@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { UserError, fsReason } from '../util/errors.ts';
 
 /**
  * diffusers pipeline folders (`save_pretrained` output): `model_index.json` names each component's
@@ -45,7 +45,7 @@ export function readJson(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new UserError(`cannot read ${path}: ${fsReason(err)}`);
   }
   try {
     const v = JSON.parse(text) as unknown;

@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { UserError } from '../util/errors.ts';
+import { UserError, fsReason } from '../util/errors.ts';
 
 /** Largest single read we issue: fs reads are limited to 2 GiB − 1 bytes per call. */
 const MAX_READ = 1 << 30;
@@ -16,7 +16,7 @@ export class RandomAccessFile {
     try {
       fh = await open(path, 'r');
     } catch (err) {
-      throw new UserError(`cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      throw new UserError(`cannot open ${path}: ${fsReason(err)}`, { cause: err });
     }
     const st = await fh.stat();
     return new RandomAccessFile(path, fh, st.size);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { UserError } from '../util/errors.ts';
+import { UserError, fsReason } from '../util/errors.ts';
 
 export interface GslrmConfig {
   image_tokenizer: { image_size: number; patch_size: number; in_channels: number };
@@ -117,7 +117,7 @@ export function loadGslrmConfig(path: string): GslrmConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read config ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`cannot read config ${path}: ${fsReason(e)}`);
   }
   return parseGslrmConfig(text, path);
 }

@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
-import { UserError } from '../util/errors.ts';
+import { UserError, fsReason } from '../util/errors.ts';
 
 export interface ViewStack {
   views: number;
@@ -24,7 +24,7 @@ export function listViewFiles(dir: string): string[] {
   try {
     names = readdirSync(dir);
   } catch (e) {
-    throw new UserError(`cannot read the views folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`cannot read the views folder ${dir}: ${fsReason(e)}`);
   }
   const found = names.filter((n) => VIEW_NAME.test(n)).sort((a, b) => Number(VIEW_NAME.exec(a)![1]) - Number(VIEW_NAME.exec(b)![1]));
   if (found.length === 0) throw new UserError(`${dir} has no cam_000.png, cam_001.png, … images`);

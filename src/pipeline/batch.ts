@@ -5,7 +5,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { UserError, fsReason } from '../util/errors.ts';
 import type { ProgressListener } from './events.ts';
 import { runInference, type InferenceResult, type InferenceSettings } from './run.ts';
 import type { FaceliftModels } from './models.ts';
@@ -30,7 +30,7 @@ export function listInputs(dir: string): BatchItem[] {
     names = readdirSync(dir);
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read the input folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UserError(`cannot read the input folder ${dir}: ${fsReason(e)}`);
   }
   const files = names.filter((n) => IMAGE_EXTENSION.test(n) && statSync(join(dir, n)).isFile()).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const used = new Set<string>();
@@ -63,10 +63,19 @@ export function failureMessage(e: unknown): string {
   return e instanceof UserError ? msg : `${(e as Error)?.name ?? 'Error'}: ${msg}`;
 }
 
-/** Runs every input; never throws for a single image's failure (see the outcomes). */
-export async function runFolder(inputDir: string, opts: BatchOptions, onProgress?: ProgressListener): Promise<BatchOutcome[]> {
+/**
+ * The folder's inputs, refusing a missing or empty folder in plain words (before anything slow, such as loading or
+ * downloading models, starts).
+ */
+export function checkInputFolder(inputDir: string): BatchItem[] {
   const items = listInputs(inputDir);
   if (items.length === 0) throw new UserError(`no .png/.jpg/.jpeg images in ${inputDir}`);
+  return items;
+}
+
+/** Runs every input; never throws for a single image's failure (see the outcomes). */
+export async function runFolder(inputDir: string, opts: BatchOptions, onProgress?: ProgressListener): Promise<BatchOutcome[]> {
+  const items = checkInputFolder(inputDir);
   const outcomes: BatchOutcome[] = [];
   const { models, outputDir, onImage, onOutcome, ...settings } = opts;
   for (const [i, item] of items.entries()) {

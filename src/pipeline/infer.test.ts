@@ -162,6 +162,14 @@ test("facelift infer accepts the reference's flag spelling; auto-crop without a 
   const none = facelift(['infer', '-i', empty, '-o', join(root, 'out3'), '--weights', weights, '--matting', 'none']);
   assert.equal(none.status, 1);
   assert.match(none.stderr, /no \.png\/\.jpg\/\.jpeg images in/);
+  // A mistyped or empty folder is said first, in plain words, even with no weights anywhere (no model loading, no
+  // download attempt).
+  const typo = facelift(['infer', '-i', join(root, 'typo'), '--weights', join(root, 'no-weights-here')]);
+  assert.equal(typo.status, 1);
+  assert.match(typo.stderr, /cannot read the input folder .*typo: it does not exist/);
+  assert.doesNotMatch(typo.stderr, /ENOENT|weights/);
+  const emptyNoWeights = facelift(['infer', '-i', empty, '--weights', join(root, 'no-weights-here')]);
+  assert.match(emptyNoWeights.stderr, /no \.png\/\.jpg\/\.jpeg images in/);
 });
 
 let models: FaceliftModels;

@@ -6,11 +6,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { listInputs, type BatchItem } from '../pipeline/batch.ts';
+import { checkInputFolder, type BatchItem } from '../pipeline/batch.ts';
 import { newJobId } from '../server/jobs.ts';
 import type { StageEvent } from '../server/runner.ts';
 import type { JobSettings } from '../server/settings.ts';
-import { UserError } from '../util/errors.ts';
 import { startExchange } from './exchange.ts';
 import { RemoteRunner } from './remote-runner.ts';
 
@@ -47,8 +46,7 @@ export type RemoteOutcome =
 const finished = (dir: string) => existsSync(join(dir, 'gaussians.ply'));
 
 export async function runRemoteBatch(o: RemoteBatchOptions): Promise<RemoteOutcome[]> {
-  const items = listInputs(o.inputDir);
-  if (items.length === 0) throw new UserError(`no .png/.jpg/.jpeg images in ${o.inputDir}`);
+  const items = checkInputFolder(o.inputDir);
   const ex = await startExchange({ ...o.listen, ...(o.advertise ? { advertise: o.advertise } : {}) });
   const runner = new RemoteRunner({
     redisUrl: o.redisUrl, exchange: ex.exchange, exchangeUrl: () => ex.url, stages: [],

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
-import { runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
+import { checkInputFolder, runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
 import {
   calibrate, estimate, formatRemaining, inferencePlan, type PlannedStage, type StageCost, type StageProgress,
 } from '../../pipeline/estimate.ts';
@@ -208,6 +208,8 @@ export function register(program: Command): void {
       const steps = either(o.steps, o.step_2D, '--steps and --step_2D', 50);
       // --auto_crop is the reference's store_true flag (always on there); --no-auto-crop wins only when given alone.
       if (o.auto_crop && !o.autoCrop) throw new UserError('--auto_crop and --no-auto-crop contradict each other');
+      // A wrong or empty folder is said before the models load (or start downloading).
+      checkInputFolder(inputDir);
       if (o.redis) return inferRemote(o, inputDir, outputDir, { autoCrop: o.autoCrop, guidanceScale, steps, seed: o.seed });
       const bars = o.json ? undefined : new StageBars((costs) => inferencePlan({ steps, frames: o.frames }, costs));
       const onProgress = bars ? (e: ProgressEvent) => bars.on(e) : undefined;
