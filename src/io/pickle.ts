@@ -21,6 +21,11 @@ export class PyDict extends Map<unknown, unknown> {
   state: unknown = undefined;
 }
 
+/** A stand-in object that takes the state a BUILD opcode gives it (Python's `__setstate__`). */
+export abstract class Buildable {
+  abstract setState(state: unknown): void;
+}
+
 /** What an allow-listed global does when the pickle calls it (REDUCE/NEWOBJ) or BUILDs the result. */
 export interface GlobalHandler {
   call?: (args: unknown[]) => unknown;
@@ -197,9 +202,11 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x52: { const args = pop(); const fn = pop(); stack.push(callGlobal(fn, args, 'REDUCE')); break; } // REDUCE
       case 0x81: { const args = pop(); const cls = pop(); stack.push(callGlobal(cls, args, 'NEWOBJ')); break; } // NEWOBJ
       case 0x92: { pop(); const args = pop(); const cls = pop(); stack.push(callGlobal(cls, args, 'NEWOBJ_EX')); break; }
-      case 0x62: { // BUILD: only dict state on dicts (torch attaches `_metadata`); tensors ignore state
+      case 0x62: { // BUILD: dict state on dicts (torch attaches `_metadata`); tensors ignore state; stand-ins that
+        // define setState (numpy arrays) take it.
         const state = pop(); const obj = top();
         if (obj instanceof PyDict) obj.state = state;
+        else if (obj instanceof Buildable) obj.setState(state);
         else if (!(typeof obj === 'object' && obj !== null && 'acceptsBuild' in obj)) fail('BUILD on an object that cannot take state');
         break;
       }
