@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Mp4Writer, decodeFrames, ffmpegPath, probeVideo } from './video.ts';
+import { FrameStream, Mp4Writer, decodeFrames, ffmpegPath, probeVideo } from './video.ts';
 
 test('MP4 encode → decode: H.264 yuv420p, frame count, size and colours survive', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vid-'));
@@ -50,5 +50,34 @@ test('odd sizes are padded to even (yuv420p); bad frames and a missing binary gi
     await assert.rejects(probeVideo(join(dir, 'nothing.mp4')), /no such video/);
   } finally {
     await rm(dir, { recursive: true });
+  }
+});
+
+test('FrameStream: one decoding pass is frame-accurate (index burned into the pixels, x264 with B-frames), every k-th too', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'facelift-frames-'));
+  try {
+    const W = 96, H = 32, N = 47;
+    const path = join(dir, 'count.mp4');
+    const w = Mp4Writer.open(path, { width: W, height: H });
+    // 6 bits of the frame index as black/white 16×32 blocks: survives compression.
+    for (let i = 0; i < N; i++) {
+      const rgba = new Uint8Array(W * H * 4);
+      for (let p = 0; p < W * H; p++) {
+        const bit = (i >> Math.floor((p % W) / 16)) & 1;
+        rgba.fill(bit ? 255 : 0, 4 * p, 4 * p + 3);
+        rgba[4 * p + 3] = 255;
+      }
+      await w.write(rgba);
+    }
+    await w.close();
+    const read = (f: Uint8Array) => [0, 1, 2, 3, 4, 5].reduce((acc, b) => acc | ((f[8 * W + 16 * b + 8]! > 127 ? 1 : 0) << b), 0);
+    for (const every of [1, 5]) {
+      const s = await FrameStream.open(path, 'gray', every);
+      const seen: number[] = [];
+      for (let f = await s.next(); f; f = await s.next()) seen.push(read(f));
+      assert.deepEqual(seen, Array.from({ length: Math.ceil(N / every) }, (_, k) => k * every), `every ${every}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

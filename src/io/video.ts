@@ -140,3 +140,72 @@ export async function decodeFrames(path: string, opts: { every?: number } = {}):
   for (let o = 0; o + size <= all.length; o += size) frames.push(new Uint8Array(all.buffer, all.byteOffset + o, size));
   return { width: info.width, height: info.height, frames };
 }
+
+/**
+ * A video's frames one at a time, in order, from one decoding pass (no seeking, so no keyframe-seek inaccuracy:
+ * frame i is the i-th frame the decoder outputs, B-frames included; `-vsync 0` neither drops nor duplicates).
+ * Holds at most a few frames in memory; `every` keeps frames 0, every, 2·every, … (numbered in the full stream).
+ */
+export class FrameStream {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly done: Promise<string>;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private ended = false;
+  private wake: (() => void) | null = null;
+  private failure: unknown = null;
+  /** Index (in the full stream) of the next frame `next()` returns. */
+  index = 0;
+
+  constructor(readonly path: string, readonly width: number, readonly height: number, readonly pixFmt: 'rgb24' | 'gray', private readonly every = 1) {
+    const args = ['-hide_banner', '-loglevel', 'error', '-i', path, '-map', '0:v:0', '-vsync', '0'];
+    if (every > 1) args.push('-vf', `select=not(mod(n\\,${every}))`);
+    args.push('-f', 'rawvideo', '-pix_fmt', pixFmt, 'pipe:1');
+    this.child = run(args);
+    this.done = finished(this.child, `decoding ${path}`);
+    this.done.then(() => { this.ended = true; this.wake?.(); }, (e: unknown) => { this.failure = e; this.ended = true; this.wake?.(); });
+    this.child.stdout.on('data', (d: Buffer) => {
+      this.chunks.push(d);
+      this.buffered += d.length;
+      if (this.buffered >= 3 * this.frameBytes) this.child.stdout.pause();
+      this.wake?.();
+    });
+    this.child.stdout.on('end', () => { this.wake?.(); });
+  }
+
+  static async open(path: string, pixFmt: 'rgb24' | 'gray' = 'rgb24', every = 1): Promise<FrameStream> {
+    const info = await probeVideo(path);
+    return new FrameStream(path, info.width, info.height, pixFmt, every);
+  }
+
+  get frameBytes(): number {
+    return this.width * this.height * (this.pixFmt === 'gray' ? 1 : 3);
+  }
+
+  /** The next frame, or null at the end of the video. */
+  async next(): Promise<Uint8Array | null> {
+    const n = this.frameBytes;
+    while (this.buffered < n) {
+      if (this.failure) throw this.failure;
+      if (this.ended && this.child.stdout.readableEnded) {
+        if (this.buffered > 0) throw new UserError(`${this.path}: the video ends in the middle of a frame`);
+        return null;
+      }
+      this.child.stdout.resume();
+      await new Promise<void>((r) => { this.wake = r; });
+      this.wake = null;
+    }
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const frame = new Uint8Array(all.subarray(0, n));
+    const rest = all.subarray(n);
+    this.chunks = rest.length ? [rest] : [];
+    this.buffered = rest.length;
+    if (this.buffered < 3 * n) this.child.stdout.resume();
+    this.index += this.every;
+    return frame;
+  }
+
+  close(): void {
+    if (!this.ended) this.child.kill('SIGKILL');
+  }
+}

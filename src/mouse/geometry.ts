@@ -26,7 +26,10 @@ export function cameraCentre(R: Mat3, T: Vec3): Vec3 {
   return [-c[0], -c[1], -c[2]];
 }
 
-/** Pinhole intrinsics (OpenCV: pixel centres at integer coordinates). */
+/**
+ * Pinhole intrinsics in the project's continuous pixel coordinates (cameras/camera.ts: the image spans [0, W], pixel
+ * i's centre is at i + ½).
+ */
 export interface Intrinsics {
   fx: number;
   fy: number;
@@ -34,17 +37,26 @@ export interface Intrinsics {
   cy: number;
 }
 
-export const intrinsicsOf = (K: Mat3): Intrinsics => ({ fx: K[0], fy: K[4], cx: K[2], cy: K[5] });
+/** From an OpenCV K (pixel i's centre at i, as calibration toolboxes write it) to continuous coordinates. */
+export const intrinsicsOf = (K: Mat3): Intrinsics => ({ fx: K[0], fy: K[4], cx: K[2] + 0.5, cy: K[5] + 0.5 });
 
 /**
- * The intrinsics after the image is scaled by `s` about its corner (pixel edges, as image resampling does) and
- * shifted by (tx, ty) pixels: a pixel centre u becomes s·(u + ½) − ½ + tx.
+ * The intrinsics after the image is scaled by `s` (one factor for both axes) and shifted by (tx, ty): a point at
+ * continuous coordinate u lands at s·u + tx. Every 2-D transform of an image goes through here.
  */
 export function transformIntrinsics(k: Intrinsics, s: number, tx: number, ty: number): Intrinsics {
-  return { fx: k.fx * s, fy: k.fy * s, cx: s * (k.cx + 0.5) - 0.5 + tx, cy: s * (k.cy + 0.5) - 0.5 + ty };
+  return { fx: k.fx * s, fy: k.fy * s, cx: s * k.cx + tx, cy: s * k.cy + ty };
 }
 
-/** World direction of the ray through pixel (u, v). */
+/** Where a world point lands in the image (continuous coordinates), or null behind the camera. */
+export function project(k: Intrinsics, R: Mat3, T: Vec3, x: Vec3): [number, number] | null {
+  const c = mul(R, x);
+  const z = c[2] + T[2];
+  if (z <= 1e-9) return null;
+  return [(k.fx * (c[0] + T[0])) / z + k.cx, (k.fy * (c[1] + T[1])) / z + k.cy];
+}
+
+/** World direction of the ray through the continuous image point (u, v). */
 export function pixelRay(k: Intrinsics, R: Mat3, u: number, v: number): Vec3 {
   const d = mulT(R, [(u - k.cx) / k.fx, (v - k.cy) / k.fy, 1]);
   const n = Math.hypot(...d);

@@ -11,5 +11,6 @@ export const commandModules: Array<() => Promise<{ register: (program: Command) 
   () => import('./reconstruct.ts'),
   () => import('./serve.ts'),
   () => import('./worker.ts'),
+  () => import('./mouse.ts'),
   () => import('./train.ts'),
 ];

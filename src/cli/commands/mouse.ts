@@ -1,0 +1,116 @@
+/**
+ * `facelift mouse convert | center-align`: rig recordings → FaceLift samples whose cameras agree with their images
+ * (src/mouse). The seed README's flag spellings (--input_dir, --frame_interval, …) are the ones shown; the dashed
+ * spellings work too.
+ */
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { centerAlign } from '../../mouse/center-align.ts';
+import { convertRecording } from '../../mouse/convert.ts';
+import { UserError } from '../../util/errors.ts';
+import { intOption, positiveOption } from '../options.ts';
+
+/** A flag under its README spelling and its dashed one. */
+function both(cmd: Command, snake: string, description: string, parse?: (v: string) => unknown, fallback?: unknown): void {
+  const dashed = snake.replace(/_/g, '-');
+  const value = snake.endsWith('dir') ? ' <dir>' : ' <n>';
+  const o = new Option(`--${snake}${value}`, description);
+  if (parse) o.argParser(parse as (v: string, prev: unknown) => unknown);
+  if (fallback !== undefined) o.default(fallback);
+  cmd.addOption(o);
+  const d = new Option(`--${dashed}${value}`).hideHelp();
+  if (parse) d.argParser(parse as (v: string, prev: unknown) => unknown);
+  cmd.addOption(d);
+}
+
+/** The value under either spelling (camelCase keys as commander makes them). */
+function pick<T>(o: Record<string, unknown>, snake: string): T | undefined {
+  const camel = snake.replace(/[_-](\w)/g, (_, c: string) => c.toUpperCase());
+  return (o[camel] ?? o[snake]) as T | undefined;
+}
+
+function bar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
+  if (!process.stderr.isTTY) {
+    let last = -1;
+    return {
+      update: (done, total) => {
+        const pct = Math.floor((100 * done) / Math.max(1, total));
+        if (pct < last + 10 && done !== total) return;
+        process.stderr.write(`${label}: ${done}/${total}\n`);
+        last = pct;
+      },
+      stop: () => {},
+    };
+  }
+  const b = new cliProgress.SingleBar({ stream: process.stderr, format: `${label} {bar} {value}/{total} | ETA {eta_formatted}` },
+    cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    update: (done, total) => {
+      if (!started) {
+        b.start(total, done);
+        started = true;
+      }
+      b.setTotal(total);
+      b.update(done);
+    },
+    stop: () => b.stop(),
+  };
+}
+
+export function register(program: Command): void {
+  const mouse = program.command('mouse').description('mouse domain adaptation: rig recordings → FaceLift training samples');
+
+  const convert = mouse.command('convert')
+    .description('markerless_mouse_1_nerf (6 colour + 6 mask videos, new_cam.pkl) → sample_XXXXXX/ folders (RGBA views, ' +
+      'opencv_cameras.json that agree with them) + data_mouse_train.txt / data_mouse_val.txt');
+  both(convert, 'input_dir', 'the recording folder (videos_undist/, simpleclick_undist/, new_cam.pkl)');
+  both(convert, 'output_dir', 'where the samples go');
+  both(convert, 'frame_interval', 'every n-th frame becomes a sample', intOption('--frame_interval', 1, 1_000_000), 5);
+  both(convert, 'target_size', 'side of the written views, pixels', intOption('--target_size', 16, 4096), 512);
+  both(convert, 'target_ratio', "the sample's largest object box as a share of the side", positiveOption('--target_ratio'), 0.6);
+  both(convert, 'max_samples', 'stop after this many samples', intOption('--max_samples', 1, 10_000_000));
+  both(convert, 'start_sample', 'number of the first sample folder', intOption('--start_sample', 0, 10_000_000), 0);
+  convert.action(async (o: Record<string, unknown>) => {
+    const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
+    if (!inputDir || !outputDir) throw new UserError('give --input_dir (the recording) and --output_dir');
+    const b = bar('frames');
+    try {
+      const r = await convertRecording({
+        inputDir, outputDir,
+        frameInterval: pick<number>(o, 'frame_interval')!, targetSize: pick<number>(o, 'target_size')!,
+        targetRatio: pick<number>(o, 'target_ratio')!, startSample: pick<number>(o, 'start_sample')!,
+        ...(pick<number>(o, 'max_samples') ? { maxSamples: pick<number>(o, 'max_samples')! } : {}),
+        onProgress: b.update,
+      });
+      b.stop();
+      process.stderr.write(`${r.samples} samples in ${outputDir} (${r.skipped} frames skipped: a camera's mask was empty); ` +
+        `lists ${r.train}, ${r.val}\n`);
+    } finally {
+      b.stop();
+    }
+  });
+
+  const align = mouse.command('center-align')
+    .description("re-frame each sample's views (one scale per sample, each view centred) and move their intrinsics with them");
+  both(align, 'input_dir', 'samples from facelift mouse convert');
+  both(align, 'output_dir', 'where the aligned samples go');
+  both(align, 'target_ratio', "the sample's largest object box as a share of the side", positiveOption('--target_ratio'), 0.6);
+  align.action(async (o: Record<string, unknown>) => {
+    const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
+    if (!inputDir || !outputDir) throw new UserError('give --input_dir and --output_dir');
+    const b = bar('samples');
+    const skips: string[] = [];
+    try {
+      const r = await centerAlign({
+        inputDir, outputDir, targetRatio: pick<number>(o, 'target_ratio')!, onProgress: b.update,
+        onSkip: (name, why) => skips.push(`${name}: ${why}`),
+      });
+      b.stop();
+      for (const s of skips) process.stderr.write(`skipped ${s}\n`);
+      process.stderr.write(`${r.samples} samples aligned into ${outputDir}${r.skipped ? `, ${r.skipped} skipped` : ''}\n`);
+    } finally {
+      b.stop();
+    }
+  });
+}
