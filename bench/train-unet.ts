@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- train-unet [--only block|step|encoders] [--sizes tiny,small,full] [--threads 2] [--no-baseline]`
+ * `npm run bench -- train-unet [--only block|step|encoders] [--sizes tiny,small,full] [--moments fp32,8bit] [--threads 2]
+ *   [--no-baseline]`
  *
  * Training the multi-view UNet (issue #15, with #14's memory work), each measurement in its own process so its
  * peak RSS is its own:
@@ -16,6 +17,7 @@
  *    the VAE posterior of the input and the 6 targets — at tiny and full size.
  */
 import { spawnSync } from 'node:child_process';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Graph, RecomputedBlock, Session, vjpInput } from '../src/core/index.ts';
@@ -77,18 +79,28 @@ export const run: BenchRun = async function* (args) {
   const sizes = (args.includes('--sizes') ? args[args.indexOf('--sizes') + 1]! : 'tiny,small,full').split(',') as Size[];
   const baseline = !args.includes('--no-baseline');
   const self = fileURLToPath(import.meta.url);
-  const child = <T>(what: object): T => {
+  const child = <T>(what: object): T | null => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify(what)], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 1 << 24,
     });
+    if (r.signal === 'SIGKILL') return null; // the kernel's OOM killer: reported as "did not fit"
     if (r.status !== 0) throw new Error(`train-unet child ${JSON.stringify(what)} failed with status ${r.status}`);
     return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
   };
+  const must = <T>(what: object): T => {
+    const r = child<T>(what);
+    if (r === null) throw new Error(`train-unet child ${JSON.stringify(what)} was killed (out of memory?)`);
+    return r;
+  };
+  // Optimizer worker threads need the parameters in shared memory, which onnxruntime reads through one private copy.
+  const workersAt = args.indexOf('--optimizer-workers');
+  const workers = workersAt >= 0 ? Math.max(0, Math.floor(Number(args[workersAt + 1]))) : threads - 1;
+  const momentsArg = args.includes('--moments') ? args[args.indexOf('--moments') + 1]!.split(',') : ['fp32', '8bit'];
 
   if (!only || only === 'block') {
-    const ours = child<Record<string, number>>({ part: 'block', threads });
+    const ours = must<Record<string, number>>({ part: 'block', threads });
     let base: Record<string, number> | null = null,
       ckpt: Record<string, number> | null = null,
       note = '';
@@ -121,9 +133,19 @@ export const run: BenchRun = async function* (args) {
   if (!only || only === 'step') {
     for (const size of sizes) {
       for (const recompute of size === 'full' ? [true] : [false, true]) {
-        for (const moments of ['fp32', '8bit'] as const) {
-          const r = child<Record<string, number>>({ part: 'step', size, recompute, moments, threads });
-          const tag = `${size} UNet (${(r.params! / 1e6).toFixed(2)} M) step, ${recompute ? 'checkpointing' : 'one graph'}, ${moments} moments`;
+        for (const moments of momentsArg) {
+          const r = child<Record<string, number>>({ part: 'step', size, recompute, moments, threads, workers });
+          if (r === null) {
+            yield {
+              name: `${size} UNet step, ${recompute ? 'checkpointing' : 'one graph'}, ${moments} moments, ${workers} optimizer ` +
+                `worker(s): did not fit`,
+              value: totalmem() / 2 ** 30, unit: 'GiB',
+              note: "killed by the kernel's OOM killer before finishing a step; the value is the machine's memory",
+            };
+            continue;
+          }
+          const tag = `${size} UNet (${(r.params! / 1e6).toFixed(2)} M) step, ${recompute ? 'checkpointing' : 'one graph'}, ` +
+            `${moments} moments${workers === threads - 1 ? '' : `, ${workers} optimizer workers`}`;
           yield { name: `${tag}: total`, value: r.step_s!, unit: 's', note: `1 object × 6 views at ${r.image}²; ${threads} threads` };
           yield { name: `${tag}: fwd+bwd`, value: r.pass_s!, unit: 's' };
           yield { name: `${tag}: norm + AdamW`, value: r.adamw_s!, unit: 's' };
@@ -136,7 +158,7 @@ export const run: BenchRun = async function* (args) {
 
   if (!only || only === 'encoders') {
     for (const size of sizes.filter((s) => s !== 'small')) {
-      const r = child<Record<string, number>>({ part: 'encoders', size, threads });
+      const r = must<Record<string, number>>({ part: 'encoders', size, threads });
       yield {
         name: `${size} frozen encoders per object (CLIP + 7 VAE posteriors)`,
         value: r.total_s!,
@@ -185,12 +207,11 @@ async function blockChild(threads: number): Promise<void> {
   console.log(JSON.stringify({ fwd_s, fwdbwd_s, recomputed_s, peak_rss_mib: peak() }));
 }
 
-async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit', threads: number): Promise<void> {
+async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit', threads: number, workers: number): Promise<void> {
   const c = unetConfig(size);
   const params = randomParams(paramSpecs((d) => declareUNetParams(d, c)));
   let count = 0;
   for (const v of params.values()) count += v.length;
-  const workers = Math.max(0, threads - 1);
   if (workers) shareAll(params);
   const N = 6, h = c.sampleSize;
   const net = await UNetGrad.create(c, params, { batch: N, tokens: 77, recompute, threads });
@@ -253,8 +274,17 @@ async function encodersChild(size: Size, threads: number): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--child') {
-  const o = JSON.parse(process.argv[3]!) as { part: string; size: Size; recompute: boolean; moments: 'fp32' | '8bit'; threads: number };
+  const o = JSON.parse(process.argv[3]!) as {
+    part: string; size: Size; recompute: boolean; moments: 'fp32' | '8bit'; threads: number; workers?: number;
+  };
   if (o.part === 'block') await blockChild(o.threads);
-  else if (o.part === 'step') await stepChild(o.size, o.recompute, o.moments, o.threads);
+  else if (o.part === 'step') await stepChild(o.size, o.recompute, o.moments, o.threads, o.workers ?? Math.max(0, o.threads - 1));
   else await encodersChild(o.size, o.threads);
+}
+
+/** BENCHMARKS.md section per part and sizes, so that runs of different parts keep each other's figures. */
+export function section(args: string[]): string {
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
+  const sizes = args.includes('--sizes') ? ` (${args[args.indexOf('--sizes') + 1]})` : '';
+  return only ? `train-unet: ${only}${sizes}` : 'train-unet';
 }
