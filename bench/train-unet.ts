@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- train-unet [--only block|step|encoders] [--sizes tiny,small,full] [--moments fp32,8bit] [--threads 2]
- *   [--no-baseline]`
+ * `npm run bench -- train-unet [--only block|step|encoders] [--sizes tiny,small,full] [--moments fp32,8bit,none]
+ *   [--optimizer-workers N] [--threads 2] [--no-baseline]` (`none`: forward + backward only)
  *
  * Training the multi-view UNet (issue #15, with #14's memory work), each measurement in its own process so its
  * peak RSS is its own:
@@ -137,15 +137,16 @@ export const run: BenchRun = async function* (args) {
           const r = child<Record<string, number>>({ part: 'step', size, recompute, moments, threads, workers });
           if (r === null) {
             yield {
-              name: `${size} UNet step, ${recompute ? 'checkpointing' : 'one graph'}, ${moments} moments, ${workers} optimizer ` +
-                `worker(s): did not fit`,
+              name: `${size} UNet step, ${recompute ? 'checkpointing' : 'one graph'}, ${moments === 'none' ? 'forward + ' +
+                'backward only' : `${moments} moments, ${workers} optimizer worker(s)`}: did not fit`,
               value: totalmem() / 2 ** 30, unit: 'GiB',
               note: "killed by the kernel's OOM killer before finishing a step; the value is the machine's memory",
             };
             continue;
           }
           const tag = `${size} UNet (${(r.params! / 1e6).toFixed(2)} M) step, ${recompute ? 'checkpointing' : 'one graph'}, ` +
-            `${moments} moments${workers === threads - 1 ? '' : `, ${workers} optimizer workers`}`;
+            `${moments === 'none' ? 'forward + backward only' : `${moments} moments`}` +
+            `${workers === threads - 1 ? '' : `, ${workers} optimizer workers`}`;
           yield { name: `${tag}: total`, value: r.step_s!, unit: 's', note: `1 object × 6 views at ${r.image}²; ${threads} threads` };
           yield { name: `${tag}: fwd+bwd`, value: r.pass_s!, unit: 's' };
           yield { name: `${tag}: norm + AdamW`, value: r.adamw_s!, unit: 's' };
@@ -207,7 +208,8 @@ async function blockChild(threads: number): Promise<void> {
   console.log(JSON.stringify({ fwd_s, fwdbwd_s, recomputed_s, peak_rss_mib: peak() }));
 }
 
-async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit', threads: number, workers: number): Promise<void> {
+/** `moments: 'none'`: forward + backward only (no optimizer, no EMA), to see what the network alone needs. */
+async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit' | 'none', threads: number, workers: number): Promise<void> {
   const c = unetConfig(size);
   const params = randomParams(paramSpecs((d) => declareUNetParams(d, c)));
   let count = 0;
@@ -222,18 +224,21 @@ async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit
     context: rnd(N * 77 * c.crossAttentionDim, 2),
   };
   const target = rnd(N * 4 * h * h, 2);
-  const opt = new MomentAdamW(params, { betas: [0.9, 0.999], eps: 1e-8, weightDecay: () => 1e-2, moments, workers });
-  const ema = Ema.of(params, params.keys());
+  const train = moments !== 'none';
+  const opt = train ? new MomentAdamW(params, { betas: [0.9, 0.999], eps: 1e-8, weightDecay: () => 1e-2, moments, workers }) : null;
+  const ema = train ? Ema.of(params, params.keys()) : null;
   const t = { pass: Infinity, adamw: Infinity, ema: Infinity, step: Infinity };
   const iterations = size === 'full' ? 2 : 3;
   for (let i = 0; i < iterations; i++) {
     const t0 = performance.now();
     const r = await net.lossAndGrads(feeds, target, Array(N).fill(1));
     const t1 = performance.now();
-    const norm = Math.sqrt(await opt.cleanAndSumSquares(r.grads.values()));
-    await opt.step(r.grads, 1e-4, { gradScale: Math.min(1, 1 / (norm + 1e-6)) });
+    if (opt) {
+      const norm = Math.sqrt(await opt.cleanAndSumSquares(r.grads.values()));
+      await opt.step(r.grads, 1e-4, { gradScale: Math.min(1, 1 / (norm + 1e-6)) });
+    }
     const t2 = performance.now();
-    ema.step(params);
+    ema?.step(params);
     const t3 = performance.now();
     if (i === 0 && iterations > 2) continue;
     t.pass = Math.min(t.pass, (t1 - t0) / 1000);
@@ -241,7 +246,7 @@ async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit
     t.ema = Math.min(t.ema, (t3 - t2) / 1000);
     t.step = Math.min(t.step, (t3 - t0) / 1000);
   }
-  await opt.close();
+  await opt?.close();
   await net.release();
   console.log(JSON.stringify({
     params: count, image: 8 * h, pass_s: t.pass, adamw_s: t.adamw, ema_s: t.ema, step_s: t.step, peak_rss_mib: peak(),
@@ -275,7 +280,7 @@ async function encodersChild(size: Size, threads: number): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--child') {
   const o = JSON.parse(process.argv[3]!) as {
-    part: string; size: Size; recompute: boolean; moments: 'fp32' | '8bit'; threads: number; workers?: number;
+    part: string; size: Size; recompute: boolean; moments: 'fp32' | '8bit' | 'none'; threads: number; workers?: number;
   };
   if (o.part === 'block') await blockChild(o.threads);
   else if (o.part === 'step') await stepChild(o.size, o.recompute, o.moments, o.threads, o.workers ?? Math.max(0, o.threads - 1));
