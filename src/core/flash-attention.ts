@@ -38,6 +38,8 @@ export interface FlashOptions {
   chunk?: number;
   threads?: number;
   provider?: Provider | 'auto';
+  /** Keep onnxruntime's memory arena (default true). */
+  arena?: boolean;
 }
 
 export interface FlashForward {
@@ -124,7 +126,7 @@ export class FlashAttention {
     const scale = opts.scale ?? 1 / Math.sqrt(d);
     const chunk = Math.min(lq, Math.max(1, Math.floor(opts.chunk ?? 1024)));
     // ORT's pre-planned activation pattern makes the large elementwise ops several times slower here (measured).
-    const sess = { threads: opts.threads, provider: opts.provider ?? 'cpu', memPattern: false };
+    const sess = { threads: opts.threads, provider: opts.provider ?? 'cpu', memPattern: false, arena: opts.arena ?? true };
     const make = async (rows: number, first: boolean): Promise<BlockSessions> => ({
       fwd: await Session.create(forwardGraph(rows, lk, d, dv, scale), sess),
       bwd: first ? await Session.create(backwardGraph(rows, lk, d, dv, scale, false), sess) : null,

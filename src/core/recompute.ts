@@ -32,6 +32,11 @@ export interface RecomputedBlockOptions {
   chunk?: number;
   /** Block inputs whose cotangents `backward` returns (default: every float input). */
   inputGrads?: readonly string[];
+  /**
+   * Keep onnxruntime's memory arena in every session (default true). A block cut into many sessions keeps each
+   * one's peak while the arena is on; false hands the memory back after every run.
+   */
+  arena?: boolean;
 }
 
 export interface BlockGrads {
@@ -89,7 +94,8 @@ export class RecomputedBlock {
   ) {}
 
   static async create(block: BlockGraph, opts: RecomputedBlockOptions): Promise<RecomputedBlock> {
-    const sess = { threads: opts.threads, provider: opts.provider ?? 'cpu', params: opts.params, memPattern: false };
+    const arena = opts.arena ?? true;
+    const sess = { threads: opts.threads, provider: opts.provider ?? 'cpu', params: opts.params, memPattern: false, arena };
     const inputNames = Object.keys(block.inputs);
     const wantGrads = new Set(opts.inputGrads ?? inputNames.filter((n) => isFloat(block.inputs[n]!.dtype)));
     const plan = planSegments(block);
@@ -120,6 +126,7 @@ export class RecomputedBlock {
           scale,
           threads: opts.threads,
           provider: opts.provider ?? 'cpu',
+          arena,
           ...(opts.chunk ? { chunk: opts.chunk } : {}),
         },
       );

@@ -88,7 +88,8 @@ export class UNetGrad {
           },
           outputs: { noise_pred: pred },
         },
-        { ...sessionOpts, inputGrads: [], ...(opts.chunk ? { chunk: opts.chunk } : {}) },
+        // Dozens of segment and attention sessions: with arenas each would keep its own peak.
+        { ...sessionOpts, inputGrads: [], arena: false, ...(opts.chunk ? { chunk: opts.chunk } : {}) },
       );
       return new UNetGrad(
         async (f, target, weights) => {
