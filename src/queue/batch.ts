@@ -61,13 +61,13 @@ export async function runRemoteBatch(o: RemoteBatchOptions): Promise<RemoteOutco
   };
   try {
     await runner.ready();
-    const todo: BatchItem[] = [];
+    const toRun: BatchItem[] = [];
     for (const item of items) {
       const outDir = join(o.outputDir, item.name);
       if (finished(outDir)) {
         progress.skipped++;
         report({ ok: true, file: item.file, name: item.name, outDir, skipped: true });
-      } else todo.push(item);
+      } else toRun.push(item);
     }
     const one = async (item: BatchItem) => {
       const outDir = join(o.outputDir, item.name);
@@ -91,8 +91,8 @@ export async function runRemoteBatch(o: RemoteBatchOptions): Promise<RemoteOutco
     };
     const limit = Math.max(1, o.maxInFlight ?? 50);
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(limit, todo.length) }, async () => {
-      while (next < todo.length) await one(todo[next++]!);
+    await Promise.all(Array.from({ length: Math.min(limit, toRun.length) }, async () => {
+      while (next < toRun.length) await one(toRun[next++]!);
     }));
   } finally {
     await runner.close();

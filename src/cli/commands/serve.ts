@@ -11,6 +11,7 @@ import {
 } from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
+import { pipelineRunnerOptions } from '../model-options.ts';
 import { FileExchange } from '../../queue/exchange.ts';
 import { RemoteRunner } from '../../queue/remote-runner.ts';
 import { checkRedisUrl, redactUrl } from '../../queue/redis.ts';
@@ -70,15 +71,7 @@ export function register(program: Command): void {
         if (!ensureWebBuilt()) process.stderr.write('vite is not installed, so the web UI cannot be built; the JSON API works (install dev dependencies and run npm run build:web)\n');
       }
       // The models live in a worker process: the server stays responsive, and a crash there fails one job only.
-      const options: PipelineRunnerOptions = {
-        ...(o.weights ? { weights: resolve(o.weights) } : {}),
-        ...(o.promptEmbeds ? { promptEmbeds: resolve(o.promptEmbeds) } : {}),
-        matting: o.matting,
-        ...(o.mattingModel ? { mattingModel: resolve(o.mattingModel) } : {}),
-        faceDetector: o.detector,
-        ...(o.threads ? { threads: o.threads } : {}),
-        turntableFrames: o.frames,
-      };
+      const options: PipelineRunnerOptions = { ...pipelineRunnerOptions(o), turntableFrames: o.frames };
       const plan = (settings: Parameters<typeof pipelinePlan>[0]) => pipelinePlan(settings, o.frames);
       let runner: JobRunner;
       let exchange: FileExchange | undefined;

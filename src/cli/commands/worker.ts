@@ -2,21 +2,13 @@ import { Option, type Command } from 'commander';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { MattingChoice } from '../../pipeline/models.ts';
-import type { DetectorChoice } from '../../preprocess/index.ts';
 import { startWorker } from '../../queue/worker.ts';
-import type { PipelineRunnerOptions } from '../../server/pipeline-runner.ts';
+import { pipelineRunnerOptions, type ModelFlags } from '../model-options.ts';
 import { intOption } from '../options.ts';
 
-interface WorkerOpts {
+interface WorkerOpts extends ModelFlags {
   redis: string;
   concurrency: number;
-  weights?: string;
-  promptEmbeds?: string;
-  matting: MattingChoice;
-  mattingModel?: string;
-  detector: DetectorChoice;
-  threads?: number;
   workDir?: string;
   lockMs: number;
 }
@@ -37,14 +29,7 @@ export function register(program: Command): void {
     .addOption(new Option('--lock-ms <n>', 'how long a job stays locked to a silent worker before another may take it, ms')
       .argParser(intOption('--lock-ms', 1000, 3_600_000)).default(30_000))
     .action(async (o: WorkerOpts) => {
-      const pipeline: PipelineRunnerOptions = {
-        ...(o.weights ? { weights: resolve(o.weights) } : {}),
-        ...(o.promptEmbeds ? { promptEmbeds: resolve(o.promptEmbeds) } : {}),
-        matting: o.matting,
-        ...(o.mattingModel ? { mattingModel: resolve(o.mattingModel) } : {}),
-        faceDetector: o.detector,
-        ...(o.threads ? { threads: o.threads } : {}),
-      };
+      const pipeline = pipelineRunnerOptions(o);
       // Each worker process works in a folder of its own, so workers on one machine never share files.
       const parent = o.workDir ? resolve(o.workDir) : tmpdir();
       mkdirSync(parent, { recursive: true });
