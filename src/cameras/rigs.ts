@@ -41,12 +41,15 @@ export function turntableCameras(frames = 150, resolution = 512, elevationDeg = 
 
 /**
  * The 32-view training rig of data_sample/gslrm (data-formats.md §3): radius 2.7, elevation +20°, azimuth i·11.25°
- * (cam_000 on +X, cam_024 on −Y = the face's front), FOV 50°.
+ * (cam_000 on +X, cam_024 on −Y = the face's front), FOV 50°. Other elevations give the same ring higher or lower;
+ * the ring at elevation 0 contains the 6 FaceLift views (their azimuths are multiples of 11.25°).
  */
-export function trainingRig(resolution = 512, views = 32): Camera[] {
+export function trainingRig(resolution = 512, views = 32, elevationDeg = 20): Camera[] {
   const cams: Camera[] = [];
   for (let i = 0; i < views; i++) {
-    cams.push(orbitCamera({ azimuthDeg: (360 * i) / views, elevationDeg: 20, radius: FACELIFT_RADIUS, fovDeg: FACELIFT_FOV_DEG, width: resolution }));
+    cams.push(orbitCamera({
+      azimuthDeg: (360 * i) / views, elevationDeg, radius: FACELIFT_RADIUS, fovDeg: FACELIFT_FOV_DEG, width: resolution,
+    }));
   }
   return cams;
 }

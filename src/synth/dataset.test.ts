@@ -219,3 +219,27 @@ test('portraits: RGB over the recorded background, near-frontal rolled camera', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('--elevations: one ring of 32 views per elevation, in file order; the 0° ring holds the 6 FaceLift cameras', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'synth-rings-'));
+  try {
+    for await (const w of writeHeadDataset({
+      outDir: dir, count: 1, seed: 3, resolution: 32, layouts: ['gslrm'], valFraction: 0, spacing: 0.03, writePly: false, elevations: [0, 20],
+    })) assert.equal(w.views.gslrm!.length, 64);
+    const frames = (await readCameraFile(join(dir, 'gslrm/sample_000000/opencv_cameras.json'))).frames;
+    assert.equal(frames.length, 64);
+    assert.equal(frames[63]!.filePath, 'images/cam_063.png');
+    // FaceLift's views (front, front_right, right, back, left, front_left) are rig cameras 24, 20, 16, 8, 0, 28.
+    faceliftViews(32).forEach((c, k) => {
+      const r = frames[[24, 20, 16, 8, 0, 28][k]!]!.camera;
+      for (let i = 0; i < 16; i++) assert.ok(Math.abs(r.w2c[i]! - c.w2c[i]!) < 1e-9, `view ${k}`);
+    });
+    // The 20° ring is the reference's rig: higher than the 0° ring.
+    const height = (c: Camera) => -(c.w2c[2]! * c.w2c[3]! + c.w2c[6]! * c.w2c[7]! + c.w2c[10]! * c.w2c[11]!);
+    assert.ok(height(frames[40]!.camera) > height(frames[8]!.camera) + 0.5);
+    await assert.rejects(writeHeadDataset({ outDir: dir, count: 1, seed: 3, resolution: 32, layouts: ['gslrm'], valFraction: 0, elevations: [] }).next(),
+      /elevations must be a non-empty list/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

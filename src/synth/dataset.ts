@@ -39,6 +39,11 @@ export interface HeadDatasetOptions {
   valFraction: number;
   /** Surface spacing passed to generateHead. */
   spacing?: number;
+  /**
+   * Elevations of the GS-LRM rig's rings of 32 views, in file order (default [20], the reference's data_sample);
+   * e.g. [0, 20] adds the ring of FaceLift's generated views, which the reconstructor sees at inference.
+   */
+  elevations?: readonly number[];
   /** Write gaussians.ply per sample (default true; about 250 bytes per Gaussian). */
   writePly?: boolean;
   /** Renderer to use (its scene is replaced per head); by default one is created and closed here. */
@@ -87,6 +92,10 @@ export function checkDatasetOptions(o: HeadDatasetOptions): void {
   if (!Number.isInteger(o.resolution) || o.resolution < 16 || o.resolution > 4096) throw new RangeError(`resolution must be an integer in 16..4096, got ${o.resolution}`);
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw new RangeError(`val fraction must be in [0, 1), got ${o.valFraction}`);
   if (o.layouts.length === 0) throw new RangeError('at least one layout is needed');
+  const el = o.elevations ?? [20];
+  if (el.length === 0 || !el.every((e) => Number.isFinite(e) && Math.abs(e) < 90)) {
+    throw new RangeError(`elevations must be a non-empty list of degrees between -90 and 90, got ${el.join(',')}`);
+  }
 }
 
 /** Renders `cameras` (frames in parallel) and writes them as PNGs named by `fileOf(i)` inside `dir`. */
@@ -125,7 +134,7 @@ export function rigCameraJson(id: string, cameras: Camera[]): string {
 export async function* writeHeadDataset(o: HeadDatasetOptions): AsyncGenerator<HeadWritten> {
   checkDatasetOptions(o);
   const root = resolve(o.outDir);
-  const rig = trainingRig(o.resolution);
+  const rig = (o.elevations ?? [20]).flatMap((e) => trainingRig(o.resolution, 32, e));
   const six = faceliftViews(o.resolution);
   const val = valIndices(o.count, o.valFraction);
   const lists: Record<Layout, { train: string[]; val: string[] }> = { gslrm: { train: [], val: [] }, mvdiffusion: { train: [], val: [] } };

@@ -54,9 +54,18 @@ interface HeadsOpts {
   layout: Layout | 'both';
   valFraction: number;
   spacing: number;
+  elevations: number[];
   ply: boolean;
   preview?: boolean;
   json?: boolean;
+}
+
+function elevationList(v: string): number[] {
+  const list = v.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || !list.every((e) => Number.isFinite(e) && Math.abs(e) < 90)) {
+    throw new UserError(`--elevations takes degrees between -90 and 90 separated by commas (e.g. 0,20), got "${v}"`);
+  }
+  return list;
 }
 
 export function register(program: Command): void {
@@ -71,6 +80,7 @@ export function register(program: Command): void {
     .option('--layout <layout>', 'gslrm | mvdiffusion | both', 'both')
     .option('--val-fraction <f>', 'fraction of heads listed in the val files', num('--val-fraction', 0, 1), 0.05)
     .option('--spacing <units>', 'surface spacing between Gaussians (smaller = denser)', num('--spacing', 0.002, 0.05), DEFAULT_SPACING)
+    .option('--elevations <deg,...>', 'GS-LRM layout: one ring of 32 views per elevation, in file order', elevationList, [20])
     .option('--no-ply', 'skip gaussians.ply (about 250 bytes per Gaussian, ~40 MB per head)')
     .option('--preview', 'also write contact sheets (PNG grids of views) under DIR/preview/')
     .option('--json', 'print a JSON summary {dir, heads, layouts, gaussians_mean, seconds, heads_per_minute, sheets}')
@@ -84,6 +94,7 @@ export function register(program: Command): void {
       try {
         for await (const w of writeHeadDataset({
           outDir: o.output, count: o.count, seed: o.seed, resolution: o.resolution, layouts, valFraction: o.valFraction, spacing: o.spacing, writePly: o.ply,
+          elevations: o.elevations,
         })) {
           if (o.preview) {
             if (w.views.gslrm) rows.gslrm.push(GSLRM_PREVIEW.map((i) => thumbnail(w.views.gslrm![i], THUMB)));
