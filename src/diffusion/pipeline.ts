@@ -117,6 +117,10 @@ export class MvDiffusionPipeline {
     const schedule = ddimSchedule(readSchedulerConfig(join(dir, 'scheduler/scheduler_config.json'), 'scheduler/scheduler_config.json', 'DDIMScheduler'));
     const level0 = noiseLevelZero(readSchedulerConfig(join(dir, 'image_noising_scheduler/scheduler_config.json'), 'image_noising_scheduler/scheduler_config.json', 'DDPMScheduler'));
     const normDim = readComponentConfig(dir, 'image_normalizer', parseImageNormalizerConfig).embeddingDim;
+    if (unetConfig.inChannels !== 2 * vaeConfig.latentChannels || unetConfig.outChannels !== vaeConfig.latentChannels) {
+      throw new UserError(`${dir}: the UNet takes ${unetConfig.inChannels} and gives ${unetConfig.outChannels} channels; the VAE's latent has ` +
+        `${vaeConfig.latentChannels} (the UNet must take twice that: noisy latent ‖ condition latent, and give it back)`);
+    }
     if (normDim !== clipConfig.projectionDim || 2 * normDim !== unetConfig.classEmbedInputDim) {
       throw new UserError(`${dir}: image_normalizer has ${normDim} dims, image_encoder projects to ${clipConfig.projectionDim}, the UNet's class input is ${unetConfig.classEmbedInputDim} (must be 2×)`);
     }
@@ -138,6 +142,11 @@ export class MvDiffusionPipeline {
     }
     return new MvDiffusionPipeline(dir, unetConfig, vaeConfig, clipConfig, preprocess, schedule, level0,
       { mean: normStore.get('mean') as Float32Array, std: normStore.get('std') as Float32Array }, weights, prompts, opts);
+  }
+
+  /** Channels of the VAE's latent (4 for SD's VAE); the UNet takes twice as many (noisy ‖ condition). */
+  get latentChannels(): number {
+    return this.vaeConfig.latentChannels;
   }
 
   /** Image side the pipeline works at (8 × UNet sample size; 512 for the official model). */
@@ -203,13 +212,14 @@ export class MvDiffusionPipeline {
     return Float32Array.from(mean, (m) => f32(m * sf));
   }
 
-  /** Decodes scaled latents [V, 4, h, w] one view at a time (bounded memory) → raw images [V, 3, H, W]. */
+  /** Decodes scaled latents [V, C, h, w] one view at a time (bounded memory) → raw images [V, 3, H, W]. */
   async decode(latents: Float32Array): Promise<Float32Array> {
     const h = this.unetConfig.sampleSize;
-    const per = 4 * h * h;
+    const C = this.latentChannels;
+    const per = C * h * h;
     const V = latents.length / per;
     const H = this.imageSize;
-    const s = await this.session('vae-decoder', (g) => ({ image: new VaeDecoder(g, this.vaeConfig).forward(g.input('z', [1, 4, h, h])) }), this.weights.vae);
+    const s = await this.session('vae-decoder', (g) => ({ image: new VaeDecoder(g, this.vaeConfig).forward(g.input('z', [1, C, h, h])) }), this.weights.vae);
     const sf = f32(this.vaeConfig.scalingFactor);
     const out = new Float32Array(V * 3 * H * H);
     for (let v = 0; v < V; v++) {
@@ -244,7 +254,8 @@ export class MvDiffusionPipeline {
     const V = c.numViews;
     const d = this.clipConfig.projectionDim;
     const h = c.sampleSize;
-    const per = 4 * h * h;
+    const C = this.latentChannels;
+    const per = C * h * h;
     const cfg = scale !== 1;
     const N = cfg ? 2 * V : V;
 
@@ -261,11 +272,11 @@ export class MvDiffusionPipeline {
     const context = new Float32Array(N * ctxPer);
     for (let r = 0; r < N; r++) context.set(this.prompts.data.subarray((r % V) * ctxPer, (r % V + 1) * ctxPer), r * ctxPer);
 
-    let latents = noise.normal([V, 4, h, h], 'latents');
+    let latents = noise.normal([V, C, h, h], 'latents');
     const session = await this.unet(N);
     for (let i = 0; i < timesteps.length; i++) {
       const t = timesteps[i]!;
-      const sample = new Float32Array(N * 8 * h * h);
+      const sample = new Float32Array(N * 2 * per);
       for (let r = 0; r < N; r++) {
         sample.set(latents.subarray((r % V) * per, (r % V + 1) * per), r * 2 * per);
         sample.set(imageLatents.subarray(r * per, (r + 1) * per), r * 2 * per + per);
@@ -278,7 +289,7 @@ export class MvDiffusionPipeline {
       })).noise_pred!.data as Float32Array;
       const modelOutput = cfg ? guide(out.subarray(0, V * per), out.subarray(V * per), scale) : out;
       const sc = ddimStepScalars(this.schedule, t, steps, eta);
-      const z = eta > 0 ? noise.normal([V, 4, h, h], 'step') : undefined;
+      const z = eta > 0 ? noise.normal([V, C, h, h], 'step') : undefined;
       const r = ddimStep(this.schedule, sc, modelOutput, latents, z);
       latents = r.prevSample;
       yield { step: i, total: steps, timestep: t, unetOutput: out, modelOutput, predOriginalSample: r.predOriginalSample, latents };

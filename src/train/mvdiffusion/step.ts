@@ -124,7 +124,8 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
     const B = cfg.batchSize;
     if (items.length > B) throw new Error(`batch of ${items.length} items for a step built for ${B}`);
     const h = c.sampleSize;
-    const per = 4 * h * h;
+    const C = this.pipe.latentChannels;
+    const per = C * h * h;
     const d = this.pipe.clipConfig.projectionDim;
     const sf = f32(this.pipe.vaeConfig.scalingFactor);
     const ac = this.pipe.schedule.alphasCumprod;
@@ -158,8 +159,8 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
       const embeds = new Float32Array(V * d);
       for (let v = 0; v < V; v++) embeds.set(enc.embed, v * d);
       const { label } = imageClassLabel(embeds, d, this.pipe.imageNormalizer, this.pipe.level0, noise.normal([V, d]));
-      const latentEps = noise.normal([V, 4, h, h]);
-      const eps = noise.normal([V, 4, h, h]);
+      const latentEps = noise.normal([V, C, h, h]);
+      const eps = noise.normal([V, C, h, h]);
       const cond = cfg.scaleInputLatents ? enc.inputMean.map((m) => f32(m * sf)) : enc.inputMean;
       for (let v = 0; v < V; v++) {
         const r = b * V + v;
