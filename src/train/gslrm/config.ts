@@ -29,6 +29,7 @@ const SCHEMA: Schema = {
       maximize_view_overlap: 'bool',
       num_views: 'int',
       num_input_views: 'int',
+      input_views: 'any',
       target_has_input: 'bool',
       normalize_distance_to: 'number',
       remove_alpha: 'bool',
@@ -92,6 +93,12 @@ export interface GslrmTrainConfig {
     path: string;
     numViews: number;
     numInputViews: number;
+    /**
+     * facelift-ts: fixed input views (rig indices, in this order) with the other views drawn at random as targets —
+     * training the reconstructor on the views it gets at inference (FaceLift's six are rig views 24, 20, 16, 8, 0,
+     * 28 of `synth heads --elevations 0,20`). Absent: the reference's random draw.
+     */
+    inputViews: number[] | null;
     maximizeOverlap: boolean;
     background: BackgroundSpec;
     removeAlpha: boolean;
@@ -191,6 +198,12 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     throw new UserError(
       `${source}: training.dataset.num_input_views (${numInputViews}) exceeds num_views (${numViews})`,
     );
+  const rawInputs = at(tree, 'training.dataset.input_views') ?? null;
+  if (rawInputs !== null && !(Array.isArray(rawInputs) && rawInputs.length === numInputViews &&
+    rawInputs.every((v) => Number.isInteger(v) && v >= 0) && new Set(rawInputs).size === rawInputs.length)) {
+    throw new UserError(`${source}: training.dataset.input_views must list num_input_views (${numInputViews}) distinct view ` +
+      `indices, got ${JSON.stringify(rawInputs)}`);
+  }
   const datasetPath = str('training.dataset.dataset_path');
   if (!datasetPath)
     throw new UserError(`${source}: training.dataset.dataset_path is missing (a text file listing sample folders)`);
@@ -213,6 +226,7 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       path: path(datasetPath)!,
       numViews,
       numInputViews,
+      inputViews: rawInputs as number[] | null,
       maximizeOverlap: bool('training.dataset.maximize_view_overlap', false),
       background: bg as BackgroundSpec,
       removeAlpha: bool('training.dataset.remove_alpha', false),

@@ -68,3 +68,37 @@ test('config trees: --set overrides (YAML scalars), unknown keys listed, wrong t
   assert.throws(() => checkTree(t, schema, 'x.yaml'), /x\.yaml: training\.optimizer\.lr must be a number, got "high"/);
   assert.throws(() => applyOverrides(t, ['nokey']), /expected key\.path=value/);
 });
+
+test('input_views: the given inputs in their order, the other views drawn at random as targets; bad lists refused', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { synthHeads } = await import('./testing/fixtures.ts');
+  const { RandomViewDataset, readSampleList } = await import('./dataset.ts');
+  const { parseGslrmTrainConfig } = await import('./config.ts');
+  const root = mkdtempSync(join(tmpdir(), 'gslrm-inputs-'));
+  try {
+    const data = await synthHeads(join(root, 'heads'), 1, 32, { layout: 'gslrm', seed: 4, spacing: 0.03 });
+    const inputs = [24, 20, 16, 8, 0, 28];
+    const ds = new RandomViewDataset(readSampleList(join(data, 'data_gslrm_train.txt')),
+      { imageSize: 32, numViews: 10, numInputViews: 6, inputViews: inputs, maximizeOverlap: true, background: 'white' }, 5);
+    const seen = new Set<number>();
+    for (let pass = 0; pass < 6; pass++) {
+      const s = await ds.get(0, pass, 0);
+      assert.deepEqual(s.viewIndices.slice(0, 6), inputs);
+      const extra = s.viewIndices.slice(6);
+      assert.equal(new Set(extra).size, 4);
+      for (const e of extra) {
+        assert.ok(!inputs.includes(e) && e >= 0 && e < 32);
+        seen.add(e);
+      }
+    }
+    assert.ok(seen.size > 8, 'targets vary from pass to pass');
+    const { readFileSync } = await import('node:fs');
+    const demo = readFileSync(new URL('../../../configs/demo/gslrm_views.yaml', import.meta.url), 'utf8');
+    const tree = parseYamlTree(demo.replace('input_views: [24, 20, 16, 8, 0, 28]', 'input_views: [1, 2, 2, 3, 4, 5]'), 'c.yaml');
+    assert.throws(() => parseGslrmTrainConfig(tree, 'c.yaml'), /input_views must list num_input_views \(6\) distinct view indices/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -42,6 +42,8 @@ export interface RandomViewOptions {
   sortIndices?: boolean;
   /** Fixed view order instead of random draws: views 0..numViews−1 (validation, the fork's mouse data). */
   fixedViews?: boolean;
+  /** Fixed input views (in this order), the other numViews − numInputViews drawn from the rest. */
+  inputViews?: readonly number[] | null;
   /** Drop the alpha channel after compositing (`remove_alpha`). */
   removeAlpha?: boolean;
 }
@@ -139,12 +141,19 @@ export class RandomViewDataset {
     const { numViews, numInputViews, imageSize: S } = this.opts;
     if (meta.cameras.length < numViews)
       throw new UserError(`has ${meta.cameras.length} views, the config asks for ${numViews}`);
+    const fixedInputs = this.opts.inputViews ?? null;
+    if (fixedInputs && fixedInputs.some((v) => v >= meta.cameras.length)) {
+      throw new UserError(`has ${meta.cameras.length} views; input_views asks for view ${Math.max(...fixedInputs)}`);
+    }
     const viewIndices = this.opts.fixedViews
       ? [...Array(numViews).keys()]
-      : drawViews(meta.cameras, numViews, numInputViews, this.opts.maximizeOverlap, rng);
+      : fixedInputs
+        ? [...fixedInputs, ...rng.sample([...meta.cameras.keys()].filter((i) => !fixedInputs.includes(i)), numViews - fixedInputs.length)]
+        : drawViews(meta.cameras, numViews, numInputViews, this.opts.maximizeOverlap, rng);
     if (!viewIndices)
       throw new UserError(`no ${numViews - numInputViews} views overlap its ${numInputViews} input views`);
-    if (this.opts.sortIndices ?? true) {
+    // Fixed inputs keep their order (as the model will see them); the reference sorts drawn indices.
+    if ((this.opts.sortIndices ?? true) && !fixedInputs) {
       const a = viewIndices.slice(0, numInputViews).sort((x, y) => x - y);
       const b = viewIndices.slice(numInputViews).sort((x, y) => x - y);
       viewIndices.splice(0, viewIndices.length, ...a, ...b);

@@ -126,6 +126,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
       imageSize: cfg.model.image_tokenizer.image_size,
       numViews: cfg.dataset.numViews,
       numInputViews: cfg.dataset.numInputViews,
+      inputViews: cfg.dataset.inputViews,
       maximizeOverlap: cfg.dataset.maximizeOverlap,
       background: cfg.dataset.background,
       removeAlpha: cfg.dataset.removeAlpha,
