@@ -19,6 +19,7 @@ import { GslrmTrainStep } from '../../train/gslrm/step.ts';
 import { UserError } from '../../util/errors.ts';
 import { statSync } from 'node:fs';
 import { intOption, positiveOption } from '../options.ts';
+import { registerVae } from './train-demo.ts';
 
 interface TrainOpts {
   config: string;
@@ -26,6 +27,7 @@ interface TrainOpts {
   resume?: boolean;
   load?: string;
   stopAfterMinutes?: number;
+  stopAtPass?: number;
   threads?: number;
   chunk?: number;
   device: string;
@@ -38,8 +40,9 @@ interface TrainOpts {
 }
 
 export function register(program: Command): void {
-  const train = program.command('train').description('train the models (gslrm, mvdiffusion)');
+  const train = program.command('train').description('train the models (gslrm, mvdiffusion, vae)');
   registerMvDiffusion(train);
+  registerVae(train);
   train
     .command('gslrm')
     .description('train or fine-tune the GS-LRM reconstructor on posed multi-view samples (configs/gslrm*.yaml)')
@@ -57,6 +60,8 @@ export function register(program: Command): void {
       'write a checkpoint and stop after this much time',
       positiveOption('--stop-after-minutes'),
     )
+    .option('--stop-at-pass <n>', 'write a checkpoint and stop once this many passes are done (the schedule is kept)',
+      intOption('--stop-at-pass', 1, Number.MAX_SAFE_INTEGER))
     .option('--threads <n>', 'threads for onnxruntime and the rasterizer', intOption('--threads', 1, 256))
     .option('--chunk <n>', 'attention query block of the backward pass', intOption('--chunk', 1, 1 << 20))
     .option('--device <device>', "where the network trains: cpu, or cuda (onnxruntime-node's CUDA provider)", 'cpu')
@@ -102,7 +107,8 @@ export function register(program: Command): void {
         process.stderr.write(`${l}\n`);
       };
       let t0 = 0,
-        p0 = 0;
+        p0 = 0,
+        lastPass = 0;
       try {
         const r = await trainGslrm({
           config: o.config,
@@ -122,6 +128,7 @@ export function register(program: Command): void {
             if (o.json) process.stdout.write(`${JSON.stringify(row)}\n`);
           },
           onPass: (pass, total, row) => {
+            lastPass = pass;
             if (!bar) return;
             if (t0 === 0) {
               t0 = performance.now();
@@ -131,7 +138,7 @@ export function register(program: Command): void {
             const rate = (pass - p0) / ((performance.now() - t0) / 1000);
             bar.update(pass, { loss: row.loss.toPrecision(4), psnr: row.psnr.toFixed(2), rate: rate.toFixed(3) });
           },
-          stop: () => stopRequested,
+          stop: () => stopRequested || (o.stopAtPass !== undefined && lastPass >= o.stopAtPass),
         });
         bar?.stop();
         process.stderr.write(

@@ -24,7 +24,9 @@ export async function exportPipeline(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   for (const name of readdirSync(base)) {
-    if (name === 'unet' || name === 'model_index.json' || !Object.hasOwn(index, name)) continue;
+    // clr_embeds.pt: a pipeline without a text encoder keeps its fixed prompt embeddings beside the components.
+    const keep = Object.hasOwn(index, name) || name === 'clr_embeds.pt';
+    if (name === 'unet' || name === 'model_index.json' || !keep) continue;
     cpSync(join(base, name), join(tmp, name), { recursive: true });
   }
   const { _name_or_path: _drop, ...cleanConfig } = unetConfig;

@@ -98,7 +98,7 @@ export async function initialUnet(cfg: MvTrainConfig, unetDir: string, say: (l: 
     if (from === 'facelift') {
       checkWeights(src, specs, 'unet');
       for (const s of specs) params.set(s.name, await src.readF32(s.name));
-      say(`fine-tuning the multi-view UNet of ${unetDir} (its trained 8-channel conv_in is kept)`);
+      say(`fine-tuning the multi-view UNet of ${unetDir} (its trained ${config.inChannels}-channel conv_in is kept)`);
     } else {
       const base = specs.map((s) =>
         s.name === 'conv_in.weight' ? { ...s, shape: [s.shape[0]!, config.inChannels / 2, 3, 3] } : s,

@@ -15,7 +15,9 @@ const SCHEMA: Schema = {
   output_dir: 'string',
   init_from: 'string?',
   vae: 'any',
-  data: { train: 'string', val: 'string?', image_size: 'int', views_per_sample: 'int', background: 'any' },
+  data: {
+    train: 'string', val: 'string?', image_size: 'int', crop: 'int?', views_per_sample: 'int', background: 'any',
+  },
   training: {
     batch_size: 'int',
     grad_accum: 'int',
@@ -45,6 +47,8 @@ export interface VaeTrainConfig {
   train: string;
   val: string | null;
   imageSize: number;
+  /** Side of the random square crop each view is trained on (the network is convolutional); null: whole views. */
+  crop: number | null;
   views: number;
   background: BackgroundSpec;
   batchSize: number;
@@ -96,16 +100,24 @@ export function parseVaeTrainConfig(tree: Tree, source: string): { config: VaeTr
   const data = need(tree.data as Tree | undefined, 'data');
   const t = need(tree.training as Tree | undefined, 'training');
   const vaeFields = need(tree.vae as Record<string, unknown> | undefined, 'vae');
-  if (typeof vaeFields !== 'object' || Array.isArray(vaeFields)) throw new UserError(`${source}: vae must be a mapping of AutoencoderKL config fields`);
+  if (typeof vaeFields !== 'object' || Array.isArray(vaeFields)) {
+    throw new UserError(`${source}: vae must be a mapping of AutoencoderKL config fields`);
+  }
   const json = vaeConfigJson(vaeFields);
   const vae = parseVaeConfig(new JsonFields(`${source} vae`, json as never));
   const imageSize = need(data.image_size as number | undefined, 'data.image_size');
   const factor = 2 ** (vae.blockOutChannels.length - 1);
-  if (imageSize % factor !== 0) throw new UserError(`${source}: data.image_size ${imageSize} is not a multiple of the VAE's downsampling factor ${factor}`);
+  if (imageSize % factor !== 0) {
+    throw new UserError(
+      `${source}: data.image_size ${imageSize} is not a multiple of the VAE's downsampling factor ${factor}`,
+    );
+  }
   const bg = data.background ?? 'white';
   const names = ['white', 'black', 'gray', 'random', 'three_choices'];
   if (!(typeof bg === 'number' || names.includes(bg as string))) {
-    throw new UserError(`${source}: data.background must be one of ${names.join(', ')} or a grey level, got ${JSON.stringify(bg)}`);
+    throw new UserError(
+      `${source}: data.background must be one of ${names.join(', ')} or a grey level, got ${JSON.stringify(bg)}`,
+    );
   }
   const background = bg as BackgroundSpec;
   const betas = (t.betas ?? [0.9, 0.999]) as number[];
@@ -114,7 +126,9 @@ export function parseVaeTrainConfig(tree: Tree, source: string): { config: VaeTr
   }
   const positive = (key: string, v: unknown, dflt: number): number => {
     const x = v ?? dflt;
-    if (typeof x !== 'number' || !(x > 0)) throw new UserError(`${source}: training.${key} must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof x !== 'number' || !(x > 0)) {
+      throw new UserError(`${source}: training.${key} must be a positive number, got ${JSON.stringify(v)}`);
+    }
     return x;
   };
   const out = String(need(tree.output_dir as string | undefined, 'output_dir'));
@@ -130,6 +144,7 @@ export function parseVaeTrainConfig(tree: Tree, source: string): { config: VaeTr
       train: String(need(data.train as string | undefined, 'data.train')),
       val: (data.val as string | null | undefined) ?? null,
       imageSize,
+      crop: checkCrop((data.crop as number | null | undefined) ?? null, imageSize, factor, source),
       views: (data.views_per_sample as number | undefined) ?? 6,
       background,
       batchSize: positive('batch_size', t.batch_size, 1),
@@ -148,4 +163,12 @@ export function parseVaeTrainConfig(tree: Tree, source: string): { config: VaeTr
       validateEvery: t.validate_every === undefined ? 500 : (t.validate_every as number | null),
     },
   };
+}
+
+function checkCrop(crop: number | null, size: number, factor: number, source: string): number | null {
+  if (crop === null || crop === size) return null;
+  if (!(crop > 0 && crop < size && crop % factor === 0)) {
+    throw new UserError(`${source}: data.crop ${crop} must be a multiple of ${factor} below data.image_size ${size}`);
+  }
+  return crop;
 }

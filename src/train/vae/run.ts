@@ -24,15 +24,18 @@ import { writeCurves } from '../curves.ts';
 import { readSampleList } from '../gslrm/dataset.ts';
 import { FixViewDataset } from '../mvdiffusion/dataset.ts';
 import { psnr } from '../metrics.ts';
+import { streamRng } from '../rng.ts';
 import { initialParams } from '../init.ts';
 import { paramGroups, Trainer, type LogRow, type RunOutcome } from '../trainer.ts';
 import { parseVaeTrainConfig, type VaeTrainConfig } from './config.ts';
-import { VaeTrainStep, type VaeBatch } from './step.ts';
+import { epsilonFor, VaeTrainStep, type VaeBatch } from './step.ts';
 
 export interface TrainVaeOptions {
   config: string;
   sets?: readonly string[];
   resume?: boolean;
+  /** Write `vae/` from the newest checkpoint and stop (no training). */
+  exportOnly?: boolean;
   stopAfterMinutes?: number;
   threads?: number;
   say?: (line: string) => void;
@@ -61,8 +64,10 @@ export async function trainVae(opts: TrainVaeOptions): Promise<TrainVaeResult> {
   const params = cfg.initFrom
     ? ((await loadWeights(cfg.initFrom, specs, 'vae')) as Map<string, Float32Array>)
     : initialParams(specs, cfg.seed);
-  say(cfg.initFrom ? `fine-tuning the VAE of ${cfg.initFrom}` : `a new VAE (${specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0).toLocaleString('en-US')} parameters)`);
-  const groups = paramGroups([...params.keys()], new Set(), (n) => ((shapes.get(n)?.length ?? 1) > 1 ? cfg.weightDecay : 0));
+  const count = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  say(cfg.initFrom ? `fine-tuning the VAE of ${cfg.initFrom}` : `a new VAE (${count.toLocaleString('en-US')} params)`);
+  const decay = (n: string) => ((shapes.get(n)?.length ?? 1) > 1 ? cfg.weightDecay : 0);
+  const groups = paramGroups([...params.keys()], new Set(), decay);
   const start = await resumeSource(cfg.dir, groups, opts.resume ?? false, say);
   if (start) {
     for (const [k, v] of start.model) params.set(k, v);
@@ -70,25 +75,49 @@ export async function trainVae(opts: TrainVaeOptions): Promise<TrainVaeResult> {
   }
 
   const threads = opts.threads ?? availableParallelism();
-  const images = cfg.batchSize * cfg.views;
-  const step = await VaeTrainStep.create(cfg.vae, params, shapes, {
-    images, size: cfg.imageSize, weights: { kl: cfg.klWeight, mse: cfg.mseWeight }, seed: cfg.seed, weightDecay: cfg.weightDecay, threads,
-  });
   const dsOpts = (background: VaeTrainConfig['background']) => ({
     views: cfg.views, imageSize: cfg.imageSize, referenceViews: [0], mouse: false,
     dataset: { path: '', background, augmentation: null },
   });
   const dataset = new FixViewDataset(readSampleList(cfg.train), dsOpts(cfg.background), cfg.seed, say);
+  const exportNow = async () => {
+    const json = await withScalingFactor(cfg, params, dataset, threads, say);
+    const out = await exportVae(join(cfg.dir, 'vae'), json, params, shapes);
+    say(`exported ${out} (scaling_factor ${json.scaling_factor})`);
+    return out;
+  };
+  if (opts.exportOnly) {
+    if (!start) throw new UserError(`--export-only: no ckpt_*.pt in ${cfg.dir} to export from`);
+    const pass = start.training?.fwdbwdPassStep ?? 0;
+    return { pass, stopped: false, checkpoint: start.path, dir: cfg.dir, totalPasses: 0, exported: await exportNow() };
+  }
+  const images = cfg.batchSize * cfg.views;
+  const side = cfg.crop ?? cfg.imageSize;
+  const step = await VaeTrainStep.create(cfg.vae, params, shapes, {
+    images, size: side, weights: { kl: cfg.klWeight, mse: cfg.mseWeight }, seed: cfg.seed,
+    weightDecay: cfg.weightDecay, threads,
+  });
   const valData = cfg.val ? new FixViewDataset(readSampleList(cfg.val), dsOpts('white'), cfg.seed, say) : null;
   const data = {
     length: dataset.length,
     async load(indices: readonly number[], pass: number): Promise<VaeBatch> {
       const items = await Promise.all(indices.map((i, slot) => dataset.get(i, pass, slot)));
-      const out = new Float32Array(images * 3 * cfg.imageSize ** 2);
-      let o = 0;
+      const S = cfg.imageSize;
+      const out = new Float32Array(images * 3 * side * side);
+      const rng = streamRng(cfg.seed, 'vae-crop', pass);
+      let k = 0;
       for (const it of items) {
-        out.set(it.targets, o);
-        o += it.targets.length;
+        for (let v = 0; v < cfg.views; v++, k++) {
+          // One random window per view (the same everywhere when not cropping).
+          const y0 = side < S ? rng.int(S - side + 1) : 0,
+            x0 = side < S ? rng.int(S - side + 1) : 0;
+          for (let c = 0; c < 3; c++) {
+            for (let y = 0; y < side; y++) {
+              const src = ((v * 3 + c) * S + y0 + y) * S + x0;
+              out.set(it.targets.subarray(src, src + side), ((k * 3 + c) * side + y) * side);
+            }
+          }
+        }
       }
       return { images: out, count: images };
     },
@@ -134,9 +163,12 @@ export async function trainVae(opts: TrainVaeOptions): Promise<TrainVaeResult> {
       },
       onValidate: async (pass) => {
         if (!valData) return;
-        const r = await validateVae(cfg, params, valData, join(cfg.dir, 'validation', `pass_${String(pass).padStart(8, '0')}.png`), threads);
-        say(`validation at pass ${pass}: reconstruction PSNR ${r.psnr.toFixed(2)} dB over ${r.images} views (white background)`);
-        appendFileSync(join(cfg.dir, 'validation.jsonl'), `${JSON.stringify({ pass, psnr: r.psnr, images: r.images })}\n`);
+        const picture = join(cfg.dir, 'validation', `pass_${String(pass).padStart(8, '0')}.png`);
+        const r = await validateVae(cfg, params, valData, picture, threads);
+        say(`validation at pass ${pass}: reconstruction PSNR ${r.psnr.toFixed(2)} dB over ${r.images} views ` +
+          '(white background)');
+        const row = JSON.stringify({ pass, psnr: r.psnr, images: r.images });
+        appendFileSync(join(cfg.dir, 'validation.jsonl'), `${row}\n`);
       },
       onCheckpoint: (path) => say(`checkpoint ${path}`),
     },
@@ -146,15 +178,56 @@ export async function trainVae(opts: TrainVaeOptions): Promise<TrainVaeResult> {
   try {
     const outcome = await trainer.run(() => (opts.stop?.() ?? false) || Date.now() >= budget);
     let exported: string | null = null;
-    if (!outcome.stopped) {
-      exported = await exportVae(join(cfg.dir, 'vae'), cfg.json, params, shapes);
-      say(`exported ${exported}`);
-    }
+    if (!outcome.stopped) exported = await exportNow();
     return { ...outcome, dir: cfg.dir, totalPasses: trainer.plan.totalPasses, exported };
   } finally {
     await trainer.close();
     await step.close();
   }
+}
+
+/**
+ * The config.json to export: `scaling_factor` as the config gives it, else as Latent Diffusion chose SD's 0.18215 —
+ * 1 / the standard deviation of posterior samples of training images (here the first 16 samples' views, white
+ * background), so that scaled latents have unit variance, which the diffusion model's noise schedule assumes.
+ */
+async function withScalingFactor(
+  cfg: VaeTrainConfig,
+  params: Map<string, Float32Array>,
+  data: FixViewDataset,
+  threads: number,
+  say: (l: string) => void,
+): Promise<Record<string, unknown>> {
+  const given = (cfg.tree.vae as Record<string, unknown>).scaling_factor;
+  if (typeof given === 'number') return cfg.json;
+  const S = cfg.imageSize,
+    V = cfg.views;
+  const g = new Graph('vae-latents');
+  const e = new VaeEncoder(g, cfg.vae).forward(g.input('x', [V, 3, S, S]));
+  const session = await Session.create({ mean: e.mean, std: e.std }, { params, threads });
+  let sum = 0,
+    sq = 0,
+    n = 0;
+  try {
+    for (let i = 0; i < Math.min(16, data.length); i++) {
+      const item = await data.get(i, 0, 0);
+      const o = await session.run({ x: item.targets.map((v) => 2 * v - 1) });
+      const mean = o.mean!.data as Float32Array,
+        std = o.std!.data as Float32Array;
+      const eps = epsilonFor(cfg.seed, -1 - i, mean.length);
+      for (let k = 0; k < mean.length; k++) {
+        const z = mean[k]! + std[k]! * eps[k]!;
+        sum += z;
+        sq += z * z;
+        n++;
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  const sd = Math.sqrt(Math.max(sq / n - (sum / n) ** 2, 1e-12));
+  say(`latent standard deviation ${sd.toPrecision(4)} over ${n} values: scaling_factor ${(1 / sd).toPrecision(5)}`);
+  return { ...cfg.json, scaling_factor: Number((1 / sd).toPrecision(5)) };
 }
 
 /** Writes a diffusers `vae/` folder (fp32 safetensors), atomically. */
@@ -208,7 +281,9 @@ async function validateVae(
       }
       if (i < 2) {
         const views = (src: Float32Array) =>
-          hconcat([...Array(V).keys()].map((v) => planarToImage(src.subarray(v * 3 * S * S, (v + 1) * 3 * S * S), S, S)));
+          hconcat([...Array(V).keys()].map((v) => planarToImage(src.subarray(v * 3 * S * S, (v + 1) * 3 * S * S), S, S),
+          ),
+          );
         rows.push(views(item.targets), views(y));
       }
     }
@@ -235,7 +310,8 @@ async function resumeSource(
     try {
       return await readCheckpoint(f, groups);
     } catch (e) {
-      if (!(e instanceof UserError) && !(e instanceof RangeError) && !(e instanceof Error && /zip|pickle|ENOENT/i.test(e.message))) throw e;
+      const readable = e instanceof UserError || e instanceof RangeError;
+      if (!readable && !(e instanceof Error && /zip|pickle|ENOENT/i.test(e.message))) throw e;
       say(`skipping unreadable checkpoint ${basename(f)}: ${(e as Error).message}`);
     }
   }

@@ -1,7 +1,7 @@
 /**
- * The VAE's training step: images → encoder → a posterior sample (reparameterised: mean + std·ε) → decoder, with
- * loss = mean |x̂ − x| + w_mse · mean (x̂ − x)² + w_kl · KL, KL = ½ mean(μ² + σ² − 1 − log σ²) over the latent
- * (the per-value mean, so its weight does not depend on the image size). Forward, loss and backward are one
+ * The VAE's training step: images → encoder → a posterior sample (reparameterised: mean + std·ε) → decoder,
+ * with loss = mean |x̂ − x| + w_mse · mean (x̂ − x)² + w_kl · KL, KL = ½ mean(μ² + σ² − 1 − log σ²)
+ * over the latent (the per-value mean, so its weight does not depend on the image size). Forward, loss and backward are one
  * onnxruntime session; the batch is one sample's views.
  */
 import {

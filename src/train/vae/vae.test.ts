@@ -39,6 +39,7 @@ data:
   train: ${join(data, 'data_mvdiff_train.txt')}
   val: ${join(data, 'data_mvdiff_val.txt')}
   image_size: 16
+  crop: 8
   views_per_sample: 6
   background: three_choices
 training:
@@ -112,10 +113,18 @@ test('train vae learns, resumes to the bit after a stop, and exports a vae/ fold
   const wa = await loadWeights(straight.exported!, specs, 'vae');
   const wb = await loadWeights(resumed.exported!, specs, 'vae');
   for (const s of specs) assert.deepEqual(wb.get(s.name), wa.get(s.name), s.name);
+  // The export sets scaling_factor from the latents' spread (the config gives none), as LDM chose SD's 0.18215.
+  const sf = (JSON.parse(readFileSync(join(straight.exported!, 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
+  assert.ok(sf > 0 && sf !== 0.18215, `scaling_factor ${sf}`);
+  // --export-only writes the same folder again from the newest checkpoint.
+  const again = await trainVae({ config: config('a', 40), threads: 2, say: () => {}, exportOnly: true });
+  assert.equal(again.exported, straight.exported);
+  assert.equal((JSON.parse(readFileSync(join(again.exported!, 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor, sf);
 });
 
 test('train vae: a config with a wrong key type or size says which', async () => {
   await assert.rejects(trainVae({ config: config('c', 4), sets: ['data.image_size=15'], say: () => {} }), /not a multiple of the VAE's downsampling factor 2/);
   await assert.rejects(trainVae({ config: config('c', 4), sets: ['data.background=purple'], say: () => {} }), /data.background must be one of/);
+  await assert.rejects(trainVae({ config: config('c', 4), sets: ['data.crop=7'], say: () => {} }), /data.crop 7 must be a multiple of 2 below/);
   await assert.rejects(trainVae({ config: config('c', 4), resume: true, say: () => {} }), /--resume: no ckpt_\*\.pt/);
 });
