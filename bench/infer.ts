@@ -11,7 +11,7 @@
  * image, this port takes one).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -220,7 +220,50 @@ function child(stage: StageName, args: string[]): StageReport {
 // PyTorch 2.13 CPU fp32, 2 threads, same machine (research/perf-anchors.md, warm runs, default malloc).
 const TORCH = { clip6: 6.4, vaeEncode6: 33.5, unetStep: 49.8, vaeDecode6: 61.5, gslrm: 376.9, total: 2439 };
 
+/** `--model demo`: its own BENCHMARKS.md section. */
+export function section(args: string[]): string {
+  return args.includes('--model') && args[args.indexOf('--model') + 1] === 'demo' ? 'infer (demo models)' : 'infer';
+}
+
+/**
+ * `--model demo`: one bundled example through the whole demo pipeline as a user runs it (`facelift infer --model
+ * demo`, a fresh process: models loaded, every output written), timed end to end and per stage, with its peak RSS.
+ */
+async function* demoRun(args: string[]): AsyncGenerator<Figure> {
+  const repeats = Number(args[args.indexOf('--repeats') + 1] ?? 1) || 1;
+  const root = mkdtempSync(join(tmpdir(), 'bench-infer-demo-'));
+  const bin = fileURLToPath(new URL('../bin/facelift.js', import.meta.url));
+  const input = join(root, 'in');
+  mkdirSync(input);
+  copyFileSync(fileURLToPath(new URL('../examples/000.png', import.meta.url)), join(input, '000.png'));
+  try {
+    const walls: number[] = [];
+    let last: { timings: Record<string, number>; imageSize: number } | undefined;
+    let rss = 0;
+    for (let k = 0; k < repeats; k++) {
+      const t0 = performance.now();
+      const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, bin, 'infer', '--model', 'demo', '-i', input, '-o', join(root, `out${k}`), '--json'],
+        { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+      walls.push((performance.now() - t0) / 1000);
+      if (r.status !== 0) throw new Error(`facelift infer --model demo failed: ${r.stderr.slice(-2000)}`);
+      last = JSON.parse(r.stdout.trim().split('\n')[0]!) as { timings: Record<string, number>; imageSize: number };
+      rss = Math.max(rss, Number(r.stderr.trim().split('\n').at(-1)) * 1024);
+    }
+    const note = `examples/000.png, ${last!.imageSize}² views, 50 DDIM steps, 150-frame turntable; ${repeats} run(s), min–max ` +
+      `${Math.min(...walls).toFixed(1)}–${Math.max(...walls).toFixed(1)} s; load avg ${loadavg()[0]!.toFixed(1)}`;
+    yield { name: 'one example, whole demo pipeline (new process)', value: Math.min(...walls), unit: 's', note };
+    for (const [stage, ms] of Object.entries(last!.timings)) yield { name: `  ${stage}`, value: ms / 1000, unit: 's' };
+    yield { name: 'peak RSS', value: rss / GiB, unit: 'GiB' };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 export const run: BenchRun = async function* (args) {
+  if (section(args) !== 'infer') {
+    yield* demoRun(args);
+    return;
+  }
   const only = (() => { const i = args.indexOf('--stages'); return i >= 0 ? new Set(args[i + 1]!.split(',')) : null; })();
   const want = (s: StageName) => (only ? only.has(s) : true) && !(s === 'unet-step' && args.includes('--no-unet'));
   const rep = new Map<StageName, StageReport>();

@@ -102,6 +102,7 @@ async function checkResultFolder(dir: string, expect: { seed: number; steps: num
   const removed = r.gaussians.removed;
   assert.equal(removed.opacity + removed.scale + removed.floater + removed.box + r.gaussians.filtered, r.gaussians.raw);
   assert.equal(r.imageSize, S);
+  assert.equal(r.model, 'official', 'weights in the official layout, not the shipped demo models');
   assert.equal(r.preprocess.matting, expect.matting);
   assert.match(r.weights.gslrmCheckpoint, /gslrm\/ckpt_0000000000000042\.pt$/);
   assert.match(r.weights.gslrmConfig, /gslrm\/config\.yaml$/);

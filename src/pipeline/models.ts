@@ -22,18 +22,23 @@ import { SplatRenderer } from '../splat/renderer.ts';
 import { UserError } from '../util/errors.ts';
 import { StageClock, type ProgressListener } from './events.ts';
 import { findPromptEmbeds, type PromptEmbedsSource } from './prompt-embeds.ts';
-import { faceliftCacheDir, resolveWeights, type WeightsLayout } from './weights.ts';
+import { DEMO_NOTICE, faceliftCacheDir, resolveWeights, type ModelChoice, type WeightsLayout } from './weights.ts';
 
 export type MattingChoice = MattingModel | 'none';
 
 export interface LoadModelsOptions {
   /** `--weights DIR` (official layout); absent: see resolveWeights. */
   weights?: string;
+  /** FaceLift's models, the shipped demo models, or (default 'auto') FaceLift's when present locally, else the demo. */
+  model?: ModelChoice;
   /** FaceLift's clr_embeds.pt; absent: looked up in the weights folder, else computed from text_encoder and cached. */
   promptEmbeds?: string;
   /** Keep the UNet weights in fp16 (half its ~3.5 GB; computed in fp32). */
   unetFp16Weights?: boolean;
-  /** Background matting (default 'modnet', fetched once into the HF cache); 'none' skips it. */
+  /**
+   * Background matting: 'modnet' (fetched once into the HF cache), 'u2net', 'none'. Absent: MODNet when it is cached
+   * or can be fetched, else no matting, with a notice (so that a first run offline still works).
+   */
   matting?: MattingChoice;
   /** A local ONNX file for the matting model instead of the download. */
   mattingModel?: string;
@@ -57,6 +62,10 @@ export interface LoadModelsOptions {
 
 export interface FaceliftModels {
   weights: WeightsLayout;
+  /** Whose models these are ('demo': the shipped small ones). */
+  model: 'official' | 'demo';
+  /** Plain-words notes for the user about what was chosen for them (demo models, no matting, …). */
+  notices: string[];
   diffusion: MvDiffusionPipeline;
   gslrm: GslrmModel;
   promptEmbeds: PromptEmbedsSource;
@@ -99,11 +108,22 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
     dl.clock.emit(p.bytes, p.file, Math.max(1, p.totalBytes));
   };
   const downloaded = () => { dl.clock?.done(); delete dl.clock; };
-  const weights = await resolveWeights({ ...(opts.weights ? { dir: opts.weights } : {}), env, onDownload });
+  const weights = await resolveWeights({
+    ...(opts.weights ? { dir: opts.weights } : {}), ...(opts.model ? { model: opts.model } : {}), env, onDownload,
+  });
   downloaded();
+  const notices: string[] = weights.model === 'demo' ? [DEMO_NOTICE] : [];
 
-  const matting = opts.matting ?? 'modnet';
-  const mattingFile = matting === 'none' ? undefined : await mattingPath(matting, opts.mattingModel, onDownload);
+  let matting: MattingChoice = opts.matting ?? 'modnet';
+  let mattingFile: string | undefined;
+  try {
+    mattingFile = matting === 'none' ? undefined : await mattingPath(matting, opts.mattingModel, onDownload);
+  } catch (e) {
+    if (opts.matting !== undefined || !(e instanceof UserError)) throw e;
+    matting = 'none';
+    notices.push('no background removal: the MODNet matting model is not cached and could not be fetched ' +
+      '(photos on a plain light background work best then; with network, or --matting-model FILE, it is used)');
+  }
   downloaded();
 
   const load = new StageClock(onProgress, 'load', 5);
@@ -130,7 +150,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
     const renderer = await SplatRenderer.create(opts.renderThreads ? { threads: opts.renderThreads } : {});
     load.done();
     return {
-      weights, diffusion, gslrm, promptEmbeds, renderer, imageSize,
+      weights, model: weights.model, notices, diffusion, gslrm, promptEmbeds, renderer, imageSize,
       // Only official-size models have working memory worth giving back; tiny test models rebuild faster than they run.
       releaseSessions: opts.releaseSessions ?? (imageSize >= 512 && totalmem() < 48 * 2 ** 30),
       ...(matter ? { matter, mattingModel: { kind: matting as MattingModel, path: mattingFile! } } : {}),

@@ -74,6 +74,8 @@ export interface InferenceResult {
     source: PreprocessResult['source'];
   };
   imageSize: number;
+  /** Whose models made this: FaceLift's ('official' layout) or facelift-ts's shipped demo models. */
+  model: 'official' | 'demo';
   weights: { root: string; pipeckpts: string; gslrmCheckpoint: string; gslrmConfig: string; promptEmbeds: string; mattingModel?: string };
   versions: Record<string, string>;
 }
@@ -221,6 +223,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
         source: pre.source,
       },
       imageSize: S,
+      model: m.model,
       weights: {
         root: m.weights.root, pipeckpts: m.weights.pipeckpts, gslrmCheckpoint: m.weights.gslrmCheckpoint, gslrmConfig: m.weights.gslrmConfig,
         promptEmbeds: m.promptEmbeds.path ?? 'computed from pipeckpts/text_encoder',

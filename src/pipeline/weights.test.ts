@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGslrmConfig, OFFICIAL_GSLRM_CONFIG } from '../lrm/config.ts';
 import { listInputs } from './batch.ts';
-import { SHIPPED_GSLRM_CONFIG, locateWeights, resolveWeights } from './weights.ts';
+import { DEMO_WEIGHTS, SHIPPED_GSLRM_CONFIG, locateWeights, resolveWeights } from './weights.ts';
 import { loadModels } from './models.ts';
 import { makeTinyWeights } from './testing/tiny-weights.ts';
 
@@ -35,11 +35,11 @@ test('locateWeights: official layout, newest checkpoint, config.yaml beside it o
   }
 });
 
-test('resolveWeights: offline without weights says so and how to proceed; $FACELIFT_WEIGHTS is used as given', async () => {
+test('resolveWeights --model official: offline without weights says so and how to proceed; $FACELIFT_WEIGHTS is used as given', async () => {
   const dir = tmp();
   try {
     const env = { HF_HUB_OFFLINE: '1', FACELIFT_CACHE: join(dir, 'cache'), HF_HUB_CACHE: join(dir, 'hf') };
-    await assert.rejects(resolveWeights({ env, cwd: dir }), (e: Error) => {
+    await assert.rejects(resolveWeights({ env, cwd: dir, model: 'official' }), (e: Error) => {
       assert.match(e.message, /FaceLift weights .*wlyu\/OpenFaceLift.* offline mode is on/);
       assert.match(e.message, /--weights DIR/);
       return true;
@@ -51,6 +51,24 @@ test('resolveWeights: offline without weights says so and how to proceed; $FACEL
     makeTinyWeights(join(home, 'checkpoints'));
     assert.equal((await resolveWeights({ env, cwd: home })).root, join(home, 'checkpoints'));
     assert.equal((await resolveWeights({ env, dir: w })).downloaded, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('resolveWeights: without local weights auto runs the shipped demo models (no download); demo is always them', async () => {
+  const dir = tmp();
+  try {
+    const env = { FACELIFT_CACHE: join(dir, 'cache'), HF_HUB_CACHE: join(dir, 'hf') };
+    const auto = await resolveWeights({ env, cwd: dir });
+    assert.deepEqual([auto.model, auto.root, auto.downloaded], ['demo', DEMO_WEIGHTS, false]);
+    assert.equal(auto.gslrmConfigOrigin, 'override', 'the demo GS-LRM brings its own config');
+    // Local official-layout weights win over the demo under auto, and are labelled official.
+    makeTinyWeights(join(dir, 'checkpoints'));
+    const local = await resolveWeights({ env, cwd: dir });
+    assert.deepEqual([local.model, local.root], ['official', join(dir, 'checkpoints')]);
+    assert.equal((await resolveWeights({ env, cwd: dir, model: 'demo' })).model, 'demo');
+    await assert.rejects(resolveWeights({ env, dir: join(dir, 'checkpoints'), model: 'demo' }), /--model demo runs the shipped demo models; leave out --weights/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

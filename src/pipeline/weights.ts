@@ -14,6 +14,20 @@ import { UserError } from '../util/errors.ts';
 
 export const SHIPPED_GSLRM_CONFIG = fileURLToPath(new URL('../lrm/configs/gslrm.yaml', import.meta.url));
 
+/** facelift-ts's own small models (models/demo/README.md), in the official layout, shipped with the repository. */
+export const DEMO_WEIGHTS = fileURLToPath(new URL('../../models/demo', import.meta.url));
+
+/**
+ * Which models to run: 'official' = FaceLift's (local, else downloaded); 'demo' = the shipped small models;
+ * 'auto' = FaceLift's when they are here already, else the demo models (nothing multi-GB downloads unasked).
+ */
+export type ModelChoice = 'auto' | 'official' | 'demo';
+
+/** One line for people running the demo models: what they are and how to get FaceLift's. */
+export const DEMO_NOTICE =
+  "running facelift-ts's small demo models (trained on procedural heads: rough, blurry results). " +
+  "FaceLift's own models: `facelift weights download` (several GB), then run again or pass --model official";
+
 export interface WeightsLayout {
   root: string;
   pipeckpts: string;
@@ -21,6 +35,8 @@ export interface WeightsLayout {
   gslrmConfig: string;
   /** 'override': `config.yaml` beside the checkpoint; 'shipped': this repo's copy of the official config. */
   gslrmConfigOrigin: 'override' | 'shipped';
+  /** 'demo' when these are the shipped demo models, else 'official' (FaceLift's layout, wherever found). */
+  model: 'official' | 'demo';
 }
 
 /** facelift's own cache folder: $FACELIFT_CACHE, else $XDG_CACHE_HOME/facelift, else ~/.cache/facelift. */
@@ -52,6 +68,7 @@ export function locateWeights(dir: string): WeightsLayout {
     gslrmCheckpoint: join(gdir, ckpts[ckpts.length - 1]!),
     gslrmConfig: hasOverride ? override : SHIPPED_GSLRM_CONFIG,
     gslrmConfigOrigin: hasOverride ? 'override' : 'shipped',
+    model: root === resolve(DEMO_WEIGHTS) ? 'demo' : 'official',
   };
 }
 
@@ -71,22 +88,39 @@ export interface ResolveWeightsOptions {
   /** Where `./checkpoints` is looked for (default: the current directory). */
   cwd?: string;
   onDownload?: (p: SnapshotProgress) => void;
+  /** Default 'auto' (see ModelChoice). */
+  model?: ModelChoice;
+}
+
+function demoWeights(): WeightsLayout {
+  if (!complete(DEMO_WEIGHTS)) {
+    throw new UserError('the demo models are not in this copy of facelift-ts (models/demo/ is incomplete); ' +
+      'restore it from the repository (git checkout -- models/demo), or use FaceLift\'s models with --model official');
+  }
+  return locateWeights(DEMO_WEIGHTS);
 }
 
 /**
  * `--weights DIR` if given; else $FACELIFT_WEIGHTS; else ./checkpoints when it holds a complete set (where
- * `facelift weights download` and the reference put them); else `<facelift cache>/checkpoints`, downloaded from
- * Hugging Face (through the shared HF cache) when incomplete. Offline, or when the download fails, the error says so
- * and how to proceed.
+ * `facelift weights download` and the reference put them); else `<facelift cache>/checkpoints`. When none of these
+ * holds weights: with model 'auto' the shipped demo models; with 'official' a download from Hugging Face (through
+ * the shared HF cache) into the cache folder — offline, or when the download fails, the error says so and how to
+ * proceed. Model 'demo' is the demo models, always.
  */
 export async function resolveWeights(opts: ResolveWeightsOptions = {}): Promise<WeightsLayout & { downloaded: boolean }> {
   const env = opts.env ?? process.env;
+  const model = opts.model ?? 'auto';
+  if (model === 'demo') {
+    if (opts.dir) throw new UserError('--model demo runs the shipped demo models; leave out --weights (or drop --model demo)');
+    return { ...demoWeights(), downloaded: false };
+  }
   if (opts.dir) return { ...locateWeights(opts.dir), downloaded: false };
   if (env.FACELIFT_WEIGHTS) return { ...locateWeights(env.FACELIFT_WEIGHTS), downloaded: false };
   const local = join(opts.cwd ?? process.cwd(), 'checkpoints');
   if (complete(local)) return { ...locateWeights(local), downloaded: false };
   const dir = join(faceliftCacheDir(env), 'checkpoints');
   if (complete(dir)) return { ...locateWeights(dir), downloaded: false };
+  if (model === 'auto') return { ...demoWeights(), downloaded: false };
   const offline = hubSettings(env).offline;
   try {
     await ensureWeights({

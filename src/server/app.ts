@@ -166,7 +166,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         return sendJson(res, 200, {
           controls: CONTROLS, maxUploadBytes, acceptedFormats: ACCEPTED_FORMATS,
           queue: { capacity: queue.capacity, waiting: queue.waitingCount },
-          models: { ...models, ...(models.state === 'loading' && opts.runner.loadProgress?.() ? { progress: opts.runner.loadProgress() } : {}) },
+          models: {
+            ...models,
+            ...(models.state === 'loading' && opts.runner.loadProgress?.() ? { progress: opts.runner.loadProgress() } : {}),
+            ...(models.state === 'ready' ? opts.runner.about?.() ?? {} : {}),
+          },
           examples: examples.map((e) => ({ name: e, url: `/api/examples/${encodeURIComponent(e)}` })),
           resultFiles: RESULT_FILES,
         });

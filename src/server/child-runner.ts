@@ -8,7 +8,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { UserError } from '../util/errors.ts';
 import type { PlannedStage } from '../pipeline/estimate.ts';
-import type { JobRunner, RunRequest, StageEvent } from './runner.ts';
+import type { JobRunner, RunnerAbout, RunRequest, StageEvent } from './runner.ts';
 import type { JobSettings } from './settings.ts';
 
 /** What a runner module exports for the child process. */
@@ -23,7 +23,7 @@ export type ParentMessage =
 
 export type ChildMessage =
   | { type: 'started' }
-  | { type: 'ready' }
+  | { type: 'ready'; about?: RunnerAbout }
   | { type: 'init-failed'; message: string; user: boolean }
   | { type: 'load-progress'; event: StageEvent }
   | { type: 'progress'; event: StageEvent }
@@ -66,6 +66,7 @@ export class ChildRunner implements JobRunner {
   private onExit: ((why: string) => void) | undefined;
   private closing = false;
   private lastLoad: StageEvent | undefined;
+  private loadedAbout: RunnerAbout | undefined;
 
   constructor(private readonly opts: ChildRunnerOptions) {
     this.stages = opts.stages;
@@ -81,6 +82,10 @@ export class ChildRunner implements JobRunner {
     return this.lastLoad;
   }
 
+  about(): RunnerAbout | undefined {
+    return this.loadedAbout;
+  }
+
   private start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const child = fork(ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: this.opts.execArgv ?? [], serialization: 'advanced' });
@@ -92,7 +97,11 @@ export class ChildRunner implements JobRunner {
           this.lastLoad = m.event;
           this.opts.onLoadProgress?.(m.event);
         }
-        else if (m.type === 'ready') { loaded = true; resolve(); }
+        else if (m.type === 'ready') {
+          loaded = true;
+          this.loadedAbout = m.about;
+          resolve();
+        }
         else if (m.type === 'init-failed') {
           reject(errorOf(m));
           child.kill();

@@ -8,7 +8,7 @@ import { IMAGE_STAGES, type ProgressListener } from '../pipeline/events.ts';
 import { loadModels, type FaceliftModels, type LoadModelsOptions } from '../pipeline/models.ts';
 import { runInference } from '../pipeline/run.ts';
 import { GRADIO_FILTERS, type FilterOptions } from '../splat/filters.ts';
-import type { JobRunner, RunRequest, StageEvent } from './runner.ts';
+import type { JobRunner, RunnerAbout, RunRequest, StageEvent } from './runner.ts';
 import type { JobSettings } from './settings.ts';
 
 export interface PipelineRunnerOptions extends LoadModelsOptions {
@@ -29,6 +29,7 @@ export function pipelinePlan(settings: JobSettings, frames = GRADIO_TURNTABLE_FR
 export class PipelineRunner implements JobRunner {
   readonly stages = IMAGE_STAGES;
   private models: Promise<FaceliftModels> | undefined;
+  private loaded: RunnerAbout | undefined;
 
   constructor(private readonly opts: PipelineRunnerOptions = {}) {}
 
@@ -38,7 +39,13 @@ export class PipelineRunner implements JobRunner {
 
   ready(): Promise<void> {
     this.models ??= loadModels(this.opts, this.opts.onLoadProgress);
-    return this.models.then(() => {});
+    return this.models.then((m) => {
+      this.loaded = { model: m.model, notices: m.notices };
+    });
+  }
+
+  about(): RunnerAbout | undefined {
+    return this.loaded;
   }
 
   async run(req: RunRequest, onProgress: (e: StageEvent) => void): Promise<void> {

@@ -27,7 +27,8 @@ process.on('message', (m: ParentMessage) => {
         const mod = (await import(pathToFileURL(m.module).href)) as RunnerModule;
         runner = mod.createRunner(m.options, (e) => send({ type: 'load-progress', event: e }));
         await runner.ready();
-        send({ type: 'ready' });
+        const about = runner.about?.();
+        send({ type: 'ready', ...(about ? { about } : {}) });
       } catch (e) {
         send({ type: 'init-failed', ...failure(e) });
       }

@@ -38,6 +38,13 @@ export interface RunHooks {
   onPosition?(ahead: number): void;
 }
 
+/** Whose models a runner serves, known once they are loaded (shown on the page). */
+export interface RunnerAbout {
+  model: 'official' | 'demo';
+  /** Plain-words notes about what was chosen for the user (the demo models, no matting, …). */
+  notices: string[];
+}
+
 export interface JobRunner {
   /** The per-image stages, in order, that `run` reports. */
   readonly stages: readonly string[];
@@ -47,6 +54,8 @@ export interface JobRunner {
   ready(): Promise<void>;
   /** The latest model download/load progress, while loading (shown by the UI on a first, slow start). */
   loadProgress?(): StageEvent | undefined;
+  /** Which models serve the jobs, once ready. */
+  about?(): RunnerAbout | undefined;
   /**
    * Writes every file of RESULT_FILES into `req.outDir`, or throws. Called for one job at a time unless the runner
    * is `remote`.

@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type RunningServer } from './app.ts';
+import { DEMO_NOTICE } from '../pipeline/weights.ts';
 import { SynthRunner } from './testing/synth-runner.ts';
 import { PipelineRunner } from './pipeline-runner.ts';
 import { makeTinyWeights } from '../pipeline/testing/tiny-weights.ts';
@@ -55,7 +56,10 @@ before(async () => {
   if (skip) return;
   assert.ok(ensureWebBuilt(), 'vite is not installed (npm ci installs it)');
   // Each "generation step" takes 150 ms, so that the progress and the time left can be watched.
-  const runner = new SynthRunner({ resolution: 96, frames: 8, spacing: 0.02, stepDelayMs: 150 });
+  const runner = new SynthRunner({
+    resolution: 96, frames: 8, spacing: 0.02, stepDelayMs: 150,
+    about: { model: 'demo', notices: [DEMO_NOTICE] },
+  });
   srv = await startServer({ runner, root: join(tmp, 'jobs'), port: 0, examplesDir: EXAMPLES, log: () => {} });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
@@ -90,6 +94,9 @@ test('upload a photo, watch progress, see all results and the Spark viewer drawi
   assert.equal(await page.locator('#seed').inputValue(), '4');
   assert.equal(await page.locator('.example').count(), 4);
   assert.equal(await page.locator('#submit').isDisabled(), true, 'nothing to submit before a photo is chosen');
+  // The server runs the demo models: the page says so, with how to get FaceLift's.
+  await page.locator('#model-notice:not([hidden])').waitFor();
+  assert.match(await page.locator('#model-notice').innerText(), /^Running facelift-ts's small demo models.*facelift weights download/s);
 
   // Files that are not images are refused when picked, in the drop zone, before anything is uploaded.
   const uploads: string[] = [];

@@ -39,7 +39,8 @@ export function initialParams(specs: readonly ParamSpec[], seed: number): Map<st
     } else if (EMBEDDING.test(s.name)) {
       for (let i = 0; i < a.length; i++) a[i] = 0.02 * normal();
     } else if (s.shape.length >= 2 || fanIn.has(layer)) {
-      const bound = 1 / Math.sqrt(s.shape.length >= 2 ? s.shape.slice(1).reduce((x, y) => x * y, 1) : fanIn.get(layer)!);
+      const fan = s.shape.length >= 2 ? s.shape.slice(1).reduce((x, y) => x * y, 1) : (fanIn.get(layer) ?? 1);
+      const bound = 1 / Math.sqrt(fan);
       for (let i = 0; i < a.length; i++) a[i] = (2 * r.next() - 1) * bound;
     } else if (/\.(mean|std)$/.test(s.name) === false && s.name.endsWith('.weight')) {
       a.fill(1);

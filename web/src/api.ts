@@ -9,7 +9,14 @@ export interface Config {
   maxUploadBytes: number;
   acceptedFormats: string[];
   queue: { capacity: number; waiting: number };
-  models: { state: 'loading' | 'ready' | 'failed'; error?: string; progress?: { stage: string; step: number; total: number; detail?: string } };
+  models: {
+    state: 'loading' | 'ready' | 'failed';
+    error?: string;
+    progress?: { stage: string; step: number; total: number; detail?: string };
+    /** Once ready: whose models serve the jobs, and notes about what was chosen. */
+    model?: 'official' | 'demo';
+    notices?: string[];
+  };
   examples: Array<{ name: string; url: string }>;
 }
 

@@ -292,10 +292,26 @@ async function onSubmit(ev: Event): Promise<void> {
   }
 }
 
+/** Says plainly when the server runs the small demo models (and anything else chosen for the user). */
+function showModelNotices(model: 'official' | 'demo' | undefined, notices: readonly string[]): void {
+  const box = $('model-notice');
+  box.replaceChildren(...notices.map((n) => {
+    const p = document.createElement('p');
+    p.textContent = n.charAt(0).toUpperCase() + n.slice(1) + (/[.)]$/.test(n) ? '' : '.');
+    return p;
+  }));
+  box.hidden = notices.length === 0;
+  box.dataset.model = model ?? '';
+}
+
 async function pollModels(): Promise<void> {
   const note = $('models-state');
   for (;;) {
-    if (config.models.state === 'ready') { note.textContent = ''; break; }
+    if (config.models.state === 'ready') {
+      note.textContent = '';
+      showModelNotices(config.models.model, config.models.notices ?? []);
+      break;
+    }
     if (config.models.state === 'failed') {
       note.textContent = '';
       showError(`The server cannot run jobs: the models could not be loaded (${config.models.error}).`);

@@ -7,11 +7,13 @@ import {
 } from '../../pipeline/estimate.ts';
 import type { ProgressEvent } from '../../pipeline/events.ts';
 import { loadModels, type MattingChoice } from '../../pipeline/models.ts';
+import type { ModelChoice } from '../../pipeline/weights.ts';
 import type { DetectorChoice } from '../../preprocess/index.ts';
 import { UserError } from '../../util/errors.ts';
 import { runRemoteBatch } from '../../queue/batch.ts';
 import type { JobSettings } from '../../server/settings.ts';
 import { intOption, positiveOption } from '../options.ts';
+import { mattingOption, modelOption } from '../model-options.ts';
 
 interface InferOpts {
   inputDir?: string;
@@ -27,7 +29,8 @@ interface InferOpts {
   step_2D?: number;
   weights?: string;
   promptEmbeds?: string;
-  matting: MattingChoice;
+  model: ModelChoice;
+  matting?: MattingChoice;
   mattingModel?: string;
   detector: DetectorChoice;
   frames: number;
@@ -187,10 +190,11 @@ export function register(program: Command): void {
     .addOption(new Option('--guidance_scale_2D <x>').argParser(positiveOption('--guidance_scale_2D')).hideHelp())
     .option('--steps <n>', 'DDIM steps (default 50)', intOption('--steps', 1, 1000))
     .addOption(new Option('--step_2D <n>').argParser(intOption('--step_2D', 1, 1000)).hideHelp())
+    .addOption(modelOption())
     .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: ' +
-      '$FACELIFT_WEIGHTS, ./checkpoints, or the facelift cache (downloaded from Hugging Face when missing)')
+      '$FACELIFT_WEIGHTS, ./checkpoints, or the facelift cache (with --model official: downloaded from Hugging Face when missing)')
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed from text_encoder/ and cached)")
-    .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
+    .addOption(mattingOption())
     .option('--matting-model <file>', 'local ONNX file of the matting model (default: MODNet fetched once into the Hugging Face cache)')
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), 150)
@@ -215,13 +219,16 @@ export function register(program: Command): void {
       const onProgress = bars ? (e: ProgressEvent) => bars.on(e) : undefined;
       const models = await loadModels({
         ...(o.weights ? { weights: o.weights } : {}),
+        model: o.model,
         ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds } : {}),
-        matting: o.matting,
+        ...(o.matting ? { matting: o.matting } : {}),
         ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
         faceDetector: o.detector,
         ...(o.threads ? { threads: o.threads } : {}),
         ...(o.fp16Unet ? { unetFp16Weights: true } : {}),
       }, onProgress);
+      bars?.stop();
+      for (const n of models.notices) process.stderr.write(`facelift: ${n}\n`);
       let outcomes: BatchOutcome[];
       try {
         outcomes = await runFolder(inputDir, {

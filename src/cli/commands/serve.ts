@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { MattingChoice } from '../../pipeline/models.ts';
+import type { ModelChoice } from '../../pipeline/weights.ts';
 import type { DetectorChoice } from '../../preprocess/index.ts';
 import { startServer } from '../../server/app.ts';
 import { IMAGE_STAGES } from '../../pipeline/events.ts';
@@ -11,7 +12,7 @@ import {
 } from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
-import { pipelineRunnerOptions } from '../model-options.ts';
+import { mattingOption, modelOption, pipelineRunnerOptions } from '../model-options.ts';
 import { FileExchange } from '../../queue/exchange.ts';
 import { RemoteRunner } from '../../queue/remote-runner.ts';
 import { checkRedisUrl, redactUrl } from '../../queue/redis.ts';
@@ -28,7 +29,8 @@ interface ServeOpts {
   examples: string;
   keepJobs: number;
   promptEmbeds?: string;
-  matting: MattingChoice;
+  model: ModelChoice;
+  matting?: MattingChoice;
   mattingModel?: string;
   detector: DetectorChoice;
   frames: number;
@@ -59,7 +61,8 @@ export function register(program: Command): void {
     .option('--examples <dir>', 'folder of example photos shown in the UI', BUNDLED_EXAMPLES)
     .option('--keep-jobs <n>', 'finished jobs whose files are kept (older ones are deleted)', intOption('--keep-jobs', 1, 1_000_000), 100)
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
-    .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
+    .addOption(mattingOption())
+    .addOption(modelOption())
     .option('--matting-model <file>', 'local ONNX file of the matting model')
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), GRADIO_TURNTABLE_FRAMES)

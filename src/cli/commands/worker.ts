@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker } from '../../queue/worker.ts';
-import { pipelineRunnerOptions, type ModelFlags } from '../model-options.ts';
+import { mattingOption, modelOption, pipelineRunnerOptions, type ModelFlags } from '../model-options.ts';
 import { intOption } from '../options.ts';
 
 interface WorkerOpts extends ModelFlags {
@@ -21,7 +21,8 @@ export function register(program: Command): void {
     .option('--concurrency <n>', 'jobs at once; each holds its own copy of the models in memory', intOption('--concurrency', 1, 64), 1)
     .option('--weights <dir>', 'weights folder in the official layout; default: as facelift infer')
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
-    .addOption(new Option('--matting <model>', 'background removal').choices(['modnet', 'u2net', 'none']).default('modnet'))
+    .addOption(mattingOption())
+    .addOption(modelOption())
     .option('--matting-model <file>', 'local ONNX file of the matting model')
     .addOption(new Option('--detector <model>', 'face detector').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--threads <n>', 'onnxruntime threads per job (default: all cores)', intOption('--threads', 1, 1024))

@@ -16,7 +16,7 @@ import { renderTurntable } from '../../splat/turntable.ts';
 import { generateHead } from '../../synth/head.ts';
 import { sampleHeadParams } from '../../synth/params.ts';
 import type { PlannedStage } from '../../pipeline/estimate.ts';
-import type { JobRunner, RunRequest, StageEvent } from '../runner.ts';
+import type { JobRunner, RunnerAbout, RunRequest, StageEvent } from '../runner.ts';
 import type { JobSettings } from '../settings.ts';
 
 /** For ChildRunner (options without the function-valued ones). */
@@ -48,6 +48,8 @@ export interface SynthRunnerOptions {
   /** Delay before ready() resolves, ms; or an error to reject it with. */
   loadDelayMs?: number;
   loadError?: Error;
+  /** What about() reports once loaded (default: nothing). */
+  about?: RunnerAbout;
 }
 
 export class SynthRunner implements JobRunner {
@@ -57,6 +59,10 @@ export class SynthRunner implements JobRunner {
   runs = 0;
 
   constructor(private readonly opts: SynthRunnerOptions = {}, private readonly onLoadProgress?: (e: StageEvent) => void) {}
+
+  about(): RunnerAbout | undefined {
+    return this.loading && this.renderer ? this.opts.about : undefined;
+  }
 
   plan(settings: JobSettings): PlannedStage[] {
     const frames = this.opts.frames ?? 6;
