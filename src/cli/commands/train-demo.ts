@@ -4,11 +4,11 @@
  * with fresh weights around a trained VAE, for `facelift train mvdiffusion` to train from scratch.
  */
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { writeNewPipeline } from '../../train/demo/new-pipeline.ts';
 import { packDemo } from '../../train/demo/pack.ts';
 import { trainVae } from '../../train/vae/run.ts';
 import { intOption, positiveOption } from '../options.ts';
+import { stopOnSignal, trainBar } from '../train-session.ts';
 
 interface VaeOpts {
   config: string;
@@ -34,21 +34,8 @@ export function registerVae(train: Command): void {
     .option('--threads <n>', 'threads for onnxruntime', intOption('--threads', 1, 256))
     .option('--json', 'print one JSON line per logged pass on stdout')
     .action(async (o: VaeOpts) => {
-      let stopRequested = false;
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (stopRequested) process.exit(130);
-        stopRequested = true;
-        process.stderr.write(`\n${sig}: finishing this pass, then writing a checkpoint (send again to quit at once)\n`);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      const bar = !o.json && process.stderr.isTTY
-        ? new cliProgress.SingleBar({
-          format: 'train vae |{bar}| {value}/{total} passes · loss {loss} · ETA {eta_formatted}',
-          stream: process.stderr,
-          hideCursor: true,
-        }, cliProgress.Presets.shades_classic)
-        : null;
+      const signals = stopOnSignal();
+      const bar = trainBar('train vae |{bar}| {value}/{total} passes · loss {loss} · ETA {eta_formatted}', o.json);
       try {
         const r = await trainVae({
           config: o.config,
@@ -69,15 +56,14 @@ export function registerVae(train: Command): void {
             if (pass === 1 || !bar.getProgress()) bar.start(total, pass);
             bar.update(pass, { loss: row.loss.toPrecision(4) });
           },
-          stop: () => stopRequested,
+          stop: signals.requested,
         });
         bar?.stop();
         process.stderr.write(`${r.stopped ? 'stopped' : 'finished'} at pass ${r.pass} of ${r.totalPasses}; ` +
           `last checkpoint ${r.checkpoint ?? 'none'}${r.exported ? `; VAE in ${r.exported}` : ''}\n`);
       } finally {
         bar?.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        signals.dispose();
       }
     });
 

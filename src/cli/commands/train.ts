@@ -7,7 +7,6 @@
  * ETA); with --json one JSON line per logged step on stdout.
  */
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { trainGslrm } from '../../train/gslrm/run.ts';
 import { trainMvDiffusion } from '../../train/mvdiffusion/run.ts';
 import { readYamlTree } from '../../train/config-tree.ts';
@@ -20,6 +19,7 @@ import { UserError } from '../../util/errors.ts';
 import { statSync } from 'node:fs';
 import { intOption, positiveOption } from '../options.ts';
 import { registerVae } from './train-demo.ts';
+import { stopOnSignal, trainBar } from '../train-session.ts';
 
 interface TrainOpts {
   config: string;
@@ -82,26 +82,11 @@ export function register(program: Command): void {
     )
     .option('--json', 'print one JSON line per logged step on stdout')
     .action(async (o: TrainOpts) => {
-      let stopRequested = false;
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (stopRequested) process.exit(130);
-        stopRequested = true;
-        process.stderr.write(`\n${sig}: finishing this pass, then writing a checkpoint (send again to quit at once)\n`);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      const bar =
-        !o.json && process.stderr.isTTY
-          ? new cliProgress.SingleBar(
-              {
-                format:
-                  'train gslrm |{bar}| {value}/{total} passes · loss {loss} · PSNR {psnr} dB · {rate} passes/s · ETA {eta_formatted}',
-                stream: process.stderr,
-                hideCursor: true,
-              },
-              cliProgress.Presets.shades_classic,
-            )
-          : null;
+      const signals = stopOnSignal();
+      const bar = trainBar(
+        'train gslrm |{bar}| {value}/{total} passes · loss {loss} · PSNR {psnr} dB · {rate} passes/s · ETA {eta_formatted}',
+        o.json,
+      );
       const say = (l: string) => {
         if (bar) bar.stop();
         process.stderr.write(`${l}\n`);
@@ -138,7 +123,7 @@ export function register(program: Command): void {
             const rate = (pass - p0) / ((performance.now() - t0) / 1000);
             bar.update(pass, { loss: row.loss.toPrecision(4), psnr: row.psnr.toFixed(2), rate: rate.toFixed(3) });
           },
-          stop: () => stopRequested || (o.stopAtPass !== undefined && lastPass >= o.stopAtPass),
+          stop: () => signals.requested() || (o.stopAtPass !== undefined && lastPass >= o.stopAtPass),
         });
         bar?.stop();
         process.stderr.write(
@@ -146,8 +131,7 @@ export function register(program: Command): void {
         );
       } finally {
         bar?.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        signals.dispose();
       }
     });
 
@@ -267,25 +251,11 @@ function registerMvDiffusion(train: Command): void {
     .option('--lpips-lin <file>', 'LPIPS v0.1 vgg.pth')
     .option('--json', 'print one JSON line per logged update on stdout')
     .action(async (o: Omit<TrainOpts, 'load' | 'turntableFrames' | 'vgg19'> & { exportOnly?: boolean }) => {
-      let stopRequested = false;
-      const onSignal = (sig: NodeJS.Signals) => {
-        if (stopRequested) process.exit(130);
-        stopRequested = true;
-        process.stderr.write(`\n${sig}: finishing this pass, then writing a checkpoint (send again to quit at once)\n`);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      const bar =
-        !o.json && process.stderr.isTTY
-          ? new cliProgress.SingleBar(
-              {
-                format: 'train mvdiffusion |{bar}| {value}/{total} passes · loss {loss} · {rate} passes/s · ETA {eta_formatted}',
-                stream: process.stderr,
-                hideCursor: true,
-              },
-              cliProgress.Presets.shades_classic,
-            )
-          : null;
+      const signals = stopOnSignal();
+      const bar = trainBar(
+        'train mvdiffusion |{bar}| {value}/{total} passes · loss {loss} · {rate} passes/s · ETA {eta_formatted}',
+        o.json,
+      );
       const say = (l: string) => {
         if (bar) bar.stop();
         process.stderr.write(`${l}\n`);
@@ -317,7 +287,7 @@ function registerMvDiffusion(train: Command): void {
             const rate = (pass - p0) / ((performance.now() - t0) / 1000);
             bar.update(pass, { loss: row.loss.toPrecision(4), rate: rate.toFixed(3) });
           },
-          stop: () => stopRequested,
+          stop: signals.requested,
         });
         bar?.stop();
         if (!o.exportOnly)
@@ -326,8 +296,7 @@ function registerMvDiffusion(train: Command): void {
           );
       } finally {
         bar?.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        signals.dispose();
       }
     });
 }

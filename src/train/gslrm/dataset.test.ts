@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import { trainingRig } from '../../cameras/rigs.ts';
 import { applyOverrides, checkTree, parseYamlTree } from '../config-tree.ts';
 import { streamRng } from '../rng.ts';
-import { drawBackground, drawViews, scaleCamera } from './dataset.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseGslrmTrainConfig } from './config.ts';
+import { drawBackground, drawViews, RandomViewDataset, readSampleList, scaleCamera } from './dataset.ts';
+import { synthHeads } from './testing/fixtures.ts';
 
 test('drawViews: distinct inputs; extra views within the reference overlap rule (unnormalised positions · ≥ 0.5)', () => {
   const rig = trainingRig(64, 32);
@@ -70,12 +75,6 @@ test('config trees: --set overrides (YAML scalars), unknown keys listed, wrong t
 });
 
 test('input_views: the given inputs in their order, the other views drawn at random as targets; bad lists refused', async () => {
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { synthHeads } = await import('./testing/fixtures.ts');
-  const { RandomViewDataset, readSampleList } = await import('./dataset.ts');
-  const { parseGslrmTrainConfig } = await import('./config.ts');
   const root = mkdtempSync(join(tmpdir(), 'gslrm-inputs-'));
   try {
     const data = await synthHeads(join(root, 'heads'), 1, 32, { layout: 'gslrm', seed: 4, spacing: 0.03 });
@@ -94,7 +93,6 @@ test('input_views: the given inputs in their order, the other views drawn at ran
       }
     }
     assert.ok(seen.size > 8, 'targets vary from pass to pass');
-    const { readFileSync } = await import('node:fs');
     const demo = readFileSync(new URL('../../../configs/demo/gslrm_views.yaml', import.meta.url), 'utf8');
     const tree = parseYamlTree(demo.replace('input_views: [24, 20, 16, 8, 0, 28]', 'input_views: [1, 2, 2, 3, 4, 5]'), 'c.yaml');
     assert.throws(() => parseGslrmTrainConfig(tree, 'c.yaml'), /input_views must list num_input_views \(6\) distinct view indices/);
