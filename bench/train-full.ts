@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- train-full [--only slice|adamw|stage] [--tokens 4098,8194,16386,24578] [--stages 256,512,final]
- *   [--updates 3] [--threads 2] [--no-baseline]`
+ * `npm run bench -- train-full [--only slice|adamw|stage] [--tokens 4098,8194,16386,24578]
+ *   [--stages 256,512,final,mouse] [--updates 3] [--threads 2] [--no-baseline]`
  *
  * Training at the official size, each measurement in its own process (its peak RSS is its own):
  *  - slice: a 2-layer slice of the full-size GS-LRM transformer (d 1024, 16 heads) at the token counts of the
@@ -9,8 +9,8 @@
  *    through RecomputedBlock, attention by flash blocks), interleaved in one process; against Debian's PyTorch 1.13
  *    on the same slice with a checkpoint per layer and per attention chunk (bench/baselines/gslrm_slice.py).
  *    Rates count 3 × the forward's FLOPs as useful ("credited"); the executed rate also counts the recomputation.
- *  - stage: a shipped GS-LRM stage config (configs/gslrm_pretrain_256.yaml, gslrm_pretrain_512.yaml, gslrm.yaml)
- *    at full size, batch 1 and its views, random weights (network and the perceptual loss's VGG-19), synthetic
+ *  - stage: a shipped GS-LRM stage config (configs/gslrm_pretrain_256.yaml, gslrm_pretrain_512.yaml, gslrm.yaml,
+ *    or the fork's mouse_gslrm_lowmem.yaml: 384², 5 + 1 views) at full size, batch 1 and its views, random weights (network and the perceptual loss's VGG-19), synthetic
  *    targets, L2 warm-up off so every loss of the config runs: `--updates` optimizer updates through the real
  *    Trainer (fp32 moments unless the config asks for 8-bit), then its final checkpoint; peak RSS and seconds per
  *    pass, AdamW's share of it.
@@ -130,8 +130,11 @@ export const run: BenchRun = async function* (args) {
     const stages = (args.includes('--stages') ? args[args.indexOf('--stages') + 1]! : '256').split(',');
     const updates = numberArg(args, 'updates', 3);
     for (const st of stages) {
-      const file = { '256': 'gslrm_pretrain_256.yaml', '512': 'gslrm_pretrain_512.yaml', final: 'gslrm.yaml' }[st];
-      if (!file) throw new Error(`--stages: unknown stage ${st} (256, 512 or final)`);
+      const file = {
+        '256': 'gslrm_pretrain_256.yaml', '512': 'gslrm_pretrain_512.yaml', final: 'gslrm.yaml',
+        mouse: 'mouse_gslrm_lowmem.yaml',
+      }[st];
+      if (!file) throw new Error(`--stages: unknown stage ${st} (256, 512, final or mouse)`);
       const r = child<StageResult>({ part: 'stage', config: file, updates, threads });
       const tag = `GS-LRM ${file} (${r.tokens} tokens, ${r.views} views)`;
       yield {
@@ -409,5 +412,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href &
 export function section(args: string[]): string {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
   const tokens = only === 'slice' && args.includes('--tokens') ? ` @ ${args[args.indexOf('--tokens') + 1]} tokens` : '';
-  return only ? `train-full: ${only}${tokens}` : 'train-full';
+  // The 256² stage keeps its section name from before stages other than 256 were measured.
+  const stages = args.includes('--stages') ? args[args.indexOf('--stages') + 1]! : '256';
+  const which = only === 'stage' && stages !== '256' ? ` (${stages})` : '';
+  return only ? `train-full: ${only}${tokens}${which}` : 'train-full';
 }

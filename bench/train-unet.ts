@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- train-unet [--only block|step|encoders] [--sizes tiny,small,full] [--moments fp32,8bit,none]
+ * `npm run bench -- train-unet [--only block|step|encoders] [--sizes tiny,small,full,lowmem] [--moments fp32,8bit,none]
  *   [--optimizer-workers N] [--threads 2] [--no-baseline]` (`none`: forward + backward only)
  *
  * Training the multi-view UNet (issue #15, with #14's memory work), each measurement in its own process so its
@@ -12,7 +12,8 @@
  *    epoch) at tiny (the golden pipeline's 0.56 M UNet, 64²), small (block channels 128–512, 128²) and full size
  *    (the official 870 M UNet, 512²): 1 object × 6 views forward + backward, the global norm, AdamW (fp32 or 8-bit
  *    moments) and the EMA update, for each combination of gradient checkpointing and moment storage. Full size
- *    without checkpointing is not run (its activations alone exceed the machine); random weights.
+ *    without checkpointing is not run (its activations alone exceed the machine); random weights. lowmem: the
+ *    official UNet at 256² (the fork's mouse_mvdiffusion_lowmem.yaml).
  *  - encoders: the frozen encoders' cost per object that the cache saves — CLIP image encoder on the input and
  *    the VAE posterior of the input and the 6 targets — at tiny and full size.
  */
@@ -41,12 +42,14 @@ import { numberArg } from './args.ts';
 import type { BenchRun, Figure } from './figure.ts';
 
 const GOLDEN = new URL('../../shared/golden/', import.meta.url).pathname;
-type Size = 'tiny' | 'small' | 'full';
+type Size = 'tiny' | 'small' | 'full' | 'lowmem';
 
 function unetConfig(size: Size): UNetConfig {
   const file =
     size === 'tiny' ? join(GOLDEN, 'pipeline-tiny/pipeckpts/unet/config.json') : join(GOLDEN, 'official-keys/unet_mv_config.json');
   const c = parseUNetConfig(JsonFields.fromFile(file));
+  // The fork's mouse_mvdiffusion_lowmem.yaml: the official UNet at img_wh 256 (sample_size 32).
+  if (size === 'lowmem') return { ...c, sampleSize: 32 };
   if (size !== 'small') return c;
   return { ...c, sampleSize: 16, blockOutChannels: [128, 256, 512, 512], heads: [2, 4, 8, 8] };
 }
@@ -132,7 +135,7 @@ export const run: BenchRun = async function* (args) {
 
   if (!only || only === 'step') {
     for (const size of sizes) {
-      for (const recompute of size === 'full' ? [true] : [false, true]) {
+      for (const recompute of size === 'full' || size === 'lowmem' ? [true] : [false, true]) {
         for (const moments of momentsArg) {
           const r = child<Record<string, number>>({ part: 'step', size, recompute, moments, threads, workers });
           if (r === null) {
@@ -228,7 +231,7 @@ async function stepChild(size: Size, recompute: boolean, moments: 'fp32' | '8bit
   const opt = train ? new MomentAdamW(params, { betas: [0.9, 0.999], eps: 1e-8, weightDecay: () => 1e-2, moments, workers }) : null;
   const ema = train ? Ema.of(params, params.keys()) : null;
   const t = { pass: Infinity, adamw: Infinity, ema: Infinity, step: Infinity };
-  const iterations = size === 'full' ? 2 : 3;
+  const iterations = size === 'full' || size === 'lowmem' ? 2 : 3;
   for (let i = 0; i < iterations; i++) {
     const t0 = performance.now();
     const r = await net.lossAndGrads(feeds, target, Array(N).fill(1));

@@ -25,6 +25,18 @@ test('clr_embeds.pt loads as [6, 77, 32] and is checked against the UNet', async
   await assert.rejects(loadPromptEmbeds(join(dir, 'clr_embeds.pt'), { views: 6, width: 1024 }), /shape \[6, 77, 32\], the UNet needs \[6, tokens, 1024\]/);
 });
 
+test("the mouse fork's 768-wide prompt embeddings are refused with what to use instead", async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'facelift-768-'));
+  try {
+    const f = join(tmp, 'clr_embeds.safetensors');
+    await writeSafetensors(f, { e: { shape: [6, 77, 768], data: new Float32Array(6 * 77 * 768) } });
+    await assert.rejects(loadPromptEmbeds(f, { views: 6, width: 1024 }),
+      /\[6, 77, 768\].*CLIP ViT-L\/14.*1024-wide.*leave prompt_embed_path out/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('prompt embeddings from text_encoder/ + tokenizer/: match the fp32 reference, the shipped fp16 file, and are cached', async () => {
   const cacheDir = mkdtempSync(join(tmpdir(), 'facelift-prompts-'));
   try {

@@ -6,6 +6,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { parseGslrmConfig, type GslrmConfig } from '../../lrm/config.ts';
 import { UserError } from '../../util/errors.ts';
+import type { UprightOptions } from '../../mouse/normalize.ts';
+import { rangeOf, type ViewAugmentation } from '../augment.ts';
 import { at, checkTree, dumpYaml, type Schema, type Tree } from '../config-tree.ts';
 
 const SCHEMA: Schema = {
@@ -80,7 +82,21 @@ const SCHEMA: Schema = {
   },
   inference: 'any',
   validation: { enabled: 'bool', val_every: 'int', output_dir: 'string', dataset_path: 'string' },
-
+  mouse: {
+    use_mouse_dataset: 'bool',
+    normalize_cameras: 'bool',
+    target_camera_distance: 'number',
+    normalize_to_z_up: 'bool',
+    auto_generate_mask: 'bool',
+    augmentation: {
+      enabled: 'bool',
+      brightness_range: 'any',
+      contrast_range: 'any',
+      hflip: 'bool',
+      horizontal_flip: 'bool',
+      rotation_range: 'any',
+    },
+  },
 };
 
 export type BackgroundSpec = 'white' | 'black' | 'gray' | 'random' | 'three_choices' | number;
@@ -131,8 +147,21 @@ export interface GslrmTrainConfig {
   logging: { printEvery: number; visEvery: number };
   freeze: { enabled: boolean; transformerUntil: number; patchEmbedder: boolean; positionalEmbeddings: boolean };
   validation: { enabled: boolean; every: number; datasetPath: string | null };
+  /** The fork's `MouseViewDataset` (`mouse.use_mouse_dataset`), or null for `RandomViewDataset`. */
+  mouse: MouseDatasetConfig | null;
   /** The resolved tree, as written to the run folder. */
   tree: Tree;
+}
+
+/**
+ * The fork's mouse dataset (spec mouse.md §8.2): views in their fixed order (inputs 0..num_input_views−1, targets
+ * all), RGB views given an alpha where they are not near-white, the rig turned upright and scaled (uprightRig:
+ * one similarity per sample, so images and cameras keep agreeing), one brightness/contrast change for all views.
+ */
+export interface MouseDatasetConfig {
+  cameras: UprightOptions | null;
+  autoMask: boolean;
+  augmentation: ViewAugmentation | null;
 }
 
 export interface LossWeights { l2: number; perceptual: number; lpips: number; ssim: number; pointsdist: number }
@@ -159,6 +188,8 @@ export function lossWeightsAt(cfg: GslrmTrainConfig, pass: number): LossWeights 
 export interface ParsedConfig {
   config: GslrmTrainConfig;
   unknownKeys: string[];
+  /** Keys read but without effect in this configuration, with why. */
+  notes: string[];
 }
 
 /**
@@ -214,6 +245,12 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     );
   }
   const lossW = (k: string) => num(`training.losses.${k}`, 0);
+  const notes: string[] = [];
+  const mouse = parseMouse(tree, source, notes);
+  if (mouse && rawInputs !== null) {
+    throw new UserError(`${source}: training.dataset.input_views and mouse.use_mouse_dataset both choose the input views ` +
+      '(the mouse dataset takes views 0..num_input_views−1); keep one');
+  }
   const config: GslrmTrainConfig = {
     model,
     seed: num('seed', 777),
@@ -279,9 +316,50 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       every: num('validation.val_every', 5000),
       datasetPath: path(str('validation.dataset_path')),
     },
+    mouse,
     tree,
   };
-  return { config, unknownKeys };
+  return { config, unknownKeys, notes };
+}
+
+function parseMouse(tree: Tree, source: string, notes: string[]): MouseDatasetConfig | null {
+  const get = (k: string) => at(tree, `mouse.${k}`);
+  const flag = (k: string, dflt: boolean) => (get(k) ?? dflt) as boolean;
+  const augOn = flag('augmentation.enabled', false);
+  if (!flag('use_mouse_dataset', false)) {
+    // The fork's RandomViewDataset reads none of the section (mouse_gslrm_synthetic.yaml enables augmentation there).
+    if (augOn) notes.push('mouse.augmentation is read by the mouse dataset only (mouse.use_mouse_dataset: true)');
+    return null;
+  }
+  for (const k of ['hflip', 'horizontal_flip'] as const) {
+    if (flag(`augmentation.${k}`, false)) {
+      throw new UserError(`${source}: mouse.augmentation.${k} would mirror the views, and no rotation of the cameras ` +
+        'matches a mirrored image; set it false');
+    }
+  }
+  const rot = get('augmentation.rotation_range') ?? 0;
+  if (!(rot === 0 || (Array.isArray(rot) && rot.every((v) => v === 0)))) {
+    throw new UserError(`${source}: mouse.augmentation.rotation_range rotates views without their cameras ` +
+      '(they would stop agreeing); set it to 0');
+  }
+  let augmentation: ViewAugmentation | null = null;
+  if (augOn) {
+    try {
+      augmentation = {
+        brightness: rangeOf(get('augmentation.brightness_range'), 'mouse.augmentation.brightness_range'),
+        contrast: rangeOf(get('augmentation.contrast_range'), 'mouse.augmentation.contrast_range'),
+      };
+    } catch (e) {
+      throw new UserError(`${source}: ${(e as Error).message}`);
+    }
+  }
+  const distance = (get('target_camera_distance') ?? 2.7) as number;
+  if (!(distance >= 0)) throw new UserError(`${source}: mouse.target_camera_distance must be ≥ 0, got ${distance}`);
+  return {
+    cameras: flag('normalize_cameras', true) ? { up: flag('normalize_to_z_up', true) ? 'z' : 'y', distance } : null,
+    autoMask: flag('auto_generate_mask', true),
+    augmentation,
+  };
 }
 
 function rgbTriple(v: unknown, source: string): [number, number, number] {

@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { trainingRig } from '../../cameras/rigs.ts';
+import sharp from 'sharp';
+import { invertRigid } from '../../cameras/camera.ts';
+import { writeCameraFile } from '../../cameras/opencv-json.ts';
+import { faceliftViews, trainingRig } from '../../cameras/rigs.ts';
+import { rotationBetween } from '../../mouse/normalize.ts';
 import { applyOverrides, checkTree, parseYamlTree } from '../config-tree.ts';
 import { streamRng } from '../rng.ts';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseGslrmTrainConfig } from './config.ts';
 import { drawBackground, drawViews, RandomViewDataset, readSampleList, scaleCamera } from './dataset.ts';
 import { synthHeads } from './testing/fixtures.ts';
+
+const CFG = new URL('../../../configs/gslrm.yaml', import.meta.url).pathname;
 
 test('drawViews: distinct inputs; extra views within the reference overlap rule (unnormalised positions · ≥ 0.5)', () => {
   const rig = trainingRig(64, 32);
@@ -98,5 +104,78 @@ test('input_views: the given inputs in their order, the other views drawn at ran
     assert.throws(() => parseGslrmTrainConfig(tree, 'c.yaml'), /input_views must list num_input_views \(6\) distinct view indices/);
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('mouse dataset: fixed view order, an upright rig, masks for RGB views, one augmentation for all views', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fl-mouse-ds-'));
+  try {
+    // A sample on FaceLift's cameras with the world turned on its side, RGB views (white background), as `mouse
+    // generate` + a foreign world would give.
+    const sample = join(dir, 's0');
+    mkdirSync(join(sample, 'images'), { recursive: true });
+    const rig = faceliftViews(16);
+    const Q = rotationBetween([0, 0, 1], [1, 0, 0]);
+    const turn = (m: Float64Array) => {
+      const c2w = new Float64Array(16);
+      for (let r = 0; r < 3; r++) for (let k = 0; k < 4; k++) c2w[4 * r + k] = 0.5 * (k === 3 ? 1 : 2) *
+        (Q[3 * r]! * m[k]! + Q[3 * r + 1]! * m[4 + k]! + Q[3 * r + 2]! * m[8 + k]!);
+      c2w[15] = 1;
+      return c2w;
+    };
+    await writeCameraFile(join(sample, 'opencv_cameras.json'), {
+      id: 's0',
+      frames: rig.map((c) => {
+        const c2w = turn(c.c2w);
+        return { ...c, c2w, w2c: invertRigid(c2w) };
+      }),
+    });
+    for (let v = 0; v < 6; v++) {
+      const px = Buffer.alloc(16 * 16 * 3, 255);
+      for (let i = 0; i < 16 * 8; i++) px.set([40 * v, 100, 200], 3 * i); // top half coloured, bottom half white
+      await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).png()
+        .toFile(join(sample, `images/cam_${String(v).padStart(3, '0')}.png`));
+    }
+    const yaml = (mouse: string) => `${readFileSync(CFG, 'utf8')}\n${mouse}`;
+    const parse = (mouse: string, sets: string[] = []) => {
+      const tree = parseYamlTree(yaml(mouse), 'm.yaml');
+      applyOverrides(tree, ['model.image_tokenizer.image_size=16', ...sets]);
+      return parseGslrmTrainConfig(tree, 'm.yaml');
+    };
+    const { config } = parse(`mouse: { use_mouse_dataset: true, augmentation: { enabled: true, brightness_range: [0.5, 0.6],
+      contrast_range: [1, 1], hflip: false } }`);
+    assert.ok(config.mouse?.cameras && config.mouse.autoMask && config.mouse.augmentation);
+    const opts = {
+      imageSize: 16, numViews: 6, numInputViews: 5, maximizeOverlap: false, background: 'white' as const,
+      mouse: config.mouse,
+    };
+    const ds = new RandomViewDataset([sample], opts, 3);
+    const plain = new RandomViewDataset([sample], { ...opts, mouse: { ...config.mouse!, augmentation: null } }, 3);
+    for (let pass = 0; pass < 3; pass++) {
+      const s = await ds.get(0, pass, 0);
+      const p = await plain.get(0, pass, 0);
+      assert.deepEqual(s.viewIndices, [0, 1, 2, 3, 4, 5]);
+      // Back to FaceLift's own cameras: upright and at 2.7 (the file had them on their side at 1.35).
+      s.cameras.forEach((c, i) => c.c2w.forEach((x, k) => assert.ok(Math.abs(x - rig[i]!.c2w[k]!) < 1e-9, `view ${i}`)));
+      assert.ok(s.hasAlpha);
+      assert.equal(s.alpha[0], 1);
+      assert.equal(s.alpha[16 * 16 - 1], 0);
+      // One brightness factor in [0.5, 0.6] for every view (contrast 1): the same ratio to the plain views everywhere.
+      const ratios = new Set<string>();
+      for (let i = 0; i < s.rgb.length; i++) if (p.rgb[i]! > 0.3) ratios.add((s.rgb[i]! / p.rgb[i]!).toFixed(4));
+      assert.equal(ratios.size, 1, `${[...ratios]}`);
+      const r = Number([...ratios][0]);
+      assert.ok(r >= 0.5 && r <= 0.6, `${r}`);
+    }
+    // Without use_mouse_dataset the section is not read, and the one key that would matter is named.
+    const off = parse('mouse: { augmentation: { enabled: true } }');
+    assert.equal(off.config.mouse, null);
+    assert.match(off.notes.join('\n'), /mouse\.augmentation is read by the mouse dataset only/);
+    assert.throws(() => parse('mouse: { use_mouse_dataset: true, augmentation: { enabled: true, hflip: true } }'),
+      /mirror the views/);
+    assert.throws(() => parse('mouse: { use_mouse_dataset: true }', ['training.dataset.input_views=[0,1,2,3,4,5]']),
+      /both choose the input views/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

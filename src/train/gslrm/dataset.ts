@@ -2,7 +2,9 @@
  * `RandomViewDataset` (spec gslrm.md §6): a list file of sample folders, each with `opencv_cameras.json` and its
  * images; per item `num_views` distinct views of which the first `num_input_views` are the inputs (targets are all
  * views, inputs included), with the overlap rule, the background colour, RGBA kept as a 4th channel, resizing to
- * `image_size` with the intrinsics scaled alike.
+ * `image_size` with the intrinsics scaled alike. With the mouse fork's `mouse.use_mouse_dataset` (MouseViewDataset,
+ * spec mouse.md §8.2): views in their fixed order, the rig turned upright and scaled as one (cameras keep agreeing
+ * with the pixels), RGB views masked where not near-white, one brightness/contrast change for all views.
  *
  * Randomness is a pure function of (seed, pass, slot), never of a generator's running state, so a resumed run
  * draws exactly the views an uninterrupted one would.
@@ -14,7 +16,9 @@ import type { Camera } from '../../cameras/camera.ts';
 import { readCameraFile } from '../../cameras/opencv-json.ts';
 import { pilResize } from '../../diffusion/pil-resize.ts';
 import { UserError } from '../../util/errors.ts';
-import type { BackgroundSpec } from './config.ts';
+import { uprightRig } from '../../mouse/normalize.ts';
+import { augmentViews } from '../augment.ts';
+import type { BackgroundSpec, MouseDatasetConfig } from './config.ts';
 import { streamRng, type StreamRng } from '../rng.ts';
 
 export interface ViewSample {
@@ -46,6 +50,8 @@ export interface RandomViewOptions {
   inputViews?: readonly number[] | null;
   /** Drop the alpha channel after compositing (`remove_alpha`). */
   removeAlpha?: boolean;
+  /** The fork's mouse dataset: fixed view order, upright rig, masks for RGB views, augmentation (training only). */
+  mouse?: MouseDatasetConfig | null;
 }
 
 interface SampleMeta {
@@ -145,7 +151,9 @@ export class RandomViewDataset {
     if (fixedInputs && fixedInputs.some((v) => v >= meta.cameras.length)) {
       throw new UserError(`has ${meta.cameras.length} views; input_views asks for view ${Math.max(...fixedInputs)}`);
     }
-    const viewIndices = this.opts.fixedViews
+    const mouse = this.opts.mouse ?? null;
+    const cams = mouse?.cameras ? uprightRig(meta.cameras, mouse.cameras) : meta.cameras;
+    const viewIndices = this.opts.fixedViews || mouse
       ? [...Array(numViews).keys()]
       : fixedInputs
         ? [...fixedInputs, ...rng.sample([...meta.cameras.keys()].filter((i) => !fixedInputs.includes(i)), numViews - fixedInputs.length)]
@@ -166,8 +174,9 @@ export class RandomViewDataset {
     let hasAlpha = false;
     await Promise.all(
       viewIndices.map(async (vi, v) => {
-        const cam = meta.cameras[vi]!;
-        const img = await readView(meta.files[vi]!, S);
+        const cam = cams[vi]!;
+        let img = await readView(meta.files[vi]!, S);
+        if (img.channels === 3 && mouse?.autoMask) img = withWhiteAsClear(img);
         if (img.width !== cam.width || img.height !== cam.height) {
           throw new UserError(
             `${meta.files[vi]} is ${img.width}×${img.height} but its camera says ${cam.width}×${cam.height}`,
@@ -185,6 +194,7 @@ export class RandomViewDataset {
         );
       }),
     );
+    if (mouse?.augmentation) augmentViews(rgb, mouse.augmentation, rng);
     return { dir, viewIndices, rgb, alpha, hasAlpha: hasAlpha && !this.opts.removeAlpha, cameras, background };
   }
 }
@@ -269,6 +279,20 @@ export async function readView(file: string, S: number): Promise<Decoded> {
   let px = new Uint8Array(data.buffer, data.byteOffset, data.length);
   if (info.width !== S) px = pilResize(px, info.width, info.height, info.channels, S, S, 'lanczos');
   return { width: info.width, height: info.height, channels: info.channels, data: px };
+}
+
+/** The fork's `auto_generate_mask`: an RGB view on white gets alpha 0 where all channels exceed 250, else 1. */
+export function withWhiteAsClear(img: Decoded): Decoded {
+  const n = img.data.length / 3;
+  const out = new Uint8Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const r = img.data[3 * i]!, g = img.data[3 * i + 1]!, b = img.data[3 * i + 2]!;
+    out[4 * i] = r;
+    out[4 * i + 1] = g;
+    out[4 * i + 2] = b;
+    out[4 * i + 3] = r > 250 && g > 250 && b > 250 ? 0 : 255;
+  }
+  return { ...img, channels: 4, data: out };
 }
 
 /** Interleaved 8-bit RGB(A) at S×S → planar RGB composited onto `bg`, and alpha. */

@@ -76,8 +76,9 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
   }
   const tree = readYamlTree(opts.config);
   applyOverrides(tree, opts.sets ?? []);
-  const { config: cfg, unknownKeys } = parseGslrmTrainConfig(tree, opts.config);
+  const { config: cfg, unknownKeys, notes } = parseGslrmTrainConfig(tree, opts.config);
   if (unknownKeys.length) say(`config: ignoring keys this trainer does not read: ${unknownKeys.join(', ')}`);
+  for (const n of notes) say(`config: ${n}; ignored`);
   const dir = cfg.checkpointing.dir;
   mkdirSync(dir, { recursive: true });
   // A run killed while writing leaves its temporary file; the renamed checkpoints are whole.
@@ -130,6 +131,7 @@ export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmRes
       maximizeOverlap: cfg.dataset.maximizeOverlap,
       background: cfg.dataset.background,
       removeAlpha: cfg.dataset.removeAlpha,
+      mouse: cfg.mouse,
     },
     cfg.seed,
     say,

@@ -52,6 +52,8 @@ export async function validateGslrm(
       numInputViews: cfg.dataset.numInputViews,
       maximizeOverlap: cfg.dataset.maximizeOverlap,
       background: 'white',
+      // The mouse dataset's views, cameras and masks, without the training-time augmentation.
+      mouse: cfg.mouse ? { ...cfg.mouse, augmentation: null } : null,
     },
     cfg.seed ^ 0x5eed,
     opts.say,

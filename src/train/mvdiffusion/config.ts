@@ -6,6 +6,7 @@
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../../util/errors.ts';
+import { rangeOf, type ViewAugmentation } from '../augment.ts';
 import { at, checkTree, type Schema, type Tree } from '../config-tree.ts';
 import type { BackgroundSpec } from '../gslrm/config.ts';
 import type { SnrWeighting } from './numerics.ts';
@@ -104,7 +105,7 @@ export interface DatasetConfig {
   path: string;
   background: BackgroundSpec;
   /** The fork's consistent brightness/contrast augmentation (mouse data). */
-  augmentation: { brightness: [number, number]; contrast: [number, number] } | null;
+  augmentation: ViewAugmentation | null;
 }
 
 export interface MvTrainConfig {
@@ -243,10 +244,11 @@ export function parseMvTrainConfig(raw: Tree, source: string, baseDir = process.
         `${source}: ${key}.bg_color must be white, black, gray, random, three_choices or a number, got ${JSON.stringify(bg)}`,
       );
     const range = (k: string): [number, number] => {
-      const v = get(`${key}.${k}`) ?? [0.9, 1.1];
-      if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => typeof x === 'number'))
-        throw new UserError(`${source}: ${key}.${k} must be [low, high], got ${JSON.stringify(v)}`);
-      return [v[0] as number, v[1] as number];
+      try {
+        return rangeOf(get(`${key}.${k}`), `${key}.${k}`);
+      } catch (e) {
+        throw new UserError(`${source}: ${(e as Error).message}`);
+      }
     };
     const aug = bool(`${key}.augmentation`, false);
     if (aug && datasetType !== 'mouse')

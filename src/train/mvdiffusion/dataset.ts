@@ -11,6 +11,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../util/errors.ts';
+import { augmentViews } from '../augment.ts';
 import { composite, drawBackground, readView } from '../gslrm/dataset.ts';
 import { streamRng, type StreamRng } from '../rng.ts';
 import type { DatasetConfig } from './config.ts';
@@ -108,19 +109,9 @@ export class FixViewDataset {
         composite(img.data, img.channels, S, background, all.subarray(v * 3 * n, (v + 1) * 3 * n), alpha);
       }),
     );
-    if (dataset.augmentation) augment(all, dataset.augmentation, rng);
+    if (dataset.augmentation) augmentViews(all, dataset.augmentation, rng);
     const targets = new Float32Array(V * 3 * n);
     order.forEach((v, slot) => targets.set(all.subarray(v * 3 * n, (v + 1) * 3 * n), slot * 3 * n));
     return { dir, input: targets.slice(0, 3 * n), targets, order, background };
   }
-}
-
-/** The fork's consistent augmentation: brightness ×b, then contrast ×c about the mean of all views, clamped to [0, 1]. */
-function augment(x: Float32Array, a: NonNullable<DatasetConfig['augmentation']>, rng: StreamRng): void {
-  const b = a.brightness[0] + rng.next() * (a.brightness[1] - a.brightness[0]);
-  const c = a.contrast[0] + rng.next() * (a.contrast[1] - a.contrast[0]);
-  let mean = 0;
-  for (let i = 0; i < x.length; i++) mean += Math.min(1, x[i]! * b);
-  mean /= x.length;
-  for (let i = 0; i < x.length; i++) x[i] = Math.min(1, Math.max(0, (Math.min(1, x[i]! * b) - mean) * c + mean));
 }
