@@ -1,12 +1,13 @@
 /**
- * `facelift mouse convert | center-align`: rig recordings → FaceLift samples whose cameras agree with their images
- * (src/mouse). The seed README's flag spellings (--input_dir, --frame_interval, …) are the ones shown; the dashed
+ * `facelift mouse convert | center-align | generate`: rig recordings → FaceLift samples whose cameras agree with
+ * their images, and a fine-tuned diffusion model's six views of them as GS-LRM training samples (src/mouse). The seed README's flag spellings (--input_dir, --frame_interval, …) are the ones shown; the dashed
  * spellings work too.
  */
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { centerAlign } from '../../mouse/center-align.ts';
 import { convertRecording } from '../../mouse/convert.ts';
+import { generateMouseSamples } from '../../mouse/generate.ts';
 import { UserError } from '../../util/errors.ts';
 import { intOption, positiveOption } from '../options.ts';
 
@@ -109,6 +110,50 @@ export function register(program: Command): void {
       b.stop();
       for (const s of skips) process.stderr.write(`skipped ${s}\n`);
       process.stderr.write(`${r.samples} samples aligned into ${outputDir}${r.skipped ? `, ${r.skipped} skipped` : ''}\n`);
+    } finally {
+      b.stop();
+    }
+  });
+
+  const generate = mouse.command('generate')
+    .description("a fine-tuned multi-view diffusion model's six views of each sample's reference view, with FaceLift's " +
+      'six cameras (the layout configs/mouse_gslrm_synthetic.yaml trains on) + data_train.txt / data_val.txt');
+  generate.requiredOption('--weights <dir>', 'the fine-tuned pipeckpts/ (or a weights folder with mvdiffusion/pipeckpts)');
+  both(generate, 'input_dir', 'samples from facelift mouse convert / center-align');
+  both(generate, 'output_dir', 'where the generated samples go');
+  both(generate, 'reference_view', 'the view the model is conditioned on', intOption('--reference_view', 0, 63), 0);
+  generate.addOption(new Option('--cameras <which>', 'cameras of the written views: facelift (the model draws ' +
+    "FaceLift's six views) or sample (a model fine-tuned on the rig's own views draws those)")
+    .choices(['facelift', 'sample']).default('facelift'));
+  generate.option('--steps <n>', 'DDIM steps (default 50)', intOption('--steps', 1, 1000));
+  generate.option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positiveOption('--guidance-scale'));
+  generate.option('--seed <n>', "sample k's noise seed is seed + k", intOption('--seed', 0, 2 ** 31 - 1), 42);
+  generate.option('--prompt-embeds <file>', "per-view prompt embeddings (default: clr_embeds.pt beside the pipeline, " +
+    "else the pipeline's text encoder)");
+  both(generate, 'max_samples', 'only the first n samples', intOption('--max_samples', 1, 10_000_000));
+  generate.option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024));
+  generate.action(async (o: Record<string, unknown>) => {
+    const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
+    if (!inputDir || !outputDir) throw new UserError('give --input_dir (the samples) and --output_dir');
+    const b = bar('samples');
+    const skips: string[] = [];
+    try {
+      const r = await generateMouseSamples({
+        weights: o.weights as string, inputDir, outputDir,
+        referenceView: pick<number>(o, 'reference_view')!, cameras: o.cameras as 'facelift' | 'sample',
+        seed: o.seed as number,
+        ...(o.steps ? { steps: o.steps as number } : {}),
+        ...(o.guidanceScale !== undefined ? { guidance: o.guidanceScale as number } : {}),
+        ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds as string } : {}),
+        ...(pick<number>(o, 'max_samples') ? { maxSamples: pick<number>(o, 'max_samples')! } : {}),
+        ...(o.threads ? { threads: o.threads as number } : {}),
+        onProgress: b.update, onSkip: (name, why) => skips.push(`${name}: ${why}`),
+      });
+      b.stop();
+      for (const s of skips) process.stderr.write(`skipped ${s}\n`);
+      process.stderr.write(`${r.samples} samples generated into ${outputDir} at ${r.imageSize}²` +
+        `${r.kept ? ` (${r.kept} already there, kept)` : ''}${r.skipped ? `, ${r.skipped} skipped` : ''}; ` +
+        `lists ${r.train}, ${r.val}\n`);
     } finally {
       b.stop();
     }

@@ -80,8 +80,10 @@ export function registerVae(train: Command): void {
     });
 
   train
-    .command('pack-demo')
-    .description('pack a trained pipeline and GS-LRM into a weights folder (models/demo) in the official layout')
+    .command('pack')
+    .alias('pack-demo')
+    .description('pack a trained pipeline and GS-LRM into a weights folder in the official layout (fp16 storage), ' +
+      'for facelift infer --weights')
     .requiredOption('--pipeline <dir>', 'the exported pipeckpts/ (facelift train mvdiffusion)')
     .requiredOption('--gslrm <dir>', 'the GS-LRM run folder (its newest ckpt_*.pt is taken)')
     .requiredOption('--gslrm-config <file>', 'the GS-LRM training config')

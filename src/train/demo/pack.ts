@@ -1,9 +1,10 @@
 /**
- * Packs trained demo models into the shipped weights folder (models/demo), in the official layout that
- * `facelift infer --weights` reads:
+ * Packs a trained pipeline and GS-LRM (the demo models into models/demo, a mouse fine-tune anywhere) into a weights
+ * folder in the official layout that `facelift infer --weights` reads:
  *   mvdiffusion/pipeckpts/   the exported pipeline, its UNet, VAE and image encoder stored in fp16 (the sampler
  *                            computes in fp32; fp16 storage halves the size, as the official VAE and encoder ship)
- *   mvdiffusion/clr_embeds.pt the pipeline's fixed per-view prompt embeddings
+ *   mvdiffusion/clr_embeds.pt the per-view prompt embeddings the UNet was trained with (absent when the pipeline
+ *                            computes them with its text encoder)
  *   gslrm/ckpt_<pass>.pt     the GS-LRM weights only ({"model": …}, fp16), no optimizer state
  *   gslrm/config.yaml        the config it was trained with (the image size the pipeline's views have)
  * Both folders are written beside the target and renamed into place; other files in it (README) are kept.
@@ -55,8 +56,9 @@ export async function packDemo(o: PackOptions): Promise<PackResult> {
     throw new UserError(`${o.pipeline} is not a pipeckpts/ folder (no model_index.json)`);
   }
   const embeds = join(o.pipeline, 'clr_embeds.pt');
-  if (!existsSync(embeds)) {
-    throw new UserError(`${o.pipeline} has no clr_embeds.pt (a pipeline from facelift train new-pipeline has one)`);
+  if (!existsSync(embeds) && !existsSync(join(o.pipeline, 'text_encoder'))) {
+    throw new UserError(`${o.pipeline} has neither clr_embeds.pt nor a text_encoder/ to compute prompt embeddings with ` +
+      '(a pipeline from facelift train new-pipeline, or one trained with prompt_embed_path, has clr_embeds.pt)');
   }
   const ckpts = listCheckpoints(o.gslrmRun);
   if (ckpts.length === 0) throw new UserError(`${o.gslrmRun} holds no ckpt_*.pt; train the GS-LRM first`);
@@ -75,7 +77,7 @@ export async function packDemo(o: PackOptions): Promise<PackResult> {
     cpSync(join(o.pipeline, name, 'config.json'), join(pipe, name, 'config.json'));
     await toFp16(join(o.pipeline, name, file), join(pipe, name, file));
   }
-  cpSync(embeds, join(tmp, 'mvdiffusion/clr_embeds.pt'));
+  if (existsSync(embeds)) cpSync(embeds, join(tmp, 'mvdiffusion/clr_embeds.pt'));
 
   const ck = await readCheckpoint(ckpts[0]!);
   mkdirSync(join(tmp, 'gslrm'));

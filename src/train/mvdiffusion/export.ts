@@ -2,7 +2,8 @@
  * The `pipeckpts/` export (spec mvdiffusion.md §8): the starting pipeline's frozen components copied unchanged,
  * the UNet with the EMA weights (when the run keeps them) under `unet/` in the official layout and names, the
  * DDIM scheduler, and a `model_index.json` naming FaceLift's UNet class — what `facelift infer --weights` and
- * FaceLift's own `StableUnCLIPImg2ImgPipeline.from_pretrained` load.
+ * FaceLift's own `StableUnCLIPImg2ImgPipeline.from_pretrained` load. The per-view prompt embeddings the run trained
+ * with (`prompt_embed_path`) go along as `clr_embeds.pt`, so inference conditions the UNet as training did.
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ export async function exportPipeline(
   unetConfig: Record<string, unknown>,
   weights: ReadonlyMap<string, Float32Array>,
   shapes: ReadonlyMap<string, readonly number[]>,
+  promptEmbeds?: string,
 ): Promise<string> {
   const indexPath = join(base, 'model_index.json');
   if (!existsSync(indexPath)) throw new UserError(`${base} has no model_index.json; cannot export a pipeline from it`);
@@ -29,6 +31,7 @@ export async function exportPipeline(
     if (name === 'unet' || name === 'model_index.json' || !keep) continue;
     cpSync(join(base, name), join(tmp, name), { recursive: true });
   }
+  if (promptEmbeds) cpSync(promptEmbeds, join(tmp, 'clr_embeds.pt'));
   const { _name_or_path: _drop, ...cleanConfig } = unetConfig;
   void _drop;
   await writeModelFolder(

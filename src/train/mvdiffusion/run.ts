@@ -96,7 +96,8 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   const ema = cfg.useEma ? (start?.ema ?? Ema.of(params, names)) : null;
   if (opts.exportOnly) {
     if (!start) throw new UserError(`--export-only: no checkpoint-<n> in ${dir} to export from`);
-    const out = await exportPipeline(cfg.pretrained, join(dir, 'pipeckpts'), init.json, ema?.shadow ?? params, shapes);
+    const out = await exportPipeline(cfg.pretrained, join(dir, 'pipeckpts'), init.json, ema?.shadow ?? params, shapes,
+      trainedEmbeds(cfg));
     say(`exported ${out} (${ema ? 'EMA' : 'trained'} weights of ${basename(start.path)})`);
     return {
       pass: start.training.fwdbwdPassStep,
@@ -111,7 +112,7 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   const threads = opts.threads ?? availableParallelism();
   const optimizerWorkers = Math.max(0, threads - 1);
   if (optimizerWorkers) shareAll(params);
-  const promptEmbeds = cfg.promptEmbedPath && existsSync(cfg.promptEmbedPath) ? cfg.promptEmbedPath : undefined;
+  const promptEmbeds = trainedEmbeds(cfg);
   if (cfg.promptEmbedPath && !promptEmbeds)
     say(
       `prompt_embed_path ${cfg.promptEmbedPath} does not exist; computing the prompt embeddings with the pipeline's text encoder`,
@@ -229,7 +230,8 @@ export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvRes
   try {
     const outcome = await trainer.run(() => (opts.stop?.() ?? false) || Date.now() >= budget);
     if (!outcome.stopped) {
-      exported = await exportPipeline(cfg.pretrained, join(dir, 'pipeckpts'), init.json, ema?.shadow ?? params, shapes);
+      exported = await exportPipeline(cfg.pretrained, join(dir, 'pipeckpts'), init.json, ema?.shadow ?? params, shapes,
+        trainedEmbeds(cfg));
       say(`exported ${exported} (${ema ? 'EMA' : 'trained'} weights)`);
     }
     if (step.cacheHits) say(`encoder cache: ${step.cacheHits} sample encodings reused`);
@@ -287,4 +289,9 @@ function lpipsFromEnv(): { vgg16: string; lin: string } | null {
   const vgg16 = process.env.LPIPS_VGG16_WEIGHTS,
     lin = process.env.LPIPS_LIN_WEIGHTS;
   return vgg16 && lin ? { vgg16, lin } : null;
+}
+
+/** The prompt-embeddings file the run conditions on, when it names one that exists (else the text encoder's). */
+function trainedEmbeds(cfg: MvTrainConfig): string | undefined {
+  return cfg.promptEmbedPath && existsSync(cfg.promptEmbedPath) ? cfg.promptEmbedPath : undefined;
 }
