@@ -72,10 +72,11 @@ test('mouse chain: convert → center-align → fine-tune MV diffusion → gener
 
   const gsDir = join(root, 'gslrm');
   const gsLines: string[] = [];
+  // At 48² (as the fork's lowmem GS-LRM trains at 384² behind 512² views): pack sets the pipeline's size for infer.
   const gs = await trainGslrm({
     config: join(CONFIGS, 'mouse_gslrm_lowmem.yaml'),
     sets: [
-      'model.image_tokenizer.image_size=64', 'model.transformer.d=64', 'model.transformer.d_head=16',
+      'model.image_tokenizer.image_size=48', 'model.transformer.d=64', 'model.transformer.d_head=16',
       'model.transformer.n_layer=2', `training.dataset.dataset_path=${join(gen, 'data_train.txt')}`,
       `training.checkpointing.resume_ckpt=${join(TINY_GSLRM, 'ckpt_0000000000000042.pt')}`,
       `training.checkpointing.checkpoint_dir=${gsDir}`, 'training.checkpointing.checkpoint_every=2',

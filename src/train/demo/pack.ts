@@ -6,10 +6,10 @@
  *   mvdiffusion/clr_embeds.pt the per-view prompt embeddings the UNet was trained with (absent when the pipeline
  *                            computes them with its text encoder)
  *   gslrm/ckpt_<pass>.pt     the GS-LRM weights only ({"model": …}, fp16), no optimizer state
- *   gslrm/config.yaml        the config it was trained with (the image size the pipeline's views have)
+ *   gslrm/config.yaml        the config it was trained with, its image size set to the pipeline's views'
  * Both folders are written beside the target and renamed into place; other files in it (README) are kept.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { toHalfArray } from '../../core/index.ts';
 import { openWeights } from '../../io/weights.ts';
@@ -17,7 +17,7 @@ import { writeSafetensors } from '../../io/safetensors.ts';
 import { pyDict, saveTorch, torchTensor } from '../../io/torch-save.ts';
 import { UserError } from '../../util/errors.ts';
 import { listCheckpoints, readCheckpoint } from '../checkpoint.ts';
-import { dumpYaml, readYamlTree } from '../config-tree.ts';
+import { dumpYaml, readYamlTree, type Tree } from '../config-tree.ts';
 
 const FP16_COMPONENTS: Record<string, string> = {
   unet: 'diffusion_pytorch_model.safetensors',
@@ -85,7 +85,14 @@ export async function packDemo(o: PackOptions): Promise<PackResult> {
   const model = pyDict([...ck.model].map(([k, v]) => [k, half(k, v)] as const), true);
   const name = basename(ckpts[0]!);
   await saveTorch(join(tmp, 'gslrm', name), pyDict([['model', model]]), name.replace(/\.pt$/, ''));
-  writeFileSync(join(tmp, 'gslrm/config.yaml'), dumpYaml(readYamlTree(o.gslrmConfig)));
+  // The GS-LRM reads the pipeline's views: its patch tokens and rays work at any multiple of the patch size (FaceLift
+  // itself trains it at 256² and runs it at 512²), so the image size follows the pipeline (e.g. a mouse GS-LRM
+  // fine-tuned at 384² behind a 256² pipeline).
+  const tree = readYamlTree(o.gslrmConfig);
+  const unet = JSON.parse(readFileSync(join(o.pipeline, 'unet/config.json'), 'utf8')) as { sample_size?: unknown };
+  const tokenizer = (tree.model as Tree | undefined)?.image_tokenizer as Tree | undefined;
+  if (typeof unet.sample_size === 'number' && tokenizer) tokenizer.image_size = 8 * unet.sample_size;
+  writeFileSync(join(tmp, 'gslrm/config.yaml'), dumpYaml(tree));
 
   // Only the two model folders are replaced: the README and licence notes beside them stay.
   mkdirSync(o.out, { recursive: true });
