@@ -10,8 +10,8 @@
  *    on the same slice with a checkpoint per layer and per attention chunk (bench/baselines/gslrm_slice.py).
  *    Rates count 3 × the forward's FLOPs as useful ("credited"); the executed rate also counts the recomputation.
  *  - stage: a shipped GS-LRM stage config (configs/gslrm_pretrain_256.yaml, gslrm_pretrain_512.yaml, gslrm.yaml,
- *    or the fork's mouse_gslrm_lowmem.yaml: 384², 5 + 1 views) at full size, batch 1 and its views, random weights (network and the perceptual loss's VGG-19), synthetic
- *    targets, L2 warm-up off so every loss of the config runs: `--updates` optimizer updates through the real
+ *    or the fork's mouse_gslrm_lowmem.yaml: 384², 5 + 1 views) at full size, batch 1 and its views, random weights
+ *    (network and the perceptual loss's VGG-19), synthetic targets, L2 warm-up off so every loss of the config runs: `--updates` optimizer updates through the real
  *    Trainer (fp32 moments unless the config asks for 8-bit), then its final checkpoint; peak RSS and seconds per
  *    pass, AdamW's share of it.
  *  - adamw: one AdamW update of the full GS-LRM (303.6 M) and of a UNet-sized set (870 M) of parameters, fp32 and
@@ -317,7 +317,7 @@ async function stageChild(file: string, updates: number, threads: number): Promi
           ]
         : [];
     const step = await GslrmTrainStep.create(cfg, params, { threads, imageLosses: losses });
-    const views = Array.from({ length: cfg.dataset.numViews }, (_, i) => (i * 32) / cfg.dataset.numViews);
+    const views = Array.from({ length: cfg.dataset.numViews }, (_, i) => Math.floor((i * 32) / cfg.dataset.numViews));
     const data = {
       length: updates,
       load: async (idx: readonly number[]) => idx.map((i) => syntheticSample(S, views, i + 1)),

@@ -42,10 +42,12 @@ export async function loadPromptEmbeds(path: string, expect: { views: number; wi
       // The mouse fork ships [6, 77, 768] embeddings from CLIP ViT-L/14 (SD 1.x's text encoder), which SD-2.1's UNet
       // cannot read (spec mouse.md §6, §9 #14).
       const hint = shape[2] === 768 && expect.width === 1024
-        ? ' — 768-wide embeddings come from CLIP ViT-L/14 (SD 1.x); FaceLift\'s UNet reads SD-2.1\'s 1024-wide ones ' +
-          '(use FaceLift\'s clr_embeds.pt, or leave prompt_embed_path out to compute them with the pipeline\'s text encoder)'
+        ? " — 768-wide embeddings come from CLIP ViT-L/14 (SD 1.x); FaceLift's UNet reads SD-2.1's 1024-wide ones " +
+          "(use FaceLift's clr_embeds.pt, or leave prompt_embed_path out to compute them with the pipeline's text " +
+          'encoder)'
         : '';
-      throw new UserError(`${path}: prompt embeddings have shape [${shape.join(', ')}], the UNet needs [${expect.views}, tokens, ${expect.width}]${hint}`);
+      throw new UserError(`${path}: prompt embeddings have shape [${shape.join(', ')}], the UNet needs ` +
+        `[${expect.views}, tokens, ${expect.width}]${hint}`);
     }
     return { data: await src.readF32(keys[0]!), views: shape[0]!, tokens: shape[1]!, width: shape[2]! };
   } finally {

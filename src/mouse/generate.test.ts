@@ -13,7 +13,8 @@ const root = mkdtempSync(join(tmpdir(), 'fl-mouse-gen-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 test('a weights path without a pipeline is refused (the fork silently fell back to the human model)', () => {
-  assert.throws(() => pipelineFolder(join(root, 'checkpoints/mvdiffusion/mouse_typo')), /holds no multi-view diffusion pipeline/);
+  assert.throws(() => pipelineFolder(join(root, 'checkpoints/mvdiffusion/mouse_typo')),
+    /holds no multi-view diffusion pipeline/);
   assert.equal(pipelineFolder(TINY_PIPECKPTS), TINY_PIPECKPTS);
 });
 
@@ -25,8 +26,9 @@ test('generate: --cameras sample writes the source cameras in view-slot order; a
     mkdirSync(join(input, s, 'images'), { recursive: true });
     await writeCameraFile(join(input, s, 'opencv_cameras.json'), { id: s, frames: rig });
     for (let v = 0; v < 6; v++) {
-      await sharp({ create: { width: 96, height: 96, channels: 4, background: { r: 40 * v, g: 120, b: 90, alpha: 0.8 } } })
-        .png().toFile(join(input, s, `images/cam_${String(v).padStart(3, '0')}.png`));
+      const background = { r: 40 * v, g: 120, b: 90, alpha: 0.8 };
+      const file = join(input, s, `images/cam_${String(v).padStart(3, '0')}.png`);
+      await sharp({ create: { width: 96, height: 96, channels: 4, background } }).png().toFile(file);
     }
   }
   mkdirSync(join(input, 'sample_000002'));
@@ -45,7 +47,8 @@ test('generate: --cameras sample writes the source cameras in view-slot order; a
     const src = rig[(2 + slot) % 6]!;
     assert.equal(f.camera.width, 64);
     assert.ok(Math.abs(f.camera.fx - (src.fx * 64) / 96) < 1e-9);
-    f.camera.w2c.forEach((v, k) => assert.ok(Math.abs(v - src.w2c[k]!) < 1e-9, `slot ${slot} shows view ${(2 + slot) % 6}`));
+    const want = `slot ${slot} shows view ${(2 + slot) % 6}`;
+    f.camera.w2c.forEach((v, k) => assert.ok(Math.abs(v - src.w2c[k]!) < 1e-9, want));
   });
   assert.deepEqual(file.extra, { source_sample: 'sample_000000', reference_view: 2, cameras: 'sample',
     views: ['front', 'front_right', 'right', 'back', 'left', 'front_left'] });
@@ -53,5 +56,6 @@ test('generate: --cameras sample writes the source cameras in view-slot order; a
   const again = await generateMouseSamples({ ...opts, onSkip: () => {} });
   assert.deepEqual([again.samples, again.kept], [0, 2]);
   assert.equal(statSync(join(out, 'sample_000000/images/cam_000.png')).mtimeMs, written);
-  await assert.rejects(generateMouseSamples({ ...opts, referenceView: 6, outputDir: join(root, 'out6') }), /no sample .* could be read/);
+  await assert.rejects(generateMouseSamples({ ...opts, referenceView: 6, outputDir: join(root, 'out6') }),
+    /no sample .* could be read/);
 });

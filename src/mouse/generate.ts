@@ -73,7 +73,9 @@ export async function generateMouseSamples(o: GenerateOptions): Promise<Generate
   } catch (e) {
     throw new UserError(`cannot read ${o.inputDir}: ${fsReason(e)}`);
   }
-  if (names.length === 0) throw new UserError(`${o.inputDir} has no sample_* folders (run facelift mouse convert first)`);
+  if (names.length === 0) {
+    throw new UserError(`${o.inputDir} has no sample_* folders (run facelift mouse convert first)`);
+  }
   if (o.maxSamples) names = names.slice(0, o.maxSamples);
   const validation = await validationNames(o.inputDir);
 
@@ -134,7 +136,9 @@ export async function generateMouseSamples(o: GenerateOptions): Promise<Generate
 async function validationNames(dir: string): Promise<Set<string>> {
   const out = new Set<string>();
   for (const f of (await readdir(dir)).filter((n) => n.endsWith('.txt') && n.includes('val'))) {
-    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) if (line.trim()) out.add(basename(line.trim()));
+    for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) {
+      if (line.trim()) out.add(basename(line.trim()));
+    }
   }
   return out;
 }
@@ -147,12 +151,16 @@ async function referenceOf(dir: string, ref: number, S: number) {
   });
   const cams = parseCameraJson(text, join(name, 'opencv_cameras.json'));
   const frame = cams.frames[ref];
-  if (!frame) throw new UserError(`${name} has ${cams.frames.length} views; --reference_view ${ref} is not one of them`);
+  if (!frame) {
+    throw new UserError(`${name} has ${cams.frames.length} views; --reference_view ${ref} is not one of them`);
+  }
   const file = frame.filePath ?? `images/cam_${String(ref).padStart(3, '0')}.png`;
   const img = await readImage(join(dir, file)).catch(() => {
     throw new UserError(`${name}: cannot read ${file} as an image`);
   });
-  if (img.width !== img.height) throw new UserError(`${name}/${file} is ${img.width}×${img.height}; views must be square`);
+  if (img.width !== img.height) {
+    throw new UserError(`${name}/${file} is ${img.width}×${img.height}; views must be square`);
+  }
   const n = img.width * img.height;
   const rgb = new Uint8Array(3 * n);
   const ch = img.channels, colours = ch === 4 || ch === 2 ? ch - 1 : ch; // grey(+alpha) or RGB(+alpha)

@@ -15,7 +15,8 @@ function pixel(c: Camera, x: Vec3): [number, number] | null {
   return [(c.fx * p[0]!) / p[2]! + c.cx, (c.fy * p[1]!) / p[2]! + c.cy];
 }
 
-const rotate = (Q: Mat3, x: Vec3): Vec3 => [0, 1, 2].map((r) => Q[3 * r]! * x[0] + Q[3 * r + 1]! * x[1] + Q[3 * r + 2]! * x[2]) as Vec3;
+const rotate = (Q: Mat3, x: Vec3): Vec3 =>
+  [0, 1, 2].map((r) => Q[3 * r]! * x[0] + Q[3 * r + 1]! * x[1] + Q[3 * r + 2]! * x[2]) as Vec3;
 
 /** The same rig seen from a world turned by Q, moved by t and scaled by k: what a raw calibration looks like. */
 function tilted(cams: readonly Camera[], Q: Mat3, t: Vec3, k: number): Camera[] {
@@ -31,7 +32,9 @@ function tilted(cams: readonly Camera[], Q: Mat3, t: Vec3, k: number): Camera[] 
     c2w[15] = 1;
     const w2c = new Float64Array(16);
     for (let r = 0; r < 3; r++) for (let col = 0; col < 3; col++) w2c[4 * r + col] = c2w[4 * col + r]!;
-    for (let r = 0; r < 3; r++) w2c[4 * r + 3] = -(w2c[4 * r]! * c2w[3]! + w2c[4 * r + 1]! * c2w[7]! + w2c[4 * r + 2]! * c2w[11]!);
+    for (let r = 0; r < 3; r++) {
+      w2c[4 * r + 3] = -(w2c[4 * r]! * c2w[3]! + w2c[4 * r + 1]! * c2w[7]! + w2c[4 * r + 2]! * c2w[11]!);
+    }
     w2c[15] = 1;
     return { ...c, c2w, w2c };
   });
@@ -49,7 +52,8 @@ test('symmetricEigen: A·v = λ·v for each column, orthonormal vectors', () => 
 });
 
 test('rotationBetween: proper, takes a to b, also for opposite vectors', () => {
-  for (const [a, b] of [[[0, 0, 1], [0, 0, 1]], [[1, 0, 0], [0, 0, 1]], [[0.6, 0, 0.8], [0, 0, -1]], [[0, 0, -1], [0, 0, 1]]] as Vec3[][]) {
+  const pairs = [[[0, 0, 1], [0, 0, 1]], [[1, 0, 0], [0, 0, 1]], [[0.6, 0, 0.8], [0, 0, -1]], [[0, 0, -1], [0, 0, 1]]];
+  for (const [a, b] of pairs as Vec3[][]) {
     const R = rotationBetween(a!, b!);
     assert.ok(Math.abs(det3(R) - 1) < 1e-12);
     const Ra = rotate(R, a!);
@@ -72,8 +76,9 @@ test('uprightRig: a tilted, shifted, scaled rig comes back Z-up at mean distance
   assert.ok(up[2] > 0.999, `up is +Z (${up})`);
   const mean = out.reduce((s, c) => s + Math.hypot(c.c2w[3]!, c.c2w[7]!, c.c2w[11]!), 0) / out.length;
   assert.ok(Math.abs(mean - 2.7) < 1e-9);
-  for (const c of out) assert.ok(Math.abs(det3([0, 1, 2].flatMap((r) => [0, 1, 2].map((k) => c.c2w[4 * r + k]!))) - 1) < 1e-9);
-  // One similarity of the world for every camera: X ↦ s·Q'·X, found from the first camera's centre and kept for all.
+  const rotationOf = (c: Camera) => [0, 1, 2].flatMap((r) => [0, 1, 2].map((k) => c.c2w[4 * r + k]!));
+  for (const c of out) assert.ok(Math.abs(det3(rotationOf(c)) - 1) < 1e-9);
+  // One similarity of the world for every camera: X ↦ s·Q·X with the rig's up turned to +Z.
   const s = 2.7 / (raw.reduce((a, c) => a + Math.hypot(c.c2w[3]!, c.c2w[7]!, c.c2w[11]!), 0) / raw.length);
   const Qn = rotationBetween(rigUp(raw)!, [0, 0, 1]);
   for (const X of [[0.4, -0.2, 0.1], [10, 5, -3], [-20, 30, 12]] as Vec3[]) {
@@ -110,7 +115,8 @@ test("the fork's per-camera radial push moves pixels; the uniform scale here doe
   assert.ok(forkMiss > 1, `the fork's cameras move the point by ${forkMiss} px`);
 });
 
-test("the committed numpy rig (the real rig's spread): up is found from the cameras; the fork's estimate points sideways", async () => {
+test("the committed numpy rig (the real rig's spread): up is found from the cameras; the fork's estimate points " +
+  'sideways', async () => {
   const rig = await readRig(RIG_FIXTURE);
   const cams: Camera[] = rig.map((c) => {
     const w2c = new Float64Array(16);
@@ -121,7 +127,9 @@ test("the committed numpy rig (the real rig's spread): up is found from the came
     w2c[15] = 1;
     const c2w = new Float64Array(16);
     for (let r = 0; r < 3; r++) for (let k = 0; k < 3; k++) c2w[4 * r + k] = w2c[4 * k + r]!;
-    for (let r = 0; r < 3; r++) c2w[4 * r + 3] = -(c2w[4 * r]! * c.T[0] + c2w[4 * r + 1]! * c.T[1] + c2w[4 * r + 2]! * c.T[2]);
+    for (let r = 0; r < 3; r++) {
+      c2w[4 * r + 3] = -(c2w[4 * r]! * c.T[0] + c2w[4 * r + 1]! * c.T[1] + c2w[4 * r + 2]! * c.T[2]);
+    }
     c2w[15] = 1;
     return { width: 288, height: 256, fx: c.K[0], fy: c.K[4], cx: c.K[2] + 0.5, cy: c.K[5] + 0.5, c2w, w2c };
   });

@@ -2,10 +2,11 @@
  * The mouse fork's `normalize_cameras` (spec mouse.md §8.2), done so that cameras keep agreeing with their images.
  *
  * The fork estimates the rig's up axis (the camera centres' least-variance direction, signed to agree with the
- * cameras' mean "up"; here from the cameras' level image rows, see rigUp), rotates the world about its origin so that axis becomes +Z, then pushes *each* camera
- * radially to distance 2.7 — which moves cameras by different amounts and breaks multi-view consistency unless
- * they already sat at 2.7. Here the rotation is the same rigid motion, and the distance is reached by one uniform
- * scale of the whole world (mean camera distance → the target), which no image can tell apart from the original.
+ * cameras' mean "up"; here it comes from the cameras' level image rows, see rigUp), rotates the world about its
+ * origin so that axis becomes +Z, then pushes *each* camera radially to distance 2.7 — which moves cameras by
+ * different amounts and breaks multi-view consistency unless they already sat at 2.7. Here the rotation is the same
+ * rigid motion, and the distance is reached by one uniform scale of the whole world (mean camera distance → the
+ * target), which no image can tell apart from the original.
  */
 import { invertRigid, type Camera } from '../cameras/camera.ts';
 import type { Mat3, Vec3 } from './geometry.ts';
@@ -20,8 +21,8 @@ export interface UprightOptions {
 /**
  * The rig's up direction, or null when the cameras cannot tell (fewer than 2, or all facing one way). Cameras are
  * mounted without roll, so each one's image rows (its x axis) lie level: up is the direction most nearly
- * perpendicular to every camera's x axis (least eigenvector of Σ xᵢxᵢᵀ), signed to agree with the cameras' mean up
- * (OpenCV: −y). The fork takes the least-variance direction of the camera *centres* instead, which assumes they lie
+ * perpendicular to every camera's x axis (least eigenvector of Σ xᵢxᵢᵀ), signed to agree with the cameras' mean
+ * up (OpenCV: −y). The fork takes the least-variance direction of the camera *centres* instead, which assumes they lie
  * near a level plane; the real rig's spread (elevations −51°…+78°, spec mouse.md §2) does not, and on it that
  * estimate points sideways (normalize.test.ts).
  */

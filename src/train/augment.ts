@@ -23,7 +23,8 @@ export function augmentViews(x: Float32Array, a: ViewAugmentation, rng: StreamRn
 /** Reads a `[low, high]` range; `undefined` gives the fork's default [0.9, 1.1]. */
 export function rangeOf(v: unknown, what: string): [number, number] {
   const r = v ?? [0.9, 1.1];
-  if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => typeof x === 'number' && Number.isFinite(x)) || r[0] > r[1])
+  const ok = Array.isArray(r) && r.length === 2 && r.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (!ok || r[0] > r[1])
     throw new RangeError(`${what} must be [low, high], got ${JSON.stringify(v)}`);
   return [r[0] as number, r[1] as number];
 }

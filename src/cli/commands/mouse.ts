@@ -1,7 +1,7 @@
 /**
  * `facelift mouse convert | center-align | generate`: rig recordings → FaceLift samples whose cameras agree with
- * their images, and a fine-tuned diffusion model's six views of them as GS-LRM training samples (src/mouse). The seed README's flag spellings (--input_dir, --frame_interval, …) are the ones shown; the dashed
- * spellings work too.
+ * their images, and a fine-tuned diffusion model's six views of them as GS-LRM training samples (src/mouse). The
+ * seed README's flag spellings (--input_dir, --frame_interval, …) are the ones shown; the dashed spellings work too.
  */
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -116,9 +116,11 @@ export function register(program: Command): void {
   });
 
   const generate = mouse.command('generate')
-    .description("a fine-tuned multi-view diffusion model's six views of each sample's reference view, with FaceLift's " +
-      'six cameras (the layout configs/mouse_gslrm_synthetic.yaml trains on) + data_train.txt / data_val.txt');
-  generate.requiredOption('--weights <dir>', 'the fine-tuned pipeckpts/ (or a weights folder with mvdiffusion/pipeckpts)');
+    .description("a fine-tuned multi-view diffusion model's six views of each sample's reference view, with " +
+      "FaceLift's six cameras (the layout configs/mouse_gslrm_synthetic.yaml trains on) + data_train.txt / " +
+      'data_val.txt');
+  generate.requiredOption('--weights <dir>',
+    'the fine-tuned pipeckpts/ (or a weights folder with mvdiffusion/pipeckpts)');
   both(generate, 'input_dir', 'samples from facelift mouse convert / center-align');
   both(generate, 'output_dir', 'where the generated samples go');
   both(generate, 'reference_view', 'the view the model is conditioned on', intOption('--reference_view', 0, 63), 0);
@@ -126,7 +128,8 @@ export function register(program: Command): void {
     "FaceLift's six views) or sample (a model fine-tuned on the rig's own views draws those)")
     .choices(['facelift', 'sample']).default('facelift'));
   generate.option('--steps <n>', 'DDIM steps (default 50)', intOption('--steps', 1, 1000));
-  generate.option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positiveOption('--guidance-scale'));
+  generate.option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)',
+    positiveOption('--guidance-scale'));
   generate.option('--seed <n>', "sample k's noise seed is seed + k", intOption('--seed', 0, 2 ** 31 - 1), 42);
   generate.option('--prompt-embeds <file>', "per-view prompt embeddings (default: clr_embeds.pt beside the pipeline, " +
     "else the pipeline's text encoder)");

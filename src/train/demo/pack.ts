@@ -9,7 +9,9 @@
  *   gslrm/config.yaml        the config it was trained with, its image size set to the pipeline's views'
  * Both folders are written beside the target and renamed into place; other files in it (README) are kept.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { toHalfArray } from '../../core/index.ts';
 import { openWeights } from '../../io/weights.ts';
@@ -57,8 +59,8 @@ export async function packDemo(o: PackOptions): Promise<PackResult> {
   }
   const embeds = join(o.pipeline, 'clr_embeds.pt');
   if (!existsSync(embeds) && !existsSync(join(o.pipeline, 'text_encoder'))) {
-    throw new UserError(`${o.pipeline} has neither clr_embeds.pt nor a text_encoder/ to compute prompt embeddings with ` +
-      '(a pipeline from facelift train new-pipeline, or one trained with prompt_embed_path, has clr_embeds.pt)');
+    throw new UserError(`${o.pipeline} has neither clr_embeds.pt nor a text_encoder/ to compute prompt embeddings ` +
+      'with (a pipeline from facelift train new-pipeline, or one trained with prompt_embed_path, has clr_embeds.pt)');
   }
   const ckpts = listCheckpoints(o.gslrmRun);
   if (ckpts.length === 0) throw new UserError(`${o.gslrmRun} holds no ckpt_*.pt; train the GS-LRM first`);

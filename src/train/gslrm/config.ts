@@ -248,8 +248,8 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
   const notes: string[] = [];
   const mouse = parseMouse(tree, source, notes);
   if (mouse && rawInputs !== null) {
-    throw new UserError(`${source}: training.dataset.input_views and mouse.use_mouse_dataset both choose the input views ` +
-      '(the mouse dataset takes views 0..num_input_views−1); keep one');
+    throw new UserError(`${source}: training.dataset.input_views and mouse.use_mouse_dataset both choose the input ` +
+      'views (the mouse dataset takes views 0..num_input_views−1); keep one');
   }
   const config: GslrmTrainConfig = {
     model,

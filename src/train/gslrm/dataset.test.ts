@@ -107,7 +107,7 @@ test('input_views: the given inputs in their order, the other views drawn at ran
   }
 });
 
-test('mouse dataset: fixed view order, an upright rig, masks for RGB views, one augmentation for all views', async () => {
+test('mouse dataset: fixed view order, an upright rig, masks for RGB views, one augmentation for all', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fl-mouse-ds-'));
   try {
     // A sample on FaceLift's cameras with the world turned on its side, RGB views (white background), as `mouse
@@ -142,8 +142,8 @@ test('mouse dataset: fixed view order, an upright rig, masks for RGB views, one 
       applyOverrides(tree, ['model.image_tokenizer.image_size=16', ...sets]);
       return parseGslrmTrainConfig(tree, 'm.yaml');
     };
-    const { config } = parse(`mouse: { use_mouse_dataset: true, augmentation: { enabled: true, brightness_range: [0.5, 0.6],
-      contrast_range: [1, 1], hflip: false } }`);
+    const { config } = parse(`mouse: { use_mouse_dataset: true,
+      augmentation: { enabled: true, brightness_range: [0.5, 0.6], contrast_range: [1, 1], hflip: false } }`);
     assert.ok(config.mouse?.cameras && config.mouse.autoMask && config.mouse.augmentation);
     const opts = {
       imageSize: 16, numViews: 6, numInputViews: 5, maximizeOverlap: false, background: 'white' as const,
@@ -156,7 +156,7 @@ test('mouse dataset: fixed view order, an upright rig, masks for RGB views, one 
       const p = await plain.get(0, pass, 0);
       assert.deepEqual(s.viewIndices, [0, 1, 2, 3, 4, 5]);
       // Back to FaceLift's own cameras: upright and at 2.7 (the file had them on their side at 1.35).
-      s.cameras.forEach((c, i) => c.c2w.forEach((x, k) => assert.ok(Math.abs(x - rig[i]!.c2w[k]!) < 1e-9, `view ${i}`)));
+      s.cameras.forEach((c, i) => c.c2w.forEach((x, k) => assert.ok(Math.abs(x - rig[i]!.c2w[k]!) < 1e-9, `${i}`)));
       assert.ok(s.hasAlpha);
       assert.equal(s.alpha[0], 1);
       assert.equal(s.alpha[16 * 16 - 1], 0);

@@ -1,0 +1,135 @@
+/**
+ * `npm run bench -- train-mouse [--updates 3] [--moments config,8bit] [--threads 2]`
+ *
+ * The mouse fork's low-memory multi-view diffusion fine-tune (configs/mouse_mvdiffusion_lowmem.yaml: the official
+ * 870 M UNet at 256², 1 object × 6 views, EMA, gradient checkpointing) through the real `facelift train
+ * mvdiffusion` at full size, on this CPU: a pipeline of the official shapes (UNet, VAE and the 632 M CLIP image
+ * encoder with random weights; fixed [6, 77, 1024] prompt embeddings in place of the text encoder, which training
+ * only uses once) and samples from `mouse convert` of the procedural test recording. Each run is its own process,
+ * so its peak RSS is its own: the config as shipped (fp32 moments), and with `use_8bit_adam`. Gradient accumulation
+ * is set to 1 so each update is one forward/backward (peak memory does not depend on it; an update of the config's
+ * 8 passes costs 8 × the pass). The GS-LRM's lowmem config is measured by `train-full --only stage --stages mouse`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { numberArg } from './args.ts';
+import type { BenchRun } from './figure.ts';
+
+const GOLDEN = new URL('../../shared/golden/', import.meta.url).pathname;
+const CONFIG = fileURLToPath(new URL('../configs/mouse_mvdiffusion_lowmem.yaml', import.meta.url));
+
+interface TrainResult {
+  update_s: number[];
+  peak_rss_mib: number;
+  params: number;
+}
+
+export const run: BenchRun = async function* (args) {
+  const threads = numberArg(args, 'threads', 2);
+  const updates = numberArg(args, 'updates', 3);
+  const variants = (args.includes('--moments') ? args[args.indexOf('--moments') + 1]! : 'config,8bit').split(',');
+  const root = mkdtempSync(join(tmpdir(), 'bench-train-mouse-'));
+  try {
+    const setup = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child',
+      JSON.stringify({ part: 'setup', root })], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (setup.status !== 0) throw new Error('setup failed');
+    for (const v of variants) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child',
+        JSON.stringify({ part: 'train', root, moments: v, updates, threads })],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+      const moments = v === 'config' ? 'fp32 moments (as shipped)' : '8-bit moments (use_8bit_adam)';
+      const tag = `mouse_mvdiffusion_lowmem.yaml (870 M UNet, 256², 1 × 6 views), ${moments}`;
+      const line = r.stdout.trim().split('\n').at(-1) ?? '';
+      if (r.status !== 0 || !line.startsWith('{')) {
+        yield {
+          name: `${tag}: did not fit`, value: totalmem() / 2 ** 30, unit: 'GiB',
+          note: `the run ended with ${r.signal ?? `status ${r.status}`} before ${updates} updates (the kernel's OOM ` +
+            "killer, when SIGKILL); the value is the machine's memory",
+        };
+        continue;
+      }
+      const t = JSON.parse(line) as TrainResult;
+      const sorted = [...t.update_s].sort((a, b) => a - b);
+      yield { name: `${tag}: peak RSS`, value: t.peak_rss_mib / 1024, unit: 'GiB', higherIsBetter: false,
+        note: `${updates} updates + the final checkpoint and export; whole trainer process; limit 24 GiB` };
+      yield { name: `${tag}: seconds per update`, value: sorted[Math.floor(sorted.length / 2)]!, unit: 's',
+        higherIsBetter: false,
+        note: `median of ${t.update_s.length}: ${t.update_s.map((s) => s.toFixed(0)).join(', ')} s` +
+          ` (encoders, UNet fwd+bwd with recomputation, AdamW, EMA; ${threads} threads)` };
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+};
+
+/** An official-shaped pipeline (random weights) and 256² mouse samples, under `root`. */
+async function setupChild(root: string): Promise<void> {
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const { parseVaeConfig } = await import('../src/diffusion/config.ts');
+  const { JsonFields } = await import('../src/diffusion/json-fields.ts');
+  const { paramSpecs } = await import('../src/diffusion/params.ts');
+  const { declareVaeParams } = await import('../src/diffusion/vae-params.ts');
+  const { writeModelFolder } = await import('../src/train/mvdiffusion/checkpoint.ts');
+  const { initialParams } = await import('../src/train/init.ts');
+  const { writeNewPipeline } = await import('../src/train/demo/new-pipeline.ts');
+  const { writeRawRecording } = await import('../src/mouse/testing/raw-recording.ts');
+  const { convertRecording } = await import('../src/mouse/convert.ts');
+  const vaeConfig = join(GOLDEN, 'official-keys/vae_config.json');
+  const specs = paramSpecs((d) => declareVaeParams(d, parseVaeConfig(JsonFields.fromFile(vaeConfig))));
+  const vae = initialParams(specs, 1);
+  await writeModelFolder(join(root, 'vae'), JSON.parse(readFileSync(vaeConfig, 'utf8')) as Record<string, unknown>,
+    specs.map((s) => ({ name: s.name, shape: s.shape, data: vae.get(s.name)! })));
+  // FaceLift's UNet and CLIP ViT-H/14 image encoder sizes (../shared/golden/official-keys), at the lowmem 256².
+  const recipe = join(root, 'recipe.yaml');
+  writeFileSync(recipe, `seed: 1
+image_size: 256
+prompt_tokens: 77
+unet: { block_out_channels: [320, 640, 1280, 1280], attention_head_dim: [5, 10, 20, 20], layers_per_block: 2,
+  cross_attention_dim: 1024, norm_num_groups: 32 }
+image_encoder: { hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 32, num_attention_heads: 16,
+  image_size: 224, patch_size: 14, projection_dim: 1024 }
+`);
+  await writeNewPipeline(recipe, join(root, 'vae'), join(root, 'pipeckpts'));
+  await writeRawRecording(join(root, 'raw'), 6);
+  await convertRecording({ inputDir: join(root, 'raw'), outputDir: join(root, 'data'), frameInterval: 2,
+    targetSize: 256 });
+}
+
+async function trainChild(root: string, moments: string, updates: number, threads: number): Promise<void> {
+  const { trainMvDiffusion } = await import('../src/train/mvdiffusion/run.ts');
+  const times: number[] = [];
+  let last = 0;
+  await trainMvDiffusion({
+    config: CONFIG,
+    sets: [
+      `pretrained_model_name_or_path=${join(root, 'pipeckpts')}`,
+      `prompt_embed_path=${join(root, 'pipeckpts/clr_embeds.pt')}`,
+      `train_dataset.path=${join(root, 'data/data_mouse_train.txt')}`,
+      `validation_dataset.path=${join(root, 'data/data_mouse_val.txt')}`,
+      `output_dir=${join(root, `run-${moments}`)}`, `max_train_steps=${updates}`, 'gradient_accumulation_steps=1',
+      'checkpointing_steps=100000', 'validation_steps=100000', 'validation_sanity_check=false',
+      ...(moments === '8bit' ? ['use_8bit_adam=true'] : []),
+    ],
+    threads,
+    say: (l) => process.stderr.write(`${l}\n`),
+    // Intervals between updates (the first update also loads and warms up, so it is not counted).
+    onPass: () => {
+      const now = performance.now();
+      if (last) times.push((now - last) / 1000);
+      last = now;
+    },
+  });
+  const peak = process.resourceUsage().maxRSS / 1024;
+  console.log(JSON.stringify({ update_s: times, peak_rss_mib: peak, params: 870_184_644 }));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--child') {
+  const o = JSON.parse(process.argv[3]!) as {
+    part: string; root: string; moments?: string; updates?: number; threads?: number;
+  };
+  if (o.part === 'setup') await setupChild(o.root);
+  else await trainChild(o.root, o.moments ?? 'config', o.updates ?? 2, o.threads ?? 2);
+}
