@@ -2,6 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { GOLDEN, f32, maxAbsDiff, readSafetensors, tensor } from './testing/golden.ts';
+import { MultistepSampler } from './multistep.ts';
 import { MvDiffusionPipeline, type StepEvent } from './pipeline.ts';
 import { RecordedNoise, type NoiseSite } from './rng.ts';
 
@@ -88,5 +89,27 @@ test('step counts 1 and 100, guidance 10 and 1: runs to the end with finite view
     assert.equal(n, steps);
     assert.equal(r.images.length, 6);
     assert.ok(r.latents.every(Number.isFinite) && r.decoded.every(Number.isFinite));
+  }
+});
+
+test('multistep samplers in the loop: the guided output and the current latents feed the sampler, its timesteps, no ' +
+  'step noise', async () => {
+  for (const scheduler of ['dpmpp2m', 'unipc'] as const) {
+    const events: StepEvent[] = [];
+    const noise = recorded('cfg3_eta0', 0);
+    const r = await pipe.generate(image, { steps: 4, guidanceScale: 3, noise, scheduler }, (e) => events.push(e));
+    noise.assertDrained(); // the latents and image-embedding draws only: multistep steps take no noise
+    const replay = new MultistepSampler(scheduler, pipe.schedule.config, 4);
+    assert.deepEqual(events.map((e) => e.timestep), replay.timesteps);
+    let x: ArrayLike<number> = f32(tensor(cases, 'cfg3_eta0.noise.latents'));
+    for (const e of events) {
+      x = replay.step(e.modelOutput, x).prevSample;
+      assert.ok(maxAbsDiff(e.latents, x) <= 1e-6, `${scheduler} step ${e.step}`);
+    }
+    assert.ok(r.images.length === 6 && r.decoded.every(Number.isFinite));
+    // η has no say in a deterministic sampler.
+    const again = await pipe.generate(image, { steps: 4, guidanceScale: 3, noise: recorded('cfg3_eta0', 0), scheduler,
+      eta: 1 });
+    assert.deepEqual(again.latents, r.latents);
   }
 });

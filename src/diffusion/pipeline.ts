@@ -23,6 +23,7 @@ import {
   type ClipVisionConfig, type UNetConfig, type VaeConfig,
 } from './config.ts';
 import { ddimSchedule, ddimStep, ddimStepScalars, ddimTimesteps, guide, type DdimSchedule } from './ddim.ts';
+import { MultistepSampler, type MultistepKind } from './multistep.ts';
 import { imageClassLabel, noiseLevelZero, timestepEmbedding, type NoiseLevelZero } from './image-conditioning.ts';
 import { readSchedulerConfig } from './noise-schedule.ts';
 import { paramSpecs, type ParamDeclarer } from './params.ts';
@@ -37,9 +38,15 @@ import { loadWeights } from './weights.ts';
 
 const f32 = Math.fround;
 
+/** The sampler of the diffusion loop. */
+export type Scheduler = 'ddim' | MultistepKind;
+export const SCHEDULERS: readonly Scheduler[] = ['ddim', 'dpmpp2m', 'unipc'];
+
 export interface SampleOptions {
-  /** DDIM steps, 1–100 (default 50). */
+  /** Sampling steps (UNet evaluations), 1–1000 (default 50). */
   steps?: number;
+  /** DDIM (FaceLift's, default) or a deterministic multistep sampler (multistep.ts). */
+  scheduler?: Scheduler;
   /** Classifier-free guidance scale (default 3); exactly 1 disables CFG (single batch). */
   guidanceScale?: number;
   /** DDIM η (default 1.0: stochastic, as FaceLift). */
@@ -248,7 +255,9 @@ export class MvDiffusionPipeline {
     if (!Number.isFinite(eta) || eta < 0) throw new UserError(`eta must be ≥ 0, got ${eta}`);
     const H = this.imageSize;
     if (image.width !== H || image.height !== H) throw new UserError(`the conditioning image must be ${H}×${H} (the UNet's sample size × 8), got ${image.width}×${image.height}`);
-    const timesteps = ddimTimesteps(this.schedule, steps);
+    const scheduler = opts.scheduler ?? 'ddim';
+    const multistep = scheduler === 'ddim' ? null : new MultistepSampler(scheduler, this.schedule.config, steps);
+    const timesteps = multistep ? multistep.timesteps : ddimTimesteps(this.schedule, steps);
     const noise = opts.noise ?? new PhiloxNormal(opts.seed ?? 4);
     const c = this.unetConfig;
     const V = c.numViews;
@@ -288,11 +297,19 @@ export class MvDiffusionPipeline {
         encoder_hidden_states: context,
       })).noise_pred!.data as Float32Array;
       const modelOutput = cfg ? guide(out.subarray(0, V * per), out.subarray(V * per), scale) : out;
-      const sc = ddimStepScalars(this.schedule, t, steps, eta);
-      const z = eta > 0 ? noise.normal([V, C, h, h], 'step') : undefined;
-      const r = ddimStep(this.schedule, sc, modelOutput, latents, z);
-      latents = r.prevSample;
-      yield { step: i, total: steps, timestep: t, unetOutput: out, modelOutput, predOriginalSample: r.predOriginalSample, latents };
+      let predOriginalSample: Float32Array;
+      if (multistep) {
+        const r = multistep.step(modelOutput, latents);
+        latents = Float32Array.from(r.prevSample);
+        predOriginalSample = Float32Array.from(r.predOriginalSample);
+      } else {
+        const sc = ddimStepScalars(this.schedule, t, steps, eta);
+        const z = eta > 0 ? noise.normal([V, C, h, h], 'step') : undefined;
+        const r = ddimStep(this.schedule, sc, modelOutput, latents, z);
+        latents = r.prevSample;
+        predOriginalSample = r.predOriginalSample;
+      }
+      yield { step: i, total: steps, timestep: t, unetOutput: out, modelOutput, predOriginalSample, latents };
     }
     const decoded = await this.decode(latents);
     return { classLabels, imageLatents, latents, decoded, images: toImages(decoded, V, H) };

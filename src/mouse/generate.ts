@@ -17,7 +17,7 @@ import type { Camera } from '../cameras/camera.ts';
 import { formatCameraJson, parseCameraJson } from '../cameras/opencv-json.ts';
 import { FACELIFT_VIEWS, faceliftViews } from '../cameras/rigs.ts';
 import { pilResize } from '../diffusion/pil-resize.ts';
-import { MvDiffusionPipeline } from '../diffusion/pipeline.ts';
+import { MvDiffusionPipeline, type Scheduler } from '../diffusion/pipeline.ts';
 import { encodePng, readImage } from '../io/image.ts';
 import { findPromptEmbeds } from '../pipeline/prompt-embeds.ts';
 import { UserError, fsReason } from '../util/errors.ts';
@@ -33,6 +33,7 @@ export interface GenerateOptions {
   /** Which cameras the written views get (see the module comment). */
   cameras?: 'facelift' | 'sample';
   steps?: number;
+  scheduler?: Scheduler;
   guidance?: number;
   /** Seed of sample k's noise is seed + k. */
   seed?: number;
@@ -104,6 +105,7 @@ export async function generateMouseSamples(o: GenerateOptions): Promise<Generate
         const { image, cameras } = await referenceOf(join(o.inputDir, name), ref, S);
         const out = await pipe.generate(image, {
           ...(o.steps ? { steps: o.steps } : {}),
+          ...(o.scheduler ? { scheduler: o.scheduler } : {}),
           ...(o.guidance !== undefined ? { guidanceScale: o.guidance } : {}),
           seed: (o.seed ?? 42) + k,
         });

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { faceliftViews } from '../cameras/rigs.ts';
-import type { SampleResult } from '../diffusion/pipeline.ts';
+import { SCHEDULERS, type SampleResult, type Scheduler } from '../diffusion/pipeline.ts';
 import { reconstruct } from '../lrm/reconstruct.ts';
 import { preprocess, type PreprocessResult } from '../preprocess/index.ts';
 import { resizeRaw } from '../preprocess/image.ts';
@@ -36,8 +36,10 @@ export interface InferenceSettings {
   seed?: number;
   /** Classifier-free guidance scale (default 3). */
   guidanceScale?: number;
-  /** DDIM steps (default 50). */
+  /** Sampling steps (default 50). */
   steps?: number;
+  /** The sampler (default ddim, FaceLift's); dpmpp2m and unipc reach its quality in fewer steps. */
+  scheduler?: Scheduler;
   /** DDIM η (default 1, as FaceLift). */
   eta?: number;
   /** Turntable frames (default 150) and frame rate (default 30). */
@@ -86,12 +88,16 @@ function settingsOf(s: InferenceSettings): InferenceResult['settings'] {
     seed: s.seed ?? 4,
     guidanceScale: s.guidanceScale ?? 3,
     steps: s.steps ?? 50,
+    scheduler: s.scheduler ?? 'ddim',
     eta: s.eta ?? 1,
     turntableFrames: s.turntableFrames ?? 150,
     fps: s.fps ?? 30,
     filter: s.filter ?? FACELIFT_FILTERS,
   };
   if (!Number.isSafeInteger(out.seed) || out.seed < 0) throw new UserError(`seed must be a non-negative integer, got ${out.seed}`);
+  if (!SCHEDULERS.includes(out.scheduler)) {
+    throw new UserError(`scheduler must be one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(out.scheduler)}`);
+  }
   if (!Number.isInteger(out.steps) || out.steps < 1 || out.steps > 1000) throw new UserError(`steps must be an integer in 1..1000, got ${out.steps}`);
   if (!Number.isFinite(out.guidanceScale) || out.guidanceScale <= 0) throw new UserError(`guidance scale must be a positive number, got ${out.guidanceScale}`);
   if (!Number.isInteger(out.turntableFrames) || out.turntableFrames < 1) throw new UserError(`turntable frames must be a positive integer, got ${out.turntableFrames}`);
@@ -155,10 +161,14 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
     // Counts the DDIM steps asked for; the VAE decode after the last one ends the stage.
     st = stage('diffusion', steps);
     const cond = pre.image.width === S ? pre.image : await resizeRaw(pre.image, S, S, 'cubic');
-    const sampled = await m.diffusion.generate(cond, { steps, guidanceScale: settings.guidanceScale, eta: settings.eta, seed: settings.seed },
+    const sampleOpts = {
+      steps, scheduler: settings.scheduler, guidanceScale: settings.guidanceScale, eta: settings.eta, seed: settings.seed,
+    };
+    const label = { ddim: 'DDIM', dpmpp2m: 'DPM-Solver++', unipc: 'UniPC' }[settings.scheduler];
+    const sampled = await m.diffusion.generate(cond, sampleOpts,
       (e) => {
         opts.signal?.throwIfAborted();
-        st.emit(e.step + 1, `DDIM t=${e.timestep}`);
+        st.emit(e.step + 1, `${label} t=${e.timestep}`);
       });
     // Give the UNet's working memory (≈ 10 GB at the official size) back before GS-LRM; sessions are re-created lazily.
     if (m.releaseSessions) await m.diffusion.close();

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../util/errors.ts';
+import { SCHEDULERS, type Scheduler } from '../diffusion/pipeline.ts';
 import type { JobSettings } from '../server/settings.ts';
 
 /** BullMQ queue name (keys `bull:facelift-portraits:*`). */
@@ -60,14 +61,19 @@ export function decodeJob(raw: unknown): RemoteJobData {
   if (r.format !== 'png' && r.format !== 'jpeg' && r.format !== 'webp') throw bad('format');
   const s = r.settings as Record<string, unknown> | undefined;
   if (!s || typeof s.autoCrop !== 'boolean' || typeof s.guidanceScale !== 'number' || !Number.isInteger(s.steps)
-    || !Number.isInteger(s.seed)) throw bad('settings');
+    || !Number.isInteger(s.seed) || (s.scheduler !== undefined && !SCHEDULERS.includes(s.scheduler as Scheduler))) {
+    throw bad('settings');
+  }
   const p = r.post as Record<string, unknown> | undefined;
   if (!p || (p.profile !== 'infer' && p.profile !== 'gradio') || !Number.isInteger(p.frames) || (p.frames as number) < 1) {
     throw bad('post-processing');
   }
   return {
     id: r.id, token: r.token, exchange: r.exchange.replace(/\/$/, ''), format: r.format,
-    settings: { autoCrop: s.autoCrop, guidanceScale: s.guidanceScale, steps: s.steps as number, seed: s.seed as number },
+    settings: {
+      autoCrop: s.autoCrop, guidanceScale: s.guidanceScale, steps: s.steps as number, seed: s.seed as number,
+      ...(s.scheduler !== undefined ? { scheduler: s.scheduler as Scheduler } : {}),
+    },
     post: { profile: p.profile, frames: p.frames as number },
   };
 }

@@ -136,6 +136,7 @@ describe('API: a job from upload to results', () => {
       ['guidance not a number', form(await testPhoto(), { guidanceScale: 'lots' }), 400, /must be a number/],
       ['fractional seed', form(await testPhoto(), { seed: '4.5' }), 400, /whole number/],
       ['unknown field', form(await testPhoto(), { strength: '1' }), 400, /unknown field "strength"/],
+      ['unknown sampler', form(await testPhoto(), { scheduler: 'euler' }), 400, /scheduler must be one of ddim, dpmpp2m, unipc/],
       ['not multipart', JSON.stringify({ image: 'x' }), 415, /multipart\/form-data/],
     ];
     for (const [name, body, code, message] of cases) {

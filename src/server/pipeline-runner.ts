@@ -55,6 +55,7 @@ export class PipelineRunner implements JobRunner {
     await runInference(req.input, {
       models, outDir: req.outDir,
       autoCrop: s.autoCrop, seed: s.seed, guidanceScale: s.guidanceScale, steps: s.steps,
+      ...(s.scheduler ? { scheduler: s.scheduler } : {}),
       turntableFrames: req.post?.frames ?? this.opts.turntableFrames ?? GRADIO_TURNTABLE_FRAMES,
       // The CLI's post-processing is runInference's default.
       ...(req.post?.profile === 'infer' ? {} : { filter: this.opts.filter ?? GRADIO_FILTERS }),

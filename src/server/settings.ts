@@ -3,6 +3,7 @@
  * and the parser that turns submitted form fields into validated job settings. The browser UI reads the same
  * table from GET /api/config, so the ranges live in one place.
  */
+import { SCHEDULERS, type Scheduler } from '../diffusion/pipeline.ts';
 
 export interface JobSettings {
   /** Face detection + crop ("Auto Cropping"). */
@@ -13,6 +14,8 @@ export interface JobSettings {
   steps: number;
   /** Sampler seed ("Random Seed"); gradio hands a float, the app casts it to int. */
   seed: number;
+  /** The sampler (not a gradio control; absent: DDIM, FaceLift's). */
+  scheduler?: Scheduler;
 }
 
 export interface RangeControl { label: string; min: number; max: number; step: number; default: number }
@@ -62,9 +65,16 @@ export function parseSettings(fields: ReadonlyMap<string, string>): JobSettings 
       case 'steps': out.steps = parseNumber(name, value, CONTROLS.steps, true); break;
       // Like gradio's Number → int(): a seed typed as 4.0 is 4; 4.5 is refused rather than silently truncated.
       case 'seed': out.seed = parseNumber(name, value, CONTROLS.seed, true); break;
+      case 'scheduler': out.scheduler = parseScheduler(value); break;
       default:
-        throw new SettingsError(`unknown field "${name}"; expected image, autoCrop, guidanceScale, steps, seed`);
+        throw new SettingsError(`unknown field "${name}"; expected image, autoCrop, guidanceScale, steps, seed, scheduler`);
     }
   }
   return out;
+}
+
+export function parseScheduler(v: string): Scheduler {
+  const s = v.trim() as Scheduler;
+  if (!SCHEDULERS.includes(s)) throw new SettingsError(`scheduler must be one of ${SCHEDULERS.join(', ')}, got "${v}"`);
+  return s;
 }

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
+import { SCHEDULERS, type Scheduler } from '../../diffusion/pipeline.ts';
 import { checkInputFolder, runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
 import {
   calibrate, estimate, formatRemaining, inferencePlan, type PlannedStage, type StageCost, type StageProgress,
@@ -27,6 +28,7 @@ interface InferOpts {
   guidance_scale_2D?: number;
   steps?: number;
   step_2D?: number;
+  scheduler: Scheduler;
   weights?: string;
   promptEmbeds?: string;
   model: ModelChoice;
@@ -188,7 +190,9 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the sampler noise, applied afresh to every image', intOption('--seed', 0, Number.MAX_SAFE_INTEGER), 4)
     .option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positiveOption('--guidance-scale'))
     .addOption(new Option('--guidance_scale_2D <x>').argParser(positiveOption('--guidance_scale_2D')).hideHelp())
-    .option('--steps <n>', 'DDIM steps (default 50)', intOption('--steps', 1, 1000))
+    .option('--steps <n>', 'sampling steps (default 50)', intOption('--steps', 1, 1000))
+    .addOption(new Option('--scheduler <name>', "the sampler: FaceLift's DDIM, or DPM-Solver++ (2M) / UniPC, which " +
+      'reach its quality in fewer steps (BENCHMARKS.md § sampler-quality)').choices([...SCHEDULERS]).default('ddim'))
     .addOption(new Option('--step_2D <n>').argParser(intOption('--step_2D', 1, 1000)).hideHelp())
     .addOption(modelOption())
     .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: ' +
@@ -214,7 +218,10 @@ export function register(program: Command): void {
       if (o.auto_crop && !o.autoCrop) throw new UserError('--auto_crop and --no-auto-crop contradict each other');
       // A wrong or empty folder is said before the models load (or start downloading).
       checkInputFolder(inputDir);
-      if (o.redis) return inferRemote(o, inputDir, outputDir, { autoCrop: o.autoCrop, guidanceScale, steps, seed: o.seed });
+      const scheduler = o.scheduler === 'ddim' ? {} : { scheduler: o.scheduler };
+      if (o.redis) {
+        return inferRemote(o, inputDir, outputDir, { autoCrop: o.autoCrop, guidanceScale, steps, seed: o.seed, ...scheduler });
+      }
       const bars = o.json ? undefined : new StageBars((costs) => inferencePlan({ steps, frames: o.frames }, costs));
       const onProgress = bars ? (e: ProgressEvent) => bars.on(e) : undefined;
       const models = await loadModels({
@@ -233,6 +240,7 @@ export function register(program: Command): void {
       try {
         outcomes = await runFolder(inputDir, {
           models, outputDir, autoCrop: o.autoCrop, seed: o.seed, guidanceScale, steps, turntableFrames: o.frames,
+          ...scheduler,
           onImage: (item, i, n) => bars?.startImage(`[${i + 1}/${n}] ${basename(item.file)} `),
           onOutcome: (r) => {
             if (o.json) {

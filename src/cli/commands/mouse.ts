@@ -5,6 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { SCHEDULERS, type Scheduler } from '../../diffusion/pipeline.ts';
 import { centerAlign } from '../../mouse/center-align.ts';
 import { convertRecording } from '../../mouse/convert.ts';
 import { generateMouseSamples } from '../../mouse/generate.ts';
@@ -127,7 +128,9 @@ export function register(program: Command): void {
   generate.addOption(new Option('--cameras <which>', 'cameras of the written views: facelift (the model draws ' +
     "FaceLift's six views) or sample (a model fine-tuned on the rig's own views draws those)")
     .choices(['facelift', 'sample']).default('facelift'));
-  generate.option('--steps <n>', 'DDIM steps (default 50)', intOption('--steps', 1, 1000));
+  generate.option('--steps <n>', 'sampling steps (default 50)', intOption('--steps', 1, 1000));
+  generate.addOption(new Option('--scheduler <name>', "the sampler: FaceLift's DDIM, DPM-Solver++ (2M) or UniPC")
+    .choices([...SCHEDULERS]).default('ddim'));
   generate.option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)',
     positiveOption('--guidance-scale'));
   generate.option('--seed <n>', "sample k's noise seed is seed + k", intOption('--seed', 0, 2 ** 31 - 1), 42);
@@ -146,6 +149,7 @@ export function register(program: Command): void {
         referenceView: pick<number>(o, 'reference_view')!, cameras: o.cameras as 'facelift' | 'sample',
         seed: o.seed as number,
         ...(o.steps ? { steps: o.steps as number } : {}),
+        scheduler: o.scheduler as Scheduler,
         ...(o.guidanceScale !== undefined ? { guidance: o.guidanceScale as number } : {}),
         ...(o.promptEmbeds ? { promptEmbeds: o.promptEmbeds as string } : {}),
         ...(pick<number>(o, 'max_samples') ? { maxSamples: pick<number>(o, 'max_samples')! } : {}),
