@@ -24,25 +24,25 @@ import { composite, readView } from '../src/train/gslrm/dataset.ts';
 import { psnr, ssim } from '../src/train/metrics.ts';
 import type { BenchRun, Figure } from './figure.ts';
 
-function flag(args: string[], name: string, fallback: string): string {
+export function flag(args: string[], name: string, fallback: string): string {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1]! : fallback;
 }
 
 const WHITE = [1, 1, 1] as const;
 
-async function view(file: string, S: number): Promise<Float32Array> {
+export async function view(file: string, S: number): Promise<Float32Array> {
   const img = await readView(file, S);
   const rgb = new Float32Array(3 * S * S);
   composite(img.data, img.channels, S, WHITE, rgb, new Float32Array(S * S));
   return rgb;
 }
 
-const samples = (dir: string) =>
+export const samples = (dir: string) =>
   readdirSync(dir).filter((d) => d.startsWith('sample_')).sort().map((d) => join(dir, d));
-const cam = (v: number) => `cam_${String(v).padStart(3, '0')}.png`;
+export const cam = (v: number) => `cam_${String(v).padStart(3, '0')}.png`;
 
-class Score {
+export class Score {
   private p = 0;
   private s = 0;
   private n = 0;

@@ -67,6 +67,20 @@ export const run: BenchRun = async function* (args) {
 
 /** An official-shaped pipeline (random weights) and 256² mouse samples, under `root`. */
 async function setupChild(root: string): Promise<void> {
+  await writeOfficialShapedPipeline(root, 256);
+  const { writeRawRecording } = await import('../src/mouse/testing/raw-recording.ts');
+  const { convertRecording } = await import('../src/mouse/convert.ts');
+  await writeRawRecording(join(root, 'raw'), 6);
+  await convertRecording({ inputDir: join(root, 'raw'), outputDir: join(root, 'data'), frameInterval: 2,
+    targetSize: 256 });
+}
+
+/**
+ * `root/pipeckpts`: FaceLift's UNet, CLIP ViT-H/14 image encoder and VAE at their official shapes
+ * (../shared/golden/official-keys) with random weights, fixed [6, 77, 1024] prompt embeddings (clr_embeds.pt) in
+ * place of the text encoder, views of `size`².
+ */
+export async function writeOfficialShapedPipeline(root: string, size: number): Promise<string> {
   const { readFileSync, writeFileSync } = await import('node:fs');
   const { parseVaeConfig } = await import('../src/diffusion/config.ts');
   const { JsonFields } = await import('../src/diffusion/json-fields.ts');
@@ -75,17 +89,14 @@ async function setupChild(root: string): Promise<void> {
   const { writeModelFolder } = await import('../src/train/mvdiffusion/checkpoint.ts');
   const { initialParams } = await import('../src/train/init.ts');
   const { writeNewPipeline } = await import('../src/train/demo/new-pipeline.ts');
-  const { writeRawRecording } = await import('../src/mouse/testing/raw-recording.ts');
-  const { convertRecording } = await import('../src/mouse/convert.ts');
   const vaeConfig = join(GOLDEN, 'official-keys/vae_config.json');
   const specs = paramSpecs((d) => declareVaeParams(d, parseVaeConfig(JsonFields.fromFile(vaeConfig))));
   const vae = initialParams(specs, 1);
   await writeModelFolder(join(root, 'vae'), JSON.parse(readFileSync(vaeConfig, 'utf8')) as Record<string, unknown>,
     specs.map((s) => ({ name: s.name, shape: s.shape, data: vae.get(s.name)! })));
-  // FaceLift's UNet and CLIP ViT-H/14 image encoder sizes (../shared/golden/official-keys), at the lowmem 256².
   const recipe = join(root, 'recipe.yaml');
   writeFileSync(recipe, `seed: 1
-image_size: 256
+image_size: ${size}
 prompt_tokens: 77
 unet: { block_out_channels: [320, 640, 1280, 1280], attention_head_dim: [5, 10, 20, 20], layers_per_block: 2,
   cross_attention_dim: 1024, norm_num_groups: 32 }
@@ -93,9 +104,7 @@ image_encoder: { hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 
   image_size: 224, patch_size: 14, projection_dim: 1024 }
 `);
   await writeNewPipeline(recipe, join(root, 'vae'), join(root, 'pipeckpts'));
-  await writeRawRecording(join(root, 'raw'), 6);
-  await convertRecording({ inputDir: join(root, 'raw'), outputDir: join(root, 'data'), frameInterval: 2,
-    targetSize: 256 });
+  return join(root, 'pipeckpts');
 }
 
 async function trainChild(root: string, moments: string, updates: number, threads: number): Promise<void> {

@@ -52,11 +52,26 @@ export interface Lowerer {
   i64(values: readonly number[]): string;
   /** A scalar initializer of the given dtype. */
   scalar(value: number, dtype: DType): string;
+  /** Linear layers with a float32 parameter as weight run in int8 (an inference session's choice). */
+  readonly int8Linear: boolean;
+  /**
+   * A graph input the session derives from a float32 parameter (its int8 form): declared once per name, and
+   * filled from the parameter store when the session is created.
+   */
+  derivedParam(name: string, shape: Shape, dtype: 'int8' | 'float32', derivation: Derivation): string;
+}
+
+/** How a derived input is computed from its parameter (core/quantize.ts). */
+export interface Derivation {
+  readonly from: string;
+  readonly form: 'int8-columns' | 'int8-scales';
 }
 
 export interface LowerIO {
   readonly ins: readonly TensorInfo[];
   readonly out: TensorInfo;
+  /** For each input, the parameter's name when the input is a parameter. */
+  readonly paramNames: readonly (string | null)[];
 }
 
 /**

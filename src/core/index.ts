@@ -10,3 +10,4 @@ export * from './autodiff.ts';
 export * from './optim.ts';
 export * from './flash-attention.ts';
 export * from './recompute.ts';
+export * from './quantize.ts';

@@ -2,7 +2,9 @@
  * IR → ONNX ModelProto. Only what the requested outputs depend on is emitted; inputs and parameters become
  * graph inputs (so no weights live in the protobuf and no 2 GB limit applies), constants become initializers.
  */
-import { GraphError, describe, type ConstData, type DType, type Lowerer, type Shape, type Tensor } from './graph.ts';
+import {
+  GraphError, describe, type ConstData, type Derivation, type DType, type Lowerer, type Shape, type Tensor,
+} from './graph.ts';
 import { encodeModel, type AttrValue, type NodeSpec, type TensorProtoSpec, type ValueInfoSpec } from './proto.ts';
 
 export const OPSET = 23;
@@ -12,7 +14,15 @@ export interface GraphInputInfo {
   readonly name: string;
   readonly kind: 'input' | 'param';
   readonly shape: Shape;
-  readonly dtype: DType;
+  /** int8 only for inputs derived from a parameter. */
+  readonly dtype: DType | 'int8';
+  /** Set for inputs the session computes from a parameter (int8 weights and their scales). */
+  readonly derived?: Derivation;
+}
+
+export interface LowerOptions {
+  /** Linear layers whose weight is a float32 parameter run as int8 matmuls (weights quantized per column). */
+  int8Linear?: boolean;
 }
 
 export interface LoweredModel {
@@ -28,7 +38,7 @@ function rawBytes(d: ConstData): Uint8Array {
 }
 
 /** Lowers the part of the graph that `outputs` depend on. Output names are the record's keys. */
-export function lower(outputs: Record<string, Tensor>, graphName = 'facelift'): LoweredModel {
+export function lower(outputs: Record<string, Tensor>, graphName = 'facelift', opts: LowerOptions = {}): LoweredModel {
   const outs = Object.entries(outputs);
   if (outs.length === 0) throw new GraphError('lower: no outputs requested');
   const graph = outs[0]![1].graph;
@@ -51,6 +61,7 @@ export function lower(outputs: Record<string, Tensor>, graphName = 'facelift'): 
   const inputs: GraphInputInfo[] = [];
   const i64Cache = new Map<string, string>();
   const scalarCache = new Map<string, string>();
+  const derivedNames = new Set<string>();
   let counter = 0;
 
   const b: Lowerer = {
@@ -80,6 +91,14 @@ export function lower(outputs: Record<string, Tensor>, graphName = 'facelift'): 
       }
       return name;
     },
+    int8Linear: opts.int8Linear ?? false,
+    derivedParam(name, shape, dtype, derivation) {
+      if (!derivedNames.has(name)) {
+        derivedNames.add(name);
+        inputs.push({ name, kind: 'param', shape, dtype, derived: derivation });
+      }
+      return name;
+    },
   };
 
   for (const t of ordered) {
@@ -94,7 +113,8 @@ export function lower(outputs: Record<string, Tensor>, graphName = 'facelift'): 
     } else {
       const node = src.node;
       const inNames = node.inputs.map((i) => names.get(i.id)!);
-      names.set(t.id, node.op.lower(b, inNames, node.attrs, { ins: node.inputs, out: t }));
+      const paramNames = node.inputs.map((i) => (i.source.kind === 'param' ? i.source.name : null));
+      names.set(t.id, node.op.lower(b, inNames, node.attrs, { ins: node.inputs, out: t, paramNames }));
     }
   }
 
@@ -106,6 +126,11 @@ export function lower(outputs: Record<string, Tensor>, graphName = 'facelift'): 
     nodes.push({ opType: 'Identity', name: `out_${name}`, inputs: [names.get(t.id)!], outputs: [name], attrs: {} });
     outputInfos.push({ name, dtype: t.dtype, dims: t.shape });
   }
+
+  // A parameter read only through its derived forms (an int8 linear's weight) is not an input of the model.
+  const read = new Set(nodes.flatMap((n) => n.inputs));
+  const used = inputs.filter((i) => i.kind === 'input' || read.has(i.name));
+  inputs.splice(0, inputs.length, ...used);
 
   const bytes = encodeModel({
     irVersion: IR_VERSION,

@@ -9,8 +9,10 @@ import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { GraphError, sizeOf, type DType, type Shape, type Tensor } from './graph.ts';
 import { lower, type GraphInputInfo, type LoweredModel } from './lower.ts';
+import { quantizedOf } from './quantize.ts';
 
-export type HostData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
+export type HostData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
+type InfoDType = DType | 'int8';
 export interface HostTensor {
   readonly data: HostData;
   readonly shape: Shape;
@@ -46,9 +48,17 @@ export interface SessionOptions {
    * other work needs (measured: ~3× the CPU time for the same runs, and slower wall time under load).
    */
   spin?: boolean;
+  /**
+   * Run linear layers whose weight is a float32 parameter in int8 (core/quantize.ts): weights quantized per output
+   * when the session is created (and shared between sessions reading the same arrays), activations per run. For
+   * inference only: weights updated in place later are not re-quantized.
+   */
+  int8?: boolean;
 }
 
-const ORT_TYPE: Record<DType, ort.Tensor.Type> = { float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', bool: 'bool' };
+const ORT_TYPE: Record<InfoDType, ort.Tensor.Type> = {
+  float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', bool: 'bool', int8: 'int8',
+};
 
 /** True when onnxruntime-node's CUDA provider library is present (installed with --onnxruntime-node-install=cuda12). */
 export function cudaAvailable(): boolean {
@@ -62,9 +72,10 @@ export function cudaAvailable(): boolean {
   }
 }
 
-function checkData(what: string, info: { shape: Shape; dtype: DType }, data: HostData): void {
+function checkData(what: string, info: { shape: Shape; dtype: InfoDType }, data: HostData): void {
   const want = sizeOf(info.shape);
   const ok = info.dtype === 'float32' ? data instanceof Float32Array
+    : info.dtype === 'int8' ? data instanceof Int8Array
     : info.dtype === 'float16' ? data instanceof Uint16Array
     : info.dtype === 'int64' ? data instanceof BigInt64Array
     : info.dtype === 'int32' ? data instanceof Int32Array
@@ -73,7 +84,7 @@ function checkData(what: string, info: { shape: Shape; dtype: DType }, data: Hos
   if (data.length !== want) throw new GraphError(`${what}: expected ${want} values for shape [${info.shape.join(',')}], got ${data.length}`);
 }
 
-function toOrt(info: { shape: Shape; dtype: DType }, data: HostData): ort.Tensor {
+function toOrt(info: { shape: Shape; dtype: InfoDType }, data: HostData): ort.Tensor {
   return new ort.Tensor(ORT_TYPE[info.dtype], data as ort.Tensor.DataType, [...info.shape]);
 }
 
@@ -131,8 +142,8 @@ export class Session {
   ) {
     const missing: string[] = [];
     for (const p of model.inputs.filter((i) => i.kind === 'param')) {
-      const data = params?.get(p.name);
-      if (!data) { missing.push(p.name); continue; }
+      const data = p.derived ? derivedData(p, params) : params?.get(p.name);
+      if (!data) { missing.push(p.derived?.from ?? p.name); continue; }
       checkData(`parameter "${p.name}"`, p, data);
       this.bindParam(p, data);
     }
@@ -143,7 +154,7 @@ export class Session {
 
   /** Lowers the graph behind `outputs` and creates an ORT session for it. */
   static async create(outputs: Record<string, Tensor>, opts: SessionOptions = {}): Promise<Session> {
-    const model = lower(outputs);
+    const model = lower(outputs, 'facelift', { int8Linear: opts.int8 ?? false });
     const wanted = opts.provider ?? 'auto';
     const useCuda = wanted === 'cuda' || (wanted === 'auto' && cudaAvailable());
     const base: ort.InferenceSession.SessionOptions = {
@@ -175,9 +186,14 @@ export class Session {
   /** Replaces one parameter's buffer (for in-place updates of the same buffer nothing needs to be called). */
   setParam(name: string, data: Float32Array | Uint16Array): void {
     const info = this.model.inputs.find((i) => i.kind === 'param' && i.name === name);
-    if (!info) throw new GraphError(`setParam: this graph has no parameter "${name}"`);
-    checkData(`parameter "${name}"`, info, data);
-    this.bindParam(info, data);
+    // An int8 session reads the weight through its derived forms: those are re-derived from the new buffer.
+    const derived = this.model.inputs.filter((i) => i.derived?.from === name);
+    if (!info && derived.length === 0) throw new GraphError(`setParam: this graph has no parameter "${name}"`);
+    if (info) {
+      checkData(`parameter "${name}"`, info, data);
+      this.bindParam(info, data);
+    }
+    for (const d of derived) this.bindParam(d, derivedData(d, new Map([[name, data]]))!);
   }
 
   private bindParam(info: GraphInputInfo, data: HostData): void {
@@ -239,6 +255,17 @@ export class Session {
   }
 
   async release(): Promise<void> { await this.ortSession.release(); }
+}
+
+/** The int8 weight or its scales, from the float32 parameter they derive from (undefined when it is missing). */
+function derivedData(info: GraphInputInfo, params: ParamStore | undefined): HostData | undefined {
+  const d = info.derived!;
+  const w = params?.get(d.from);
+  if (!w) return undefined;
+  if (!(w instanceof Float32Array)) throw new GraphError(`parameter "${d.from}": int8 weights derive from float32 ones`);
+  const [inF, out] = d.form === 'int8-columns' ? (info.shape as [number, number]) : [w.length / info.shape[0]!, info.shape[0]!];
+  const q = quantizedOf(w, out, inF);
+  return d.form === 'int8-columns' ? q.q : q.scale;
 }
 
 /** Convenience: build-and-run once (tests, small utilities). */

@@ -87,6 +87,8 @@ export interface PipelineOptions {
   cacheDir?: string;
   /** Keep the UNet weights as fp16 (half the memory) and compute in fp32 (weights cast at use). */
   unetFp16Weights?: boolean;
+  /** Linear layers (UNet, image encoder, VAE attention) in int8; convolutions stay fp32 (core/quantize.ts). */
+  int8?: boolean;
   /** UNet attention blocks (memory bound / fused kernel). */
   attention?: AttentionOptions;
   threads?: number;
@@ -167,7 +169,10 @@ export class MvDiffusionPipeline {
       const g = new Graph(key);
       // The UNet step dominates memory: without the arena and memory pattern its peak fell from 15.1 to 9.3 GiB at
       // batch 12 with no measurable change in step time (bench/unet.ts), which keeps sampling inside 24 GiB.
-      s = await Session.create(build(g), { params, arena: false, memPattern: false, ...(this.opts.threads ? { threads: this.opts.threads } : {}) });
+      s = await Session.create(build(g), {
+        params, arena: false, memPattern: false, ...(this.opts.threads ? { threads: this.opts.threads } : {}),
+        ...(this.opts.int8 ? { int8: true } : {}),
+      });
       this.sessions.set(key, s);
     }
     return s;

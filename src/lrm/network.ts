@@ -25,6 +25,8 @@ export interface NetworkOptions {
   threads?: number;
   /** Execution provider (default 'auto': CUDA when onnxruntime-node's CUDA library is installed, else CPU). */
   provider?: Provider | 'auto';
+  /** Linear layers in int8 (weights quantized per output channel when the sessions are made). */
+  int8?: boolean;
 }
 
 export interface ForwardHooks {
@@ -59,7 +61,7 @@ export class GslrmNetwork {
 
   static async create(cfg: GslrmConfig, weights: GslrmWeights, opts: NetworkOptions): Promise<GslrmNetwork> {
     const graphs = buildGslrmGraphs(cfg, opts);
-    const sess = { threads: opts.threads, provider: opts.provider ?? 'auto' };
+    const sess = { threads: opts.threads, provider: opts.provider ?? 'auto', int8: opts.int8 ?? false };
     const embed = await Session.create(graphs.embed.outputs, { ...sess, params: pick(weights, graphs.embed.graph) });
     const block = await Session.create(graphs.block.outputs, { ...sess, params: blockParams(weights, graphs.block.graph, 0) });
     const heads = await Session.create(graphs.heads.outputs, { ...sess, params: pick(weights, graphs.heads.graph) });

@@ -32,6 +32,8 @@ export interface ReconstructOptions {
   /** Each attention chunk as one ONNX `Attention` node. */
   fused?: boolean;
   threads?: number;
+  /** The transformer's linear layers in int8 (core/quantize.ts; fidelity in BENCHMARKS.md § int8). */
+  int8?: boolean;
   /** Called after the embedding (0) and after each transformer layer (1…n) out of n + 1 steps. */
   onProgress?: (done: number, total: number) => void;
   /** Sees every intermediate of the forward pass (tests, diagnostics). */
@@ -73,6 +75,7 @@ export async function reconstruct(views: Views, cameras: readonly Camera[], mode
     ...(opts.headChunk ? { headChunk: opts.headChunk } : {}),
     ...(opts.fused ? { fused: true } : {}),
     ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.int8 ? { int8: true } : {}),
   });
   const total = dims.nLayer + 1;
   let raw: Float32Array;

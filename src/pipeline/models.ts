@@ -35,6 +35,8 @@ export interface LoadModelsOptions {
   promptEmbeds?: string;
   /** Keep the UNet weights in fp16 (half its ~3.5 GB; computed in fp32). */
   unetFp16Weights?: boolean;
+  /** Linear layers of both models in int8 (weights quantized at load time from the checkpoints; BENCHMARKS § int8). */
+  int8?: boolean;
   /**
    * Background matting: 'modnet' (fetched once into the HF cache), 'u2net', 'none'. Absent: MODNet when it is cached
    * or can be fetched, else no matting, with a notice (so that a first run offline still works).
@@ -76,6 +78,8 @@ export interface FaceliftModels {
   /** Side of the generated views, the GS-LRM input, the renders and the video (512 for the official models). */
   imageSize: number;
   threads?: number;
+  /** The GS-LRM's linear layers run in int8. */
+  int8: boolean;
   releaseSessions: boolean;
   close(): Promise<void>;
 }
@@ -134,6 +138,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
   const diffusion = await MvDiffusionPipeline.load(weights.pipeckpts, {
     ...(promptEmbeds.path ? { promptEmbeds: promptEmbeds.path } : { cacheDir: join(opts.cacheDir ?? faceliftCacheDir(env), 'prompt-embeds') }),
     ...(opts.unetFp16Weights ? { unetFp16Weights: true } : {}),
+    ...(opts.int8 ? { int8: true } : {}),
     ...(threads ? { threads } : {}),
   });
   const imageSize = diffusion.imageSize;
@@ -156,6 +161,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
       ...(matter ? { matter, mattingModel: { kind: matting as MattingModel, path: mattingFile! } } : {}),
       detector: opts.detector ?? (await loadDefaultDetector(opts.faceDetector ?? 'mtcnn')),
       ...(threads ? { threads } : {}),
+      int8: opts.int8 ?? false,
       async close() {
         await diffusion.close();
         await renderer.close();

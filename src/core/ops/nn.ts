@@ -40,7 +40,15 @@ export const LinearOp: OpDef<void> = defineOp({
     if (b && (b.shape.length !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`bias must be [${w.shape[0]}]`);
     return { shape: [...x.shape.slice(0, -1), w.shape[0]!], dtype: x.dtype };
   },
-  lower: (b, [x, w, bias], _a, { out }) => {
+  lower: (b, [x, w, bias], _a, { out, ins, paramNames }) => {
+    const param = paramNames[1];
+    if (b.int8Linear && param && out.dtype === 'float32' && ins[1]!.dtype === 'float32') {
+      // The weight as int8 [in, out] with one scale per output; activations quantized per run (uint8, per tensor).
+      const [n, k] = ins[1]!.shape as [number, number];
+      const q = b.derivedParam(`${param}#int8`, [k, n], 'int8', { from: param, form: 'int8-columns' });
+      const s = b.derivedParam(`${param}#scale`, [n], 'float32', { from: param, form: 'int8-scales' });
+      return b.node('DynamicQuantizeMatMul', bias ? [x!, q, s, '', bias] : [x!, q, s], {}, 'com.microsoft');
+    }
     // FusedMatMul reads W transposed in place (no per-run copy of the weight); ORT's CPU kernel is fp32-only.
     const y = out.dtype === 'float32'
       ? b.node('FusedMatMul', [x!, w!], { transB: A.i(1), alpha: A.f(1) }, 'com.microsoft')
