@@ -38,6 +38,7 @@ interface InferOpts {
   frames: number;
   threads?: number;
   fp16Unet?: boolean;
+  int8?: boolean;
   json?: boolean;
   redis?: string;
   listen?: string;
@@ -141,7 +142,7 @@ function listenOption(v: string | undefined): { host?: string; port?: number } {
 
 /** `facelift infer --redis`: the folder through the worker queue, with one overall progress line. */
 async function inferRemote(o: InferOpts, inputDir: string, outputDir: string, settings: JobSettings): Promise<void> {
-  const local = (['weights', 'promptEmbeds', 'mattingModel', 'threads', 'fp16Unet'] as const).filter((k) => o[k] !== undefined);
+  const local = (['weights', 'promptEmbeds', 'mattingModel', 'threads', 'fp16Unet', 'int8'] as const).filter((k) => o[k] !== undefined);
   if (local.length) {
     throw new UserError(`with --redis the models are the workers' (set them on facelift worker): drop ${local.map((k) => `--${k}`).join(', ')}`);
   }
@@ -203,6 +204,8 @@ export function register(program: Command): void {
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), 150)
     .option('--fp16-unet', 'keep the UNet weights in fp16 (about 1.7 GB less memory; computed in fp32)')
+    .option('--int8', 'run the linear layers of both models in int8 (weights quantized at load; convolutions stay ' +
+      'fp32; fidelity and speed in BENCHMARKS.md § int8)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))
     .option('--json', 'print one JSON result per image on stdout instead of progress bars')
     .option('--redis <url>', 'run the images on `facelift worker` machines through this Redis queue (redis://…, rediss://…)')
@@ -233,6 +236,7 @@ export function register(program: Command): void {
         faceDetector: o.detector,
         ...(o.threads ? { threads: o.threads } : {}),
         ...(o.fp16Unet ? { unetFp16Weights: true } : {}),
+        ...(o.int8 ? { int8: true } : {}),
       }, onProgress);
       bars?.stop();
       for (const n of models.notices) process.stderr.write(`facelift: ${n}\n`);
