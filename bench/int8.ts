@@ -209,3 +209,9 @@ async function* officialDiffusion(): AsyncGenerator<Figure> {
     rmSync(root, { recursive: true, force: true });
   }
 }
+
+/** One BENCHMARKS.md section per part, so the parts' runs keep each other's figures. */
+export function section(args: string[]): string {
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
+  return `int8${only ? `: ${only}` : ''}${args.includes('--official') ? ' (with official shapes)' : ''}`;
+}

@@ -2,14 +2,15 @@
  * Forward functions of the standard layers over the compute core, taking the parameter groups of params.ts
  * (so the tensors a model reads are exactly the ones its declaration lists).
  */
-import { add, conv2d, groupNorm, layerNorm, matmul, mT, reshape, silu, transpose, type Tensor } from '../core/index.ts';
+import {
+  add, conv2d, groupNorm, layerNorm, linear as coreLinear, reshape, silu, transpose, type Tensor,
+} from '../core/index.ts';
 import type { Conv2dP, LinearP, NormP } from './params.ts';
 import type { ResnetP } from './unet-params.ts';
 
-/** y = x Wᵀ + b over the last axis. */
+/** y = x Wᵀ + b over the last axis (the core's linear: int8 sessions quantize it). */
 export function linear(x: Tensor, p: LinearP<Tensor>): Tensor {
-  const y = matmul(x, mT(p.weight));
-  return p.bias ? add(y, p.bias) : y;
+  return coreLinear(x, p.weight, p.bias ?? null);
 }
 
 export function conv(x: Tensor, p: Conv2dP<Tensor>, opts: { stride?: number; padding?: number } = {}): Tensor {

@@ -80,10 +80,12 @@ export async function generateMouseSamples(o: GenerateOptions): Promise<Generate
   if (o.maxSamples) names = names.slice(0, o.maxSamples);
   const validation = await validationNames(o.inputDir);
 
-  // An explicit file, else clr_embeds.pt beside the pipeline (a demo/trained export keeps it there), else computed.
-  const embeds = findPromptEmbeds(resolve(pipeDir, '..'), o.promptEmbeds);
+  // An explicit file; else the one a trained export carries (what its UNet was trained with); else one beside the
+  // pipeline in a weights folder; else computed with the pipeline's text encoder.
   const inside = join(pipeDir, 'clr_embeds.pt');
-  const promptEmbeds = embeds.path ?? (existsSync(inside) ? inside : undefined);
+  const promptEmbeds = o.promptEmbeds || !existsSync(inside)
+    ? findPromptEmbeds(resolve(pipeDir, '..'), o.promptEmbeds).path
+    : inside;
   const pipe = await MvDiffusionPipeline.load(pipeDir, {
     ...(promptEmbeds ? { promptEmbeds } : { cacheDir: o.cacheDir ?? join(o.outputDir, '.cache') }),
     ...(o.threads ? { threads: o.threads } : {}),
