@@ -129,8 +129,10 @@ async function* diffusionPart(name: string, pipe: MvDiffusionPipeline, pipeInt8:
     n++;
   }
   yield { name: `${name} DDIM-50 views int8 vs fp32, PSNR`, value: pv / n, unit: 'dB',
-    note: `${n} inputs; sampling is chaotic, so small per-step differences grow (the score against truth is the test)` };
-  yield { name: `${name} DDIM-50 sampling: int8 time`, value: sB / n, unit: 's', baseline: sA / n, baselineName: 'fp32' };
+    note: `${n} inputs; sampling is chaotic, so small per-step differences grow (the score against truth is the ` +
+      'test)' };
+  yield { name: `${name} DDIM-50 sampling: int8 time`, value: sB / n, unit: 's', baseline: sA / n,
+    baselineName: 'fp32' };
   if (gt) {
     yield { name: `${name} DDIM-50 novel views vs truth, PSNR (int8)`, value: tB / gt, unit: 'dB', baseline: tA / gt,
       baselineName: 'fp32', note: `${gt} held-out heads` };
@@ -143,7 +145,8 @@ export const run: BenchRun = async function* (args) {
   const data = flag(args, '--data', 'data/demo');
   const heads = Number(flag(args, '--heads', '6'));
   const demo = await resolveWeights({ model: 'demo' });
-  const held = existsSync(join(data, 'heldout/mvdiffusion')) ? samples(join(data, 'heldout/mvdiffusion')).slice(0, heads) : [];
+  const heldDir = join(data, 'heldout/mvdiffusion');
+  const held = existsSync(heldDir) ? samples(heldDir).slice(0, heads) : [];
   if (!only || only === 'gslrm') {
     const tinyCfg = loadGslrmConfig(join(GOLDEN, 'gslrm-tiny/config.yaml'));
     const tiny: GslrmModel = {
@@ -161,21 +164,25 @@ export const run: BenchRun = async function* (args) {
       yield* gslrmPart('demo (true views)', dm, rgb, 6);
     }
     if (official) {
-      const cfg: GslrmConfig = { ...OFFICIAL_GSLRM_CONFIG, image_tokenizer: { ...OFFICIAL_GSLRM_CONFIG.image_tokenizer, image_size: 256 } };
+      const tokenizer = { ...OFFICIAL_GSLRM_CONFIG.image_tokenizer, image_size: 256 };
+      const cfg: GslrmConfig = { ...OFFICIAL_GSLRM_CONFIG, image_tokenizer: tokenizer };
       yield* gslrmPart('official shapes (random weights)', { config: cfg, weights: randomGslrmWeights(cfg, 1) },
         smooth(256, 4), 4, 1);
     }
   }
   if (!only || only === 'diffusion') {
     const embeds = join(demo.root, 'mvdiffusion/clr_embeds.pt');
-    const load = (int8: boolean) => MvDiffusionPipeline.load(demo.pipeckpts, { promptEmbeds: embeds, threads: 2, int8 });
+    const load = (int8: boolean) =>
+      MvDiffusionPipeline.load(demo.pipeckpts, { promptEmbeds: embeds, threads: 2, int8 });
     const [a, b] = [await load(false), await load(true)];
     try {
       const S = a.imageSize;
       const inputs = await Promise.all(held.map(async (d) => {
         const truth = await Promise.all([...Array(6).keys()].map((v) => view(join(d, cam(v)), S)));
         const front = new Uint8Array(3 * S * S);
-        for (let i = 0; i < S * S; i++) for (let c = 0; c < 3; c++) front[3 * i + c] = Math.round(255 * truth[0]![c * S * S + i]!);
+        for (let i = 0; i < S * S; i++) {
+          for (let c = 0; c < 3; c++) front[3 * i + c] = Math.round(255 * truth[0]![c * S * S + i]!);
+        }
         return { front, truth };
       }));
       if (inputs.length) yield* diffusionPart('demo pipeline', a, b, inputs);
@@ -193,7 +200,8 @@ async function* officialDiffusion(): AsyncGenerator<Figure> {
   try {
     const { writeOfficialShapedPipeline } = await import('./train-mouse.ts');
     const dir = await writeOfficialShapedPipeline(root, 512);
-    const load = (int8: boolean) => MvDiffusionPipeline.load(dir, { promptEmbeds: join(dir, 'clr_embeds.pt'), threads: 2, int8 });
+    const load = (int8: boolean) =>
+      MvDiffusionPipeline.load(dir, { promptEmbeds: join(dir, 'clr_embeds.pt'), threads: 2, int8 });
     const a = await load(false);
     const b = await load(true);
     try {

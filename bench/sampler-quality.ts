@@ -28,7 +28,9 @@ export const run: BenchRun = async function* (args) {
   const seeds = flag(args, '--seeds', '4,5,6').split(',').map(Number);
   const runs: Setting[] = flag(args, '--runs', DEFAULT_RUNS).split(',').map((r) => {
     const [scheduler, steps] = r.split(':');
-    if (!SCHEDULERS.includes(scheduler as Scheduler) || !(Number(steps) >= 1)) throw new Error(`--runs: bad entry ${r}`);
+    if (!SCHEDULERS.includes(scheduler as Scheduler) || !(Number(steps) >= 1)) {
+      throw new Error(`--runs: bad entry ${r}`);
+    }
     return { scheduler: scheduler as Scheduler, steps: Number(steps) };
   });
   const dir = join(data, 'heldout/mvdiffusion');

@@ -30,7 +30,7 @@ test('quantizeColumns: [in, out] int8 within ±63, one scale per output, error a
   assert.strictEqual(C.quantizedOf(w, 12, 20), C.quantizedOf(w, 12, 20), 'computed once per weight array');
 });
 
-test('int8 linear layers: the session reads int8 weights derived from the float32 parameter, close to fp32', async () => {
+test('int8 linear layers: the session reads int8 weights derived from the float32 parameter, near fp32', async () => {
   const r = rng(5);
   const g = new C.Graph('int8');
   const x = g.input('x', [2, 64, 256]);
@@ -46,8 +46,9 @@ test('int8 linear layers: the session reads int8 weights derived from the float3
   const int8 = await C.Session.create({ y }, { params, threads: 2, int8: true });
   try {
     const names = int8.model.inputs.map((i) => `${i.name}:${i.dtype}:${i.shape.join('x')}`);
-    assert.deepEqual(names.sort(), ['b1:float32:512', 'w1#int8:int8:256x512', 'w1#scale:float32:512', 'w2#int8:int8:512x128',
-      'w2#scale:float32:128', 'x:float32:2x64x256'].sort(), 'no float32 weight is bound by the int8 session');
+    assert.deepEqual(names.sort(), ['b1:float32:512', 'w1#int8:int8:256x512', 'w1#scale:float32:512',
+      'w2#int8:int8:512x128', 'w2#scale:float32:128', 'x:float32:2x64x256'].sort(),
+    'no float32 weight is bound by the int8 session');
     const a = (await fp32.run(feed)).y!.data as Float32Array;
     const b = (await int8.run(feed)).y!.data as Float32Array;
     const s = snr(a, b);

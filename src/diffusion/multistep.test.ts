@@ -7,7 +7,8 @@ import { parseSchedulerConfig } from './noise-schedule.ts';
 import { GOLDEN, readSafetensors } from './testing/golden.ts';
 
 const golden = await readSafetensors(join(GOLDEN, 'multistep/multistep.safetensors'));
-const config = parseSchedulerConfig(JsonFields.fromFile(join(GOLDEN, 'pipeline-tiny/pipeckpts/scheduler/scheduler_config.json')));
+const SCHEDULER = join(GOLDEN, 'pipeline-tiny/pipeckpts/scheduler/scheduler_config.json');
+const config = parseSchedulerConfig(JsonFields.fromFile(SCHEDULER));
 
 /** The golden's stand-in for the UNet's v-prediction (multistep/README.md). */
 const model = (x: Float64Array, t: number) => x.map((v) => Math.tanh(v) * (t / 1000) + 0.1 * Math.cos(v + t / 500));

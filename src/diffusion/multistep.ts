@@ -43,6 +43,11 @@ function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+export interface MultistepResult {
+  prevSample: Float64Array;
+  predOriginalSample: Float64Array;
+}
+
 interface Scalars {
   alpha: number;
   sigma: number;
@@ -78,11 +83,13 @@ export class MultistepSampler {
   }
 
   /** One step from `timesteps[i]` to the next; returns the new sample and this step's x̂₀. */
-  step(modelOutput: ArrayLike<number>, sample: ArrayLike<number>): { prevSample: Float64Array; predOriginalSample: Float64Array } {
+  step(modelOutput: ArrayLike<number>, sample: ArrayLike<number>): MultistepResult {
     const i = this.index;
     if (i >= this.timesteps.length) throw new Error('MultistepSampler: every timestep has been stepped');
     const n = sample.length;
-    if (modelOutput.length !== n) throw new Error(`MultistepSampler: model output has ${modelOutput.length} values, sample ${n}`);
+    if (modelOutput.length !== n) {
+      throw new Error(`MultistepSampler: model output has ${modelOutput.length} values, sample ${n}`);
+    }
     const { alpha, sigma } = this.at(i);
     const x0 = new Float64Array(n);
     if (this.config.predictionType === 'v_prediction') {

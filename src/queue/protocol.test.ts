@@ -4,7 +4,8 @@ import { decodeJob } from './protocol.ts';
 
 const job = (settings: Record<string, unknown>) => ({
   id: 'a'.repeat(22), token: 'b'.repeat(22), exchange: 'http://127.0.0.1:9', format: 'png',
-  settings: { autoCrop: true, guidanceScale: 3, steps: 20, seed: 4, ...settings }, post: { profile: 'infer', frames: 3 },
+  settings: { autoCrop: true, guidanceScale: 3, steps: 20, seed: 4, ...settings },
+  post: { profile: 'infer', frames: 3 },
 });
 
 test('job records carry the sampler when one is chosen; anything else in its place is refused', () => {
