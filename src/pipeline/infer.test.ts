@@ -135,6 +135,23 @@ test('facelift infer CLI: three generated portraits processed, a broken file rep
   await checkResultFolder(join(out, 'c_cutout'), { ...settings, matting: 'input-alpha' });
 });
 
+test('facelift infer --scheduler unipc --int8: the multistep sampler and int8 layers run, and result.json says so', async () => {
+  const input = join(root, 'in-fast');
+  const out = join(root, 'out-fast');
+  await writeInputs(input);
+  rmSync(join(input, 'd_broken.jpeg'), { force: true });
+  const r = facelift(['infer', '-i', input, '-o', out, '--weights', weights, '--no-auto-crop', '--matting', 'none',
+    '--steps', '3', '--scheduler', 'unipc', '--int8', '--json'], join(root, 'cli-cache'));
+  assert.equal(r.status, 0, r.stderr);
+  const res = JSON.parse(readFileSync(join(out, 'a_face/result.json'), 'utf8')) as {
+    int8: boolean; settings: { scheduler: string; steps: number };
+  };
+  assert.deepEqual([res.int8, res.settings.scheduler, res.settings.steps], [true, 'unipc', 3]);
+  const bad = facelift(['infer', '-i', input, '-o', out, '--weights', weights, '--scheduler', 'euler'], join(root, 'cli-cache'));
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--scheduler.*euler.*(ddim|choices)/s);
+});
+
 test("facelift infer accepts the reference's flag spelling; auto-crop without a detectable face takes the RGB fallback", async () => {
   const input = join(root, 'in2');
   mkdirSync(input);

@@ -38,7 +38,7 @@ export interface InferenceSettings {
   guidanceScale?: number;
   /** Sampling steps (default 50). */
   steps?: number;
-  /** The sampler (default ddim, FaceLift's); dpmpp2m and unipc reach its quality in fewer steps. */
+  /** The sampler (default ddim, FaceLift's); dpmpp2m and unipc are deterministic multistep solvers for fewer steps. */
   scheduler?: Scheduler;
   /** DDIM η (default 1, as FaceLift). */
   eta?: number;
@@ -78,6 +78,8 @@ export interface InferenceResult {
   imageSize: number;
   /** Whose models made this: FaceLift's ('official' layout) or facelift-ts's shipped demo models. */
   model: 'official' | 'demo';
+  /** Whether the linear layers ran in int8 (`--int8`). */
+  int8: boolean;
   weights: { root: string; pipeckpts: string; gslrmCheckpoint: string; gslrmConfig: string; promptEmbeds: string; mattingModel?: string };
   versions: Record<string, string>;
 }
@@ -235,6 +237,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
       },
       imageSize: S,
       model: m.model,
+      int8: m.int8,
       weights: {
         root: m.weights.root, pipeckpts: m.weights.pipeckpts, gslrmCheckpoint: m.weights.gslrmCheckpoint, gslrmConfig: m.weights.gslrmConfig,
         promptEmbeds: m.promptEmbeds.path ?? 'computed from pipeckpts/text_encoder',
