@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- train-mouse [--updates 3] [--moments config,8bit] [--threads 2]`
+ * `npm run bench -- train-mouse [--updates 3] [--moments config,8bit] [--threads 2] [--optimizer-workers N]`
  *
  * The mouse fork's low-memory multi-view diffusion fine-tune (configs/mouse_mvdiffusion_lowmem.yaml: the official
  * 870 M UNet at 256², 1 object × 6 views, EMA, gradient checkpointing) through the real `facelift train
@@ -8,7 +8,8 @@
  * only uses once) and samples from `mouse convert` of the procedural test recording. Each run is its own process,
  * so its peak RSS is its own: the config as shipped (fp32 moments), and with `use_8bit_adam`. Gradient accumulation
  * is set to 1 so each update is one forward/backward (peak memory does not depend on it; an update of the config's
- * 8 passes costs 8 × the pass). The GS-LRM's lowmem config is measured by `train-full --only stage --stages mouse`.
+ * 8 passes costs 8 × the pass). `--optimizer-workers 0` keeps the weights out of shared memory (no private copy per
+ * session). The GS-LRM's lowmem config is measured by `train-full --only stage --stages mouse`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +32,9 @@ export const run: BenchRun = async function* (args) {
   const threads = numberArg(args, 'threads', 2);
   const updates = numberArg(args, 'updates', 3);
   const variants = (args.includes('--moments') ? args[args.indexOf('--moments') + 1]! : 'config,8bit').split(',');
+  const wi = args.indexOf('--optimizer-workers');
+  const workers = wi >= 0 ? Number(args[wi + 1]) : threads - 1;
+  if (!(Number.isInteger(workers) && workers >= 0)) throw new Error('--optimizer-workers needs a whole number ≥ 0');
   const root = mkdtempSync(join(tmpdir(), 'bench-train-mouse-'));
   try {
     const setup = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child',
@@ -38,10 +42,11 @@ export const run: BenchRun = async function* (args) {
     if (setup.status !== 0) throw new Error('setup failed');
     for (const v of variants) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child',
-        JSON.stringify({ part: 'train', root, moments: v, updates, threads })],
+        JSON.stringify({ part: 'train', root, moments: v, updates, threads, workers })],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
       const moments = v === 'config' ? 'fp32 moments (as shipped)' : '8-bit moments (use_8bit_adam)';
-      const tag = `mouse_mvdiffusion_lowmem.yaml (870 M UNet, 256², 1 × 6 views), ${moments}`;
+      const tag = `mouse_mvdiffusion_lowmem.yaml (870 M UNet, 256², 1 × 6 views), ${moments}, ` +
+        `${workers} optimizer worker(s)`;
       const line = r.stdout.trim().split('\n').at(-1) ?? '';
       if (r.status !== 0 || !line.startsWith('{')) {
         yield {
@@ -107,7 +112,8 @@ image_encoder: { hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 
   return join(root, 'pipeckpts');
 }
 
-async function trainChild(root: string, moments: string, updates: number, threads: number): Promise<void> {
+async function trainChild(root: string, moments: string, updates: number, threads: number, workers: number,
+): Promise<void> {
   const { trainMvDiffusion } = await import('../src/train/mvdiffusion/run.ts');
   const times: number[] = [];
   let last = 0;
@@ -123,6 +129,7 @@ async function trainChild(root: string, moments: string, updates: number, thread
       ...(moments === '8bit' ? ['use_8bit_adam=true'] : []),
     ],
     threads,
+    optimizerWorkers: workers,
     say: (l) => process.stderr.write(`${l}\n`),
     // Intervals between updates (the first update also loads and warms up, so it is not counted).
     onPass: () => {
@@ -137,8 +144,8 @@ async function trainChild(root: string, moments: string, updates: number, thread
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--child') {
   const o = JSON.parse(process.argv[3]!) as {
-    part: string; root: string; moments?: string; updates?: number; threads?: number;
+    part: string; root: string; moments?: string; updates?: number; threads?: number; workers?: number;
   };
   if (o.part === 'setup') await setupChild(o.root);
-  else await trainChild(o.root, o.moments ?? 'config', o.updates ?? 2, o.threads ?? 2);
+  else await trainChild(o.root, o.moments ?? 'config', o.updates ?? 2, o.threads ?? 2, o.workers ?? 1);
 }

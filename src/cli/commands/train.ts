@@ -39,6 +39,12 @@ interface TrainOpts {
   json?: boolean;
 }
 
+/** The options only `train mvdiffusion` has. */
+interface MvCliOpts {
+  exportOnly?: boolean;
+  optimizerWorkers?: number;
+}
+
 export function register(program: Command): void {
   const train = program.command('train').description('train the models (gslrm, mvdiffusion, vae)');
   registerMvDiffusion(train);
@@ -245,12 +251,14 @@ function registerMvDiffusion(train: Command): void {
       positiveOption('--stop-after-minutes'),
     )
     .option('--threads <n>', 'threads for onnxruntime and the optimizer', intOption('--threads', 1, 256))
+    .option('--optimizer-workers <n>', 'optimizer worker threads (default threads − 1; 0 keeps the weights out of ' +
+      "shared memory, saving a copy of them: the official UNet's 3.5 GB)", intOption('--optimizer-workers', 0, 256))
     .option('--chunk <n>', 'attention query block of the recomputed backward', intOption('--chunk', 1, 1 << 20))
     .option('--device <device>', "where the UNet trains: cpu, or cuda (onnxruntime-node's CUDA provider)", 'cpu')
     .option('--lpips-vgg16 <file>', "torchvision's vgg16-397923af.pth (with --lpips-lin: LPIPS in validation)")
     .option('--lpips-lin <file>', 'LPIPS v0.1 vgg.pth')
     .option('--json', 'print one JSON line per logged update on stdout')
-    .action(async (o: Omit<TrainOpts, 'load' | 'turntableFrames' | 'vgg19'> & { exportOnly?: boolean }) => {
+    .action(async (o: Omit<TrainOpts, 'load' | 'turntableFrames' | 'vgg19'> & MvCliOpts) => {
       const signals = stopOnSignal();
       const bar = trainBar(
         'train mvdiffusion |{bar}| {value}/{total} passes · loss {loss} · {rate} passes/s · ETA {eta_formatted}',
@@ -270,6 +278,7 @@ function registerMvDiffusion(train: Command): void {
           ...(o.exportOnly ? { exportOnly: true } : {}),
           ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
+          ...(o.optimizerWorkers !== undefined ? { optimizerWorkers: o.optimizerWorkers } : {}),
           ...(o.chunk ? { chunk: o.chunk } : {}),
           device: deviceOption(o.device),
           ...(o.lpipsVgg16 || o.lpipsLin ? { lpips: lpipsPair(o.lpipsVgg16, o.lpipsLin) } : {}),
