@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- int8 [--only gslrm|diffusion] [--official] [--heads 6] [--data data/demo]`
+ * `npm run bench -- int8 [--only gslrm|diffusion|official] [--official] [--heads 6] [--data data/demo]`
+ * (`--only official`: the official-shape diffusion stages alone)
  *
  * int8 linear layers (core/quantize.ts, `--int8`) against fp32, stage by stage, in one process each: time per run
  * (best of 2 after a warm-up) and fidelity — PSNR (dB, images in [0, 1]) for what is looked at, SNR (dB, 10·log₁₀
@@ -192,6 +193,7 @@ export const run: BenchRun = async function* (args) {
     }
     if (official) yield* officialDiffusion();
   }
+  if (only === 'official') yield* officialDiffusion();
 };
 
 /** A pipeline of the official shapes (UNet 870 M, CLIP ViT-H 632 M, VAE 84 M; random weights) at 512². */
@@ -200,19 +202,34 @@ async function* officialDiffusion(): AsyncGenerator<Figure> {
   try {
     const { writeOfficialShapedPipeline } = await import('./train-mouse.ts');
     const dir = await writeOfficialShapedPipeline(root, 512);
-    const load = (int8: boolean) =>
-      MvDiffusionPipeline.load(dir, { promptEmbeds: join(dir, 'clr_embeds.pt'), threads: 2, int8 });
-    const a = await load(false);
-    const b = await load(true);
-    try {
-      let s = 7;
-      const front = Uint8Array.from({ length: 3 * 512 * 512 }, () => ((s = (s * 16807) % 2147483647) % 256));
-      // One step only: 50 official-size steps take most of an hour per sampler on this CPU.
-      yield* diffusionPart('official shapes', a, b, [{ front, truth: null }], false);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    let s = 7;
+    const data = Uint8Array.from({ length: 3 * 512 * 512 }, () => ((s = (s * 16807) % 2147483647) % 256));
+    const img = { width: 512, height: 512, data };
+    // One pipeline at a time (two official-size pipelines and their sessions do not fit in 24 GiB together); one
+    // step only (50 official-size steps take most of an hour per sampler on this CPU).
+    const measure = async (int8: boolean) => {
+      const p = await MvDiffusionPipeline.load(dir, { promptEmbeds: join(dir, 'clr_embeds.pt'), threads: 2, int8 });
+      try {
+        const emb = await timed(() => p.imageEmbedding(img), 1);
+        let ev: StepEvent | null = null;
+        const one = () => p.generate(img, { steps: 1, guidanceScale: 3, eta: 0, seed: 4 }, (x) => (ev = x));
+        const step = await timed(one, 1);
+        const dec = await timed(() => p.decode(ev!.latents), 1);
+        return { emb, step, unet: ev!.unetOutput, latents: ev!.latents, dec };
+      } finally {
+        await p.close();
+      }
+    };
+    const a = await measure(false);
+    const b = await measure(true);
+    const tag = 'official shapes';
+    yield* pair(`${tag} image encoder`, a.emb, b.emb,
+      { name: `${tag} image encoder: embedding int8 vs fp32, SNR`, value: snr(a.emb.value, b.emb.value), unit: 'dB' });
+    yield* pair(`${tag} one step (encoders + UNet + decode)`, a.step, b.step,
+      { name: `${tag} UNet output (CFG batch 12 at 64²) int8 vs fp32, SNR`, value: snr(a.unet, b.unet), unit: 'dB' });
+    // Each decodes its own latents; the fp32 and int8 latents differ only through the UNet step above.
+    yield { name: `${tag} VAE decode (6 views): int8 time`, value: b.dec.s, unit: 's', baseline: a.dec.s,
+      baselineName: 'fp32' };
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
