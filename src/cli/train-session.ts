@@ -35,3 +35,24 @@ export function trainBar(format: string, json: boolean | undefined): cliProgress
   if (json || !process.stderr.isTTY) return null;
   return new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
 }
+
+/** The flags every train command hands its trainer alike (config, --set, --resume, --stop-after-minutes, --threads). */
+export interface RunFlags {
+  config: string;
+  set: string[];
+  resume?: boolean;
+  stopAfterMinutes?: number;
+  threads?: number;
+}
+
+export function runOptions(o: RunFlags): {
+  config: string; sets: string[]; resume?: boolean; stopAfterMinutes?: number; threads?: number;
+} {
+  return {
+    config: o.config,
+    sets: o.set,
+    ...(o.resume ? { resume: true } : {}),
+    ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
+    ...(o.threads ? { threads: o.threads } : {}),
+  };
+}

@@ -31,6 +31,13 @@ function pick<T>(o: Record<string, unknown>, snake: string): T | undefined {
   return (o[camel] ?? o[snake]) as T | undefined;
 }
 
+/** --input_dir and --output_dir (either spelling), both required; `what` says what the input folder holds. */
+function folders(o: Record<string, unknown>, what: string): { inputDir: string; outputDir: string } {
+  const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
+  if (!inputDir || !outputDir) throw new UserError(`give --input_dir ${what ? `${what} ` : ''}and --output_dir`);
+  return { inputDir, outputDir };
+}
+
 function bar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
   if (!process.stderr.isTTY) {
     let last = -1;
@@ -74,8 +81,7 @@ export function register(program: Command): void {
   both(convert, 'max_samples', 'stop after this many samples', intOption('--max_samples', 1, 10_000_000));
   both(convert, 'start_sample', 'number of the first sample folder', intOption('--start_sample', 0, 10_000_000), 0);
   convert.action(async (o: Record<string, unknown>) => {
-    const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
-    if (!inputDir || !outputDir) throw new UserError('give --input_dir (the recording) and --output_dir');
+    const { inputDir, outputDir } = folders(o, '(the recording)');
     const b = bar('frames');
     try {
       const r = await convertRecording({
@@ -99,8 +105,7 @@ export function register(program: Command): void {
   both(align, 'output_dir', 'where the aligned samples go');
   both(align, 'target_ratio', "the sample's largest object box as a share of the side", positiveOption('--target_ratio'), 0.6);
   align.action(async (o: Record<string, unknown>) => {
-    const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
-    if (!inputDir || !outputDir) throw new UserError('give --input_dir and --output_dir');
+    const { inputDir, outputDir } = folders(o, '');
     const b = bar('samples');
     const skips: string[] = [];
     try {
@@ -139,8 +144,7 @@ export function register(program: Command): void {
   both(generate, 'max_samples', 'only the first n samples', intOption('--max_samples', 1, 10_000_000));
   generate.option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024));
   generate.action(async (o: Record<string, unknown>) => {
-    const inputDir = pick<string>(o, 'input_dir'), outputDir = pick<string>(o, 'output_dir');
-    if (!inputDir || !outputDir) throw new UserError('give --input_dir (the samples) and --output_dir');
+    const { inputDir, outputDir } = folders(o, '(the samples)');
     const b = bar('samples');
     const skips: string[] = [];
     try {

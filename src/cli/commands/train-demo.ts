@@ -8,7 +8,7 @@ import { writeNewPipeline } from '../../train/demo/new-pipeline.ts';
 import { packDemo } from '../../train/demo/pack.ts';
 import { trainVae } from '../../train/vae/run.ts';
 import { intOption, positiveOption } from '../options.ts';
-import { stopOnSignal, trainBar } from '../train-session.ts';
+import { runOptions, stopOnSignal, trainBar } from '../train-session.ts';
 
 interface VaeOpts {
   config: string;
@@ -38,12 +38,8 @@ export function registerVae(train: Command): void {
       const bar = trainBar('train vae |{bar}| {value}/{total} passes · loss {loss} · ETA {eta_formatted}', o.json);
       try {
         const r = await trainVae({
-          config: o.config,
-          sets: o.set,
-          ...(o.resume ? { resume: true } : {}),
+          ...runOptions(o),
           ...(o.exportOnly ? { exportOnly: true } : {}),
-          ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
-          ...(o.threads ? { threads: o.threads } : {}),
           say: (l) => {
             bar?.stop();
             process.stderr.write(`${l}\n`);

@@ -19,7 +19,7 @@ import { UserError } from '../../util/errors.ts';
 import { statSync } from 'node:fs';
 import { intOption, positiveOption } from '../options.ts';
 import { registerVae } from './train-demo.ts';
-import { stopOnSignal, trainBar } from '../train-session.ts';
+import { runOptions, stopOnSignal, trainBar } from '../train-session.ts';
 
 interface TrainOpts {
   config: string;
@@ -102,12 +102,8 @@ export function register(program: Command): void {
         lastPass = 0;
       try {
         const r = await trainGslrm({
-          config: o.config,
-          sets: o.set,
-          ...(o.resume ? { resume: true } : {}),
+          ...runOptions(o),
           ...(o.load ? { load: o.load } : {}),
-          ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
-          ...(o.threads ? { threads: o.threads } : {}),
           ...(o.chunk ? { chunk: o.chunk } : {}),
           device: deviceOption(o.device),
           turntableFrames: o.turntableFrames,
@@ -272,12 +268,8 @@ function registerMvDiffusion(train: Command): void {
         p0 = 0;
       try {
         const r = await trainMvDiffusion({
-          config: o.config,
-          sets: o.set,
-          ...(o.resume ? { resume: true } : {}),
+          ...runOptions(o),
           ...(o.exportOnly ? { exportOnly: true } : {}),
-          ...(o.stopAfterMinutes !== undefined ? { stopAfterMinutes: o.stopAfterMinutes } : {}),
-          ...(o.threads ? { threads: o.threads } : {}),
           ...(o.optimizerWorkers !== undefined ? { optimizerWorkers: o.optimizerWorkers } : {}),
           ...(o.chunk ? { chunk: o.chunk } : {}),
           device: deviceOption(o.device),
