@@ -27,8 +27,8 @@ export function modelOption(): Option {
 }
 
 export function mattingOption(): Option {
-  return new Option('--matting <model>', 'background removal (default: modnet when cached or reachable, else none)')
-    .choices(['modnet', 'u2net', 'none']);
+  return new Option('--matting <model>', 'background removal (default: modnet when cached or reachable, else selfie, ' +
+    'the packaged MediaPipe selfie segmenter)').choices(['modnet', 'u2net', 'selfie', 'none']);
 }
 
 export function pipelineRunnerOptions(o: ModelFlags): PipelineRunnerOptions {

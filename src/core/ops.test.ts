@@ -104,6 +104,38 @@ test('nearest ×2 upsampling', async () => {
   assertClose(out, R.upsample2x(refs.x!), 0, 0);
 });
 
+/** Separable bilinear resize in float64, sampling at `map(o)` clamped to the input (the three ONNX conventions). */
+function resizeRef(x: { data: ArrayLike<number>; shape: number[] }, h: number, w: number, mode: C.ResizeCoordinates) {
+  const [n, c, hi, wi] = x.shape as [number, number, number, number];
+  const src = (o: number, out: number, inp: number): number => {
+    const f = mode === 'align_corners' ? (out > 1 ? (o * (inp - 1)) / (out - 1) : 0)
+      : mode === 'half_pixel' ? ((o + 0.5) * inp) / out - 0.5 : (o * inp) / out;
+    return Math.min(Math.max(f, 0), inp - 1);
+  };
+  const data = new Float64Array(n * c * h * w);
+  for (let p = 0; p < n * c; p++) {
+    for (let y = 0; y < h; y++) {
+      const fy = src(y, h, hi), y0 = Math.floor(fy), y1 = Math.min(y0 + 1, hi - 1), ty = fy - y0;
+      for (let xx = 0; xx < w; xx++) {
+        const fx = src(xx, w, wi), x0 = Math.floor(fx), x1 = Math.min(x0 + 1, wi - 1), tx = fx - x0;
+        const at = (yy: number, xq: number) => x.data[(p * hi + yy) * wi + xq]!;
+        data[(p * h + y) * w + xx] = (at(y0, x0) * (1 - tx) + at(y0, x1) * tx) * (1 - ty)
+          + (at(y1, x0) * (1 - tx) + at(y1, x1) * tx) * ty;
+      }
+    }
+  }
+  return { data, shape: [n, c, h, w] };
+}
+
+test('bilinear resize: half-pixel, align-corners and asymmetric coordinates, up and down', async () => {
+  for (const mode of ['half_pixel', 'align_corners', 'asymmetric'] as const) {
+    for (const [h, w] of [[10, 6], [3, 2]] as const) {
+      const r = await runCase({ inputs: { x: [2, 3, 5, 4] } }, ({ x }) => C.resizeBilinear(x!, h, w, mode));
+      assertClose(r.out, resizeRef(r.refs.x!, h, w, mode), 1e-5, 1e-5, `${mode} ${h}×${w}`);
+    }
+  }
+});
+
 test('reshape / transpose / concat / slice / split / pad / expand', async () => {
   const t = await runCase({ inputs: { x: [2, 3, 4] } }, ({ x }) => C.transpose(C.reshape(x!, [6, -1]), [1, 0]));
   assertClose(t.out, R.transpose({ data: t.refs.x!.data, shape: [6, 4] }, [1, 0]), 0, 0);

@@ -12,6 +12,8 @@ import { loadGslrmWeights } from '../lrm/weights.ts';
 import {
   MATTING_SOURCES,
   OnnxMatter,
+  SELFIE_SOURCE,
+  SelfieMatter,
   loadDefaultDetector,
   type DetectorChoice,
   type FaceDetector,
@@ -24,7 +26,8 @@ import { StageClock, type ProgressListener } from './events.ts';
 import { findPromptEmbeds, type PromptEmbedsSource } from './prompt-embeds.ts';
 import { DEMO_NOTICE, faceliftCacheDir, resolveWeights, type ModelChoice, type WeightsLayout } from './weights.ts';
 
-export type MattingChoice = MattingModel | 'none';
+/** ONNX models fetched or given (MODNet, U²-Net), the packaged selfie segmenter, or no background removal. */
+export type MattingChoice = MattingModel | 'selfie' | 'none';
 
 export interface LoadModelsOptions {
   /** `--weights DIR` (official layout); absent: see resolveWeights. */
@@ -38,11 +41,12 @@ export interface LoadModelsOptions {
   /** Linear layers of both models in int8 (weights quantized at load time from the checkpoints; BENCHMARKS § int8). */
   int8?: boolean;
   /**
-   * Background matting: 'modnet' (fetched once into the HF cache), 'u2net', 'none'. Absent: MODNet when it is cached
-   * or can be fetched, else no matting, with a notice (so that a first run offline still works).
+   * Background matting: 'modnet' (fetched once into the HF cache), 'u2net', 'selfie' (MediaPipe's selfie segmenter,
+   * shipped in an npm package), 'none'. Absent: MODNet when it is cached or can be fetched, else the selfie
+   * segmenter, with a notice (so that a first run offline still removes the background).
    */
   matting?: MattingChoice;
-  /** A local ONNX file for the matting model instead of the download. */
+  /** A local model file for `matting` instead of the download or the package (ONNX; .tflite for the selfie model). */
   mattingModel?: string;
   /** A face detector to use instead of the built-in ones (tests, other detectors). */
   detector?: FaceDetector;
@@ -72,7 +76,8 @@ export interface FaceliftModels {
   gslrm: GslrmModel;
   promptEmbeds: PromptEmbedsSource;
   matter?: Matter;
-  mattingModel?: { kind: MattingModel; path: string };
+  /** The matting model used, and where it came from (a file, or the npm package that ships it). */
+  mattingModel?: { kind: Exclude<MattingChoice, 'none'>; path: string };
   detector?: FaceDetector;
   renderer: SplatRenderer;
   /** Side of the generated views, the GS-LRM input, the renders and the video (512 for the official models). */
@@ -103,6 +108,20 @@ async function mattingPath(kind: MattingModel, explicit: string | undefined, onD
   }
 }
 
+interface OpenedMatter {
+  matter: Matter & { dispose(): Promise<void> };
+  source: NonNullable<FaceliftModels['mattingModel']>;
+}
+
+async function openMatter(choice: MattingChoice, file?: string, threads?: number): Promise<OpenedMatter | undefined> {
+  if (choice === 'selfie') {
+    const matter = await SelfieMatter.open({ ...(file ? { modelPath: file } : {}), ...(threads ? { threads } : {}) });
+    return { matter, source: { kind: 'selfie', path: file ?? SELFIE_SOURCE } };
+  }
+  if (choice === 'none' || !file) return undefined;
+  return { matter: await OnnxMatter.open(choice, file), source: { kind: choice, path: file } };
+}
+
 /** Resolves and loads every model; emits 'download' and 'load' progress. */
 export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: ProgressListener): Promise<FaceliftModels> {
   const env = opts.env ?? process.env;
@@ -121,12 +140,13 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
   let matting: MattingChoice = opts.matting ?? 'modnet';
   let mattingFile: string | undefined;
   try {
-    mattingFile = matting === 'none' ? undefined : await mattingPath(matting, opts.mattingModel, onDownload);
+    if (matting === 'selfie') mattingFile = opts.mattingModel;
+    else if (matting !== 'none') mattingFile = await mattingPath(matting, opts.mattingModel, onDownload);
   } catch (e) {
     if (opts.matting !== undefined || !(e instanceof UserError)) throw e;
-    matting = 'none';
-    notices.push('no background removal: the MODNet matting model is not cached and could not be fetched ' +
-      '(photos on a plain light background work best then; with network, or --matting-model FILE, it is used)');
+    matting = 'selfie';
+    notices.push('background removed with the bundled selfie segmenter: the MODNet matting model is not cached and ' +
+      'could not be fetched (with network, or --matting-model FILE, MODNet is used; its edges are finer)');
   }
   downloaded();
 
@@ -150,7 +170,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
     load.emit(2, `GS-LRM ${basename(weights.gslrmCheckpoint)}`);
     const gslrm: GslrmModel = { config: gslrmConfig, weights: await loadGslrmWeights(weights.gslrmCheckpoint, gslrmConfig) };
     load.emit(3, 'matting');
-    const matter = mattingFile ? await OnnxMatter.open(matting as MattingModel, mattingFile) : undefined;
+    const matter = await openMatter(matting, mattingFile, threads);
     load.emit(4, 'renderer');
     const renderer = await SplatRenderer.create(opts.renderThreads ? { threads: opts.renderThreads } : {});
     load.done();
@@ -158,14 +178,14 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
       weights, model: weights.model, notices, diffusion, gslrm, promptEmbeds, renderer, imageSize,
       // Only official-size models have working memory worth giving back; tiny test models rebuild faster than they run.
       releaseSessions: opts.releaseSessions ?? (imageSize >= 512 && totalmem() < 48 * 2 ** 30),
-      ...(matter ? { matter, mattingModel: { kind: matting as MattingModel, path: mattingFile! } } : {}),
+      ...(matter ? { matter: matter.matter, mattingModel: matter.source } : {}),
       detector: opts.detector ?? (await loadDefaultDetector(opts.faceDetector ?? 'mtcnn')),
       ...(threads ? { threads } : {}),
       int8: opts.int8 ?? false,
       async close() {
         await diffusion.close();
         await renderer.close();
-        if (matter) await matter.dispose();
+        if (matter) await matter.matter.dispose();
       },
     };
   } catch (e) {

@@ -1,12 +1,15 @@
 import { access, constants } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../util/errors.ts';
+import type { CutoutStyle } from './composite.ts';
 import { resizeRaw } from './image.ts';
 import type { RawImage } from './image.ts';
 
 /** Foreground matting: an RGB image in, a per-pixel alpha in [0, 1] (row-major, width×height) out. */
 export interface Matter {
   readonly name: string;
+  /** How this model's matte is composited when the caller does not say (default 'rembg', the reference's). */
+  readonly cutout?: CutoutStyle;
   matte(rgb: RawImage & { channels: 3 }): Promise<Float32Array>;
 }
 

@@ -22,7 +22,7 @@ export interface PreprocessOptions {
   calibration?: BoxCalibration;
   /** Default 0.8, as the reference. */
   minFaceScore?: number;
-  /** How a model's matte is composited; default 'rembg' (the reference's behaviour, see composite.ts). */
+  /** How a model's matte is composited; default: the model's own choice, else 'rembg' (the reference's). */
   cutout?: CutoutStyle;
   load?: LoadOptions;
 }
@@ -71,7 +71,7 @@ export async function preprocess(input: string | Uint8Array, opts: PreprocessOpt
     try {
       alpha = await opts.matter.matte(rgb);
       matting = 'model';
-      style = opts.cutout ?? 'rembg';
+      style = opts.cutout ?? opts.matter.cutout ?? 'rembg';
     } catch (e) {
       if (e instanceof UserError) throw e;
       failure = `background matting failed (${opts.matter.name}): ${message(e)}`;

@@ -43,13 +43,19 @@ test('README first command: `node bin/facelift.js infer` in a fresh offline clon
   const r = spawnSync(process.execPath, ['bin/facelift.js', 'infer'], { cwd: clone, env: freshEnv(home), encoding: 'utf8', timeout: 880_000 });
   assert.equal(r.status, 0, `exit ${r.status}\n${r.stderr.slice(-3000)}`);
   assert.match(r.stderr, /running facelift-ts's small demo models.*facelift weights download/);
+  assert.match(r.stderr, /background removed with the bundled selfie segmenter/);
   const examples = readdirSync(join(clone, 'examples')).filter((f) => /\.(png|jpe?g)$/i.test(f));
   assert.ok(examples.length >= 4);
   for (const e of examples) {
     const out = join(clone, 'outputs', e.replace(/\..*$/, ''));
     for (const f of OUTPUT_FILES) assert.ok(existsSync(join(out, f)), `${e}: ${f}`);
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as { model: string; imageSize: number };
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as {
+      model: string; preprocess: { matting: string }; weights: { mattingModel?: string };
+    };
     assert.equal(result.model, 'demo');
+    // Offline, the background still comes off: the segmenter that ships in an npm package did it.
+    assert.equal(result.preprocess.matting, 'model');
+    assert.equal(result.weights.mattingModel, 'npm:@mediapipe/selfie_segmentation/selfie_segmentation.tflite');
   }
   // Nothing was fetched into the empty home's caches.
   assert.equal(existsSync(join(home, '.cache/huggingface/hub/models--wlyu--OpenFaceLift')), false);

@@ -200,7 +200,7 @@ export function register(program: Command): void {
       '$FACELIFT_WEIGHTS, ./checkpoints, or the facelift cache (with --model official: downloaded from Hugging Face when missing)')
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed from text_encoder/ and cached)")
     .addOption(mattingOption())
-    .option('--matting-model <file>', 'local ONNX file of the matting model (default: MODNet fetched once into the Hugging Face cache)')
+    .option('--matting-model <file>', 'local model file for --matting (ONNX for modnet/u2net, .tflite for selfie; default: MODNet fetched once into the Hugging Face cache)')
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), 150)
     .option('--fp16-unet', 'keep the UNet weights in fp16 (about 1.7 GB less memory; computed in fp32)')

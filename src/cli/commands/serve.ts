@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
     .addOption(mattingOption())
     .addOption(modelOption())
-    .option('--matting-model <file>', 'local ONNX file of the matting model')
+    .option('--matting-model <file>', 'local model file for --matting (ONNX for modnet/u2net, .tflite for selfie)')
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), GRADIO_TURNTABLE_FRAMES)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', intOption('--threads', 1, 1024))

@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
     .addOption(mattingOption())
     .addOption(modelOption())
-    .option('--matting-model <file>', 'local ONNX file of the matting model')
+    .option('--matting-model <file>', 'local model file for --matting (ONNX for modnet/u2net, .tflite for selfie)')
     .addOption(new Option('--detector <model>', 'face detector').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--threads <n>', 'onnxruntime threads per job (default: all cores)', intOption('--threads', 1, 1024))
     .option('--work-dir <dir>', 'where jobs are worked on, one folder per attempt (default: a new folder under the system temp folder)')

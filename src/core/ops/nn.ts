@@ -290,6 +290,30 @@ export const Upsample2xOp: OpDef<void> = defineOp({
 /** Nearest-neighbour ×2 upsampling of [N,C,H,W] (PyTorch `F.interpolate(scale_factor=2, mode='nearest')`). */
 export const upsampleNearest2x = (x: Tensor): Tensor => apply(Upsample2xOp, [x], undefined);
 
+/** How output pixel centres map to input coordinates (ONNX Resize's coordinate_transformation_mode). */
+export type ResizeCoordinates = 'half_pixel' | 'align_corners' | 'asymmetric';
+export interface ResizeBilinearAttrs { height: number; width: number; coordinates: ResizeCoordinates }
+/**
+ * Bilinear resize of [N,C,H,W] to a fixed size (forward only: imported inference models use it). 'half_pixel' is
+ * TensorFlow's `half_pixel_centers=True` and PyTorch's `align_corners=False` when upsampling.
+ */
+export const ResizeBilinearOp: OpDef<ResizeBilinearAttrs> = defineOp({
+  name: 'resizeBilinear',
+  infer: ([x], { height, width }) => {
+    if (x!.shape.length !== 4) throw new Error('input must be [N,C,H,W]');
+    if (!(height >= 1 && width >= 1)) throw new Error(`resize target must be positive, got ${height}×${width}`);
+    return { shape: [x!.shape[0]!, x!.shape[1]!, height, width], dtype: x!.dtype };
+  },
+  lower: (b, [x], { height, width, coordinates }, { ins: infos }) => {
+    const [n, c] = infos[0]!.shape as [number, number];
+    const sizes = b.node('Constant', [], { value_ints: A.is([n, c, height, width]) });
+    return b.node('Resize', [x!, '', '', sizes], { mode: A.s('linear'), coordinate_transformation_mode: A.s(coordinates) });
+  },
+});
+export function resizeBilinear(x: Tensor, height: number, width: number, coordinates: ResizeCoordinates): Tensor {
+  return apply(ResizeBilinearOp, [x], { height, width, coordinates });
+}
+
 // ---- GELU ----
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export const GeluOp: OpDef<{ approximate: 'none' | 'tanh' }> = defineOp({
