@@ -5,7 +5,9 @@
  * + L1(relu5_2)·10/1.5] / 255, every L1 a mean absolute error.
  *
  * It is one graph on the compute core (frozen weights as parameters, the renders as the input whose gradient is
- * returned), run over all views of an item at once. Weights: the checkpoint tensors
+ * returned), run one view at a time: every term is a mean over views × pixels, so the loss is the mean of the
+ * per-view losses, and VGG's activations (which at 512² outweigh the rest of a step's image work) are held for one
+ * view instead of all of them. Weights: the checkpoint tensors
  * `loss_calculator.perceptual_loss_module.net.conv{1..16}.{weight,bias}` (the reference saves them), conv15/16 being
  * unused by the loss.
  */
@@ -167,7 +169,7 @@ export function perceptualGraph(views: number, size: number): { loss: Tensor; dP
 /** The perceptual loss as an ImageLoss (weights 0 while the L2 warm-up holds them at 0). */
 export class PerceptualLoss implements ImageLoss {
   readonly name = 'perceptual' as const;
-  private constructor(private readonly session: Session) {}
+  private constructor(private readonly session: Session, private readonly views: number) {}
 
   static async create(
     vgg: Map<string, Float32Array>,
@@ -175,11 +177,10 @@ export class PerceptualLoss implements ImageLoss {
     size: number,
     threads?: number,
   ): Promise<PerceptualLoss> {
-    const { loss, dPred } = perceptualGraph(views, size);
+    const { loss, dPred } = perceptualGraph(1, size);
     const session = await Session.create({ loss, dPred }, { params: vgg, ...(threads ? { threads } : {}) });
-    return new PerceptualLoss(session);
+    return new PerceptualLoss(session, views);
   }
-
 
   async lossAndGrad(
     render: Float32Array,
@@ -189,10 +190,16 @@ export class PerceptualLoss implements ImageLoss {
     dRender: Float32Array,
     weight: number,
   ): Promise<number> {
-    const o = await this.session.run({ pred: render, target });
-    const d = o.dPred!.data as Float32Array;
-    for (let i = 0; i < d.length; i++) dRender[i] += weight * d[i]!;
-    return (o.loss!.data as Float32Array)[0]!;
+    const n = render.length / this.views;
+    let total = 0;
+    for (let v = 0; v < this.views; v++) {
+      const view = (a: Float32Array) => a.subarray(v * n, (v + 1) * n);
+      const o = await this.session.run({ pred: view(render), target: view(target) });
+      const d = o.dPred!.data as Float32Array;
+      for (let i = 0; i < n; i++) dRender[v * n + i] += (weight / this.views) * d[i]!;
+      total += (o.loss!.data as Float32Array)[0]! / this.views;
+    }
+    return total;
   }
 
   async release(): Promise<void> {
