@@ -18,12 +18,18 @@ export interface ModelFlags {
   mattingModel?: string;
   detector: DetectorChoice;
   threads?: number;
+  device: 'auto' | 'cpu' | 'cuda';
 }
 
 /** --model and --matting as `facelift infer` declares them. */
 export function modelOption(): Option {
   return new Option('--model <which>', "FaceLift's models (official), facelift-ts's small demo models (demo), or auto: " +
     'official when present locally, else demo').choices(['auto', 'official', 'demo']).default('auto');
+}
+
+export function deviceOption(): Option {
+  return new Option('--device <device>', "where the networks run: cuda (onnxruntime-node's CUDA provider), cpu, or " +
+    'auto: CUDA when it is installed').choices(['auto', 'cpu', 'cuda']).default('auto');
 }
 
 export function mattingOption(): Option {
@@ -39,6 +45,7 @@ export function pipelineRunnerOptions(o: ModelFlags): PipelineRunnerOptions {
     ...(o.matting ? { matting: o.matting } : {}),
     ...(o.mattingModel ? { mattingModel: resolve(o.mattingModel) } : {}),
     faceDetector: o.detector,
+    device: o.device,
     ...(o.threads ? { threads: o.threads } : {}),
   };
 }

@@ -60,6 +60,14 @@ const ORT_TYPE: Record<InfoDType, ort.Tensor.Type> = {
   float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', bool: 'bool', int8: 'int8',
 };
 
+/**
+ * What `--device cuda` says when the provider is missing. The package's own installer fetches the CUDA binaries;
+ * this project's npm settings never run it at install time (package.json allowScripts), so it is run by hand.
+ */
+export const CUDA_MISSING = "--device cuda: onnxruntime-node's CUDA provider is not installed here. On a machine " +
+  'with an NVIDIA GPU (CUDA 12) run `node node_modules/onnxruntime-node/script/install ' +
+  '--onnxruntime-node-install=cuda12` once (it downloads the CUDA binaries), or leave out --device to use the CPU.';
+
 /** True when onnxruntime-node's CUDA provider library is present (installed with --onnxruntime-node-install=cuda12). */
 export function cudaAvailable(): boolean {
   try {

@@ -13,7 +13,7 @@
  * when η > 0 — so a recorded run can be replayed exactly.
  */
 import { join } from 'node:path';
-import { Graph, Session, cast, fromHalf, toHalf, type ParamStore, type Tensor } from '../core/index.ts';
+import { Graph, Session, cast, fromHalf, toHalf, type ParamStore, type Provider, type Tensor } from '../core/index.ts';
 import { UserError } from '../util/errors.ts';
 import { ClipVision } from './clip.ts';
 import { declareClipVisionParams } from './clip-params.ts';
@@ -92,6 +92,8 @@ export interface PipelineOptions {
   /** UNet attention blocks (memory bound / fused kernel). */
   attention?: AttentionOptions;
   threads?: number;
+  /** Execution provider of every session (default 'auto': CUDA when onnxruntime-node's CUDA library is there). */
+  provider?: Provider | 'auto';
   /**
    * A UNet held in memory instead of the folder's `unet/` (a trainer's weights; the folder may then be a base
    * pipeline whose UNet has another layout). The arrays are read at every step, so updates in place are seen.
@@ -171,7 +173,7 @@ export class MvDiffusionPipeline {
       // batch 12 with no measurable change in step time (bench/unet.ts), which keeps sampling inside 24 GiB.
       s = await Session.create(build(g), {
         params, arena: false, memPattern: false, ...(this.opts.threads ? { threads: this.opts.threads } : {}),
-        ...(this.opts.int8 ? { int8: true } : {}),
+        ...(this.opts.int8 ? { int8: true } : {}), ...(this.opts.provider ? { provider: this.opts.provider } : {}),
       });
       this.sessions.set(key, s);
     }

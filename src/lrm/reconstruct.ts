@@ -2,6 +2,7 @@
  * GS-LRM end to end (spec gslrm.md §2–4, pipeline.md §5): posed RGB views → 9-channel input → transformer →
  * one Gaussian per input pixel plus the global ones, decoded with hard pixel alignment.
  */
+import type { Provider } from '../core/index.ts';
 import type { Camera } from '../cameras/camera.ts';
 import type { GaussianSet } from '../splat/gaussians.ts';
 import { UserError } from '../util/errors.ts';
@@ -32,6 +33,8 @@ export interface ReconstructOptions {
   /** Each attention chunk as one ONNX `Attention` node. */
   fused?: boolean;
   threads?: number;
+  /** Execution provider (default 'auto': CUDA when onnxruntime-node's CUDA library is installed, else CPU). */
+  provider?: Provider | 'auto';
   /** The transformer's linear layers in int8 (core/quantize.ts; fidelity in BENCHMARKS.md § int8). */
   int8?: boolean;
   /** Called after the embedding (0) and after each transformer layer (1…n) out of n + 1 steps. */
@@ -75,6 +78,7 @@ export async function reconstruct(views: Views, cameras: readonly Camera[], mode
     ...(opts.headChunk ? { headChunk: opts.headChunk } : {}),
     ...(opts.fused ? { fused: true } : {}),
     ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.provider ? { provider: opts.provider } : {}),
     ...(opts.int8 ? { int8: true } : {}),
   });
   const total = dims.nLayer + 1;

@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { cudaAvailable } from '../core/index.ts';
 import { readImage } from '../io/image.ts';
 import { probeVideo } from '../io/video.ts';
 import { decodePly } from '../splat/ply.ts';
@@ -188,6 +189,14 @@ test("facelift infer accepts the reference's flag spelling; auto-crop without a 
   assert.doesNotMatch(typo.stderr, /ENOENT|weights/);
   const emptyNoWeights = facelift(['infer', '-i', empty, '--weights', join(root, 'no-weights-here')]);
   assert.match(emptyNoWeights.stderr, /no \.png\/\.jpg\/\.jpeg images in/);
+  // --device cuda where onnxruntime-node has no CUDA provider: one line that says how to get it, before any loading.
+  if (!cudaAvailable()) {
+    const cuda = facelift(['infer', '-i', input, '-o', join(root, 'out-cuda'), '--weights', weights, '--device', 'cuda']);
+    assert.equal(cuda.status, 1);
+    assert.equal(cuda.stderr.trim().split('\n').length, 1, cuda.stderr);
+    assert.match(cuda.stderr, /--device cuda: onnxruntime-node's CUDA provider is not installed here.*cuda12/);
+    assert.equal(existsSync(join(root, 'out-cuda')), false);
+  }
 });
 
 let models: FaceliftModels;

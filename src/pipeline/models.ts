@@ -4,6 +4,7 @@
  */
 import { totalmem } from 'node:os';
 import { basename, join } from 'node:path';
+import { CUDA_MISSING, cudaAvailable, type Provider } from '../core/index.ts';
 import { MvDiffusionPipeline } from '../diffusion/pipeline.ts';
 import { snapshotDownload, type SnapshotProgress } from '../io/hf-hub.ts';
 import { loadGslrmConfig } from '../lrm/config.ts';
@@ -54,6 +55,11 @@ export interface LoadModelsOptions {
   faceDetector?: DetectorChoice;
   /** onnxruntime intra-op threads (default: ORT's choice). */
   threads?: number;
+  /**
+   * Where the networks run: 'cuda' (onnxruntime-node's CUDA provider; refused in one line when it is not installed),
+   * 'cpu', or 'auto' (default: CUDA when installed, else CPU).
+   */
+  device?: Provider | 'auto';
   /** Rasterizer worker threads (default: all cores). */
   renderThreads?: number;
   /**
@@ -83,6 +89,8 @@ export interface FaceliftModels {
   /** Side of the generated views, the GS-LRM input, the renders and the video (512 for the official models). */
   imageSize: number;
   threads?: number;
+  /** What `device` asked for (sessions fall back to the CPU under 'auto'). */
+  device: Provider | 'auto';
   /** The GS-LRM's linear layers run in int8. */
   int8: boolean;
   releaseSessions: boolean;
@@ -125,6 +133,8 @@ async function openMatter(choice: MattingChoice, file?: string, threads?: number
 /** Resolves and loads every model; emits 'download' and 'load' progress. */
 export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: ProgressListener): Promise<FaceliftModels> {
   const env = opts.env ?? process.env;
+  const device = opts.device ?? 'auto';
+  if (device === 'cuda' && !cudaAvailable()) throw new UserError(CUDA_MISSING);
   const dl: { clock?: StageClock } = {};
   const onDownload = (p: SnapshotProgress) => {
     dl.clock ??= new StageClock(onProgress, 'download', Math.max(1, p.totalBytes));
@@ -160,6 +170,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
     ...(opts.unetFp16Weights ? { unetFp16Weights: true } : {}),
     ...(opts.int8 ? { int8: true } : {}),
     ...(threads ? { threads } : {}),
+    provider: device,
   });
   const imageSize = diffusion.imageSize;
   try {
@@ -181,6 +192,7 @@ export async function loadModels(opts: LoadModelsOptions = {}, onProgress?: Prog
       ...(matter ? { matter: matter.matter, mattingModel: matter.source } : {}),
       detector: opts.detector ?? (await loadDefaultDetector(opts.faceDetector ?? 'mtcnn')),
       ...(threads ? { threads } : {}),
+      device,
       int8: opts.int8 ?? false,
       async close() {
         await diffusion.close();

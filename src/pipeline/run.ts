@@ -184,6 +184,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
     const rec = await reconstruct({ views: sampled.images.length, height: S, width: S, rgb: viewsToFloat(sampled.images) }, cameras, m.gslrm, {
       ...(m.threads ? { threads: m.threads } : {}),
       ...(m.int8 ? { int8: true } : {}),
+      provider: m.device,
       onProgress: (done) => {
         opts.signal?.throwIfAborted();
         st.emit(done + 1, done === 0 ? 'embedding' : `layer ${done}`);

@@ -14,7 +14,7 @@ import { UserError } from '../../util/errors.ts';
 import { runRemoteBatch } from '../../queue/batch.ts';
 import type { JobSettings } from '../../server/settings.ts';
 import { intOption, positiveOption } from '../options.ts';
-import { mattingOption, modelOption } from '../model-options.ts';
+import { deviceOption, mattingOption, modelOption } from '../model-options.ts';
 
 interface InferOpts {
   inputDir?: string;
@@ -37,6 +37,7 @@ interface InferOpts {
   detector: DetectorChoice;
   frames: number;
   threads?: number;
+  device: 'auto' | 'cpu' | 'cuda';
   fp16Unet?: boolean;
   int8?: boolean;
   json?: boolean;
@@ -200,6 +201,7 @@ export function register(program: Command): void {
       '$FACELIFT_WEIGHTS, ./checkpoints, or the facelift cache (with --model official: downloaded from Hugging Face when missing)')
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed from text_encoder/ and cached)")
     .addOption(mattingOption())
+    .addOption(deviceOption())
     .option('--matting-model <file>', 'local model file for --matting (ONNX for modnet/u2net, .tflite for selfie; default: MODNet fetched once into the Hugging Face cache)')
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))
     .option('--frames <n>', 'turntable frames (30 fps)', intOption('--frames', 1, 100_000), 150)
@@ -234,6 +236,7 @@ export function register(program: Command): void {
         ...(o.matting ? { matting: o.matting } : {}),
         ...(o.mattingModel ? { mattingModel: o.mattingModel } : {}),
         faceDetector: o.detector,
+        device: o.device,
         ...(o.threads ? { threads: o.threads } : {}),
         ...(o.fp16Unet ? { unetFp16Weights: true } : {}),
         ...(o.int8 ? { int8: true } : {}),

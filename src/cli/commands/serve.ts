@@ -12,7 +12,7 @@ import {
 } from '../../server/pipeline-runner.ts';
 import { ensureWebBuilt, webBuildStale } from '../../server/web-build.ts';
 import { UserError } from '../../util/errors.ts';
-import { mattingOption, modelOption, pipelineRunnerOptions } from '../model-options.ts';
+import { deviceOption, mattingOption, modelOption, pipelineRunnerOptions } from '../model-options.ts';
 import { FileExchange } from '../../queue/exchange.ts';
 import { RemoteRunner } from '../../queue/remote-runner.ts';
 import { checkRedisUrl, redactUrl } from '../../queue/redis.ts';
@@ -35,6 +35,7 @@ interface ServeOpts {
   detector: DetectorChoice;
   frames: number;
   threads?: number;
+  device: 'auto' | 'cpu' | 'cuda';
   redis?: string;
   advertise?: string;
   attempts: number;
@@ -62,6 +63,7 @@ export function register(program: Command): void {
     .option('--keep-jobs <n>', 'finished jobs whose files are kept (older ones are deleted)', intOption('--keep-jobs', 1, 1_000_000), 100)
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
     .addOption(mattingOption())
+    .addOption(deviceOption())
     .addOption(modelOption())
     .option('--matting-model <file>', 'local model file for --matting (ONNX for modnet/u2net, .tflite for selfie)')
     .addOption(new Option('--detector <model>', 'face detector: MTCNN as the reference, or SSD').choices(['mtcnn', 'ssd']).default('mtcnn'))

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startWorker } from '../../queue/worker.ts';
-import { mattingOption, modelOption, pipelineRunnerOptions, type ModelFlags } from '../model-options.ts';
+import { deviceOption, mattingOption, modelOption, pipelineRunnerOptions, type ModelFlags } from '../model-options.ts';
 import { intOption } from '../options.ts';
 
 interface WorkerOpts extends ModelFlags {
@@ -22,6 +22,7 @@ export function register(program: Command): void {
     .option('--weights <dir>', 'weights folder in the official layout; default: as facelift infer')
     .option('--prompt-embeds <file>', "FaceLift's clr_embeds.pt (default: found in the weights folder, else computed and cached)")
     .addOption(mattingOption())
+    .addOption(deviceOption())
     .addOption(modelOption())
     .option('--matting-model <file>', 'local model file for --matting (ONNX for modnet/u2net, .tflite for selfie)')
     .addOption(new Option('--detector <model>', 'face detector').choices(['mtcnn', 'ssd']).default('mtcnn'))

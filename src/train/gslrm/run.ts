@@ -12,7 +12,7 @@
 import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, basename } from 'node:path';
-import { cudaAvailable, type Provider } from '../../core/index.ts';
+import { CUDA_MISSING, cudaAvailable, type Provider } from '../../core/index.ts';
 import { gslrmParamSpec, checkStateDict, IGNORED_KEY_PREFIX } from '../../lrm/params.ts';
 import { randomGslrmWeights } from '../../lrm/weights.ts';
 import { UserError } from '../../util/errors.ts';
@@ -69,10 +69,7 @@ export interface TrainGslrmResult extends RunOutcome {
 export async function trainGslrm(opts: TrainGslrmOptions): Promise<TrainGslrmResult> {
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (opts.device === 'cuda' && !cudaAvailable()) {
-    throw new UserError(
-      "--device cuda: onnxruntime-node's CUDA provider is not installed here. On a machine with an NVIDIA GPU run " +
-        '`npm install --onnxruntime-node-install=cuda12`, or train on the CPU (leave out --device).',
-    );
+    throw new UserError(CUDA_MISSING);
   }
   const tree = readYamlTree(opts.config);
   applyOverrides(tree, opts.sets ?? []);

@@ -11,7 +11,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
-import { cudaAvailable, type Provider } from '../../core/index.ts';
+import { CUDA_MISSING, cudaAvailable, type Provider } from '../../core/index.ts';
 import { MvDiffusionPipeline } from '../../diffusion/pipeline.ts';
 import { UserError } from '../../util/errors.ts';
 import { applyOverrides, dumpYaml, readYamlTree } from '../config-tree.ts';
@@ -68,10 +68,7 @@ export interface TrainMvResult extends RunOutcome {
 export async function trainMvDiffusion(opts: TrainMvOptions): Promise<TrainMvResult> {
   const say = opts.say ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (opts.device === 'cuda' && !cudaAvailable()) {
-    throw new UserError(
-      "--device cuda: onnxruntime-node's CUDA provider is not installed here. On a machine with an NVIDIA GPU run " +
-        '`npm install --onnxruntime-node-install=cuda12`, or train on the CPU (leave out --device).',
-    );
+    throw new UserError(CUDA_MISSING);
   }
   const tree = readYamlTree(opts.config);
   applyOverrides(tree, opts.sets ?? []);
