@@ -5,6 +5,7 @@
  * control flow are out of scope and refused where they would matter.
  */
 import { UserError } from '../util/errors.ts';
+import { f16BitsToNumber } from './dtypes.ts';
 
 /** The TFLite tensor types this reader hands out as data (schema.fbs `TensorType`). */
 const TENSOR_TYPES: Record<number, string> = {
@@ -118,18 +119,9 @@ function tensorData(type: string, raw: Uint8Array): Float32Array | Int32Array | 
   }
   if (type === 'float16') {
     const half = new Uint16Array(copy.buffer, 0, copy.length / 2);
-    return Float32Array.from(half, halfToFloat);
+    return Float32Array.from(half, f16BitsToNumber);
   }
   throw new UserError(`this TFLite model stores a constant as ${type}; only float models are supported`);
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 /** Parses a .tflite file's bytes; `what` names the file in errors (never a server path). */
