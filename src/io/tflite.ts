@@ -127,7 +127,9 @@ function tensorData(type: string, raw: Uint8Array): Float32Array | Int32Array | 
 /** Parses a .tflite file's bytes; `what` names the file in errors (never a server path). */
 export function readTflite(bytes: Uint8Array, what = 'the model file'): TfliteModel {
   if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(4, 8)) !== 'TFL3') {
-    throw new UserError(`${what} is not a TensorFlow Lite model (no TFL3 identifier); reinstall the package that ships it`);
+    throw new UserError(
+      `${what} is not a TensorFlow Lite model (no TFL3 identifier); reinstall the package that ships it`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {

@@ -79,13 +79,13 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
   const consts = new Map<number, Float32Array | Int32Array>();
   for (const [i, t] of model.tensors.entries()) if (t.data) consts.set(i, t.data);
 
-  const [inIdx] = model.inputs;
+  const inIdx = model.inputs[0];
   const inT = inIdx === undefined ? undefined : model.tensors[inIdx];
-  if (model.inputs.length !== 1 || !inT || inT.shape.length !== 4) {
+  if (model.inputs.length !== 1 || inIdx === undefined || !inT || inT.shape.length !== 4) {
     throw new UserError(`${name}: expected one image input [1, H, W, C]`);
   }
   const inputShape = nchw(inT.shape) as [number, number, number, number];
-  values.set(inIdx!, g.input('x', inputShape));
+  values.set(inIdx, g.input('x', inputShape));
 
   const value = (i: number, where: string): Tensor => {
     const v = values.get(i);
@@ -98,6 +98,11 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
       throw new UserError(`${where}: expected float constant ${model.tensors[i]?.name ?? i}`);
     }
     return d;
+  };
+  const shapeOf = (i: number, where: string): number[] => {
+    const t = model.tensors[i];
+    if (!t) throw new UserError(`${where}: tensor ${i} does not exist`);
+    return t.shape;
   };
   const param = (key: string, data: Float32Array, shape: number[]): Tensor => {
     params.set(key, data);
@@ -113,10 +118,12 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
       return op.options;
     };
     const set = (t: Tensor): void => { values.set(out, t); };
+    // -1 is TFLite's "no tensor"; `value` and `constant` refuse it by name.
+    const [in0 = -1, in1 = -1] = op.inputs;
     switch (op.op) {
       case 'DEQUANTIZE':
         // Float16 constants are widened when read; the dequantised tensor is that constant.
-        consts.set(out, constant(op.inputs[0]!, where));
+        consts.set(out, constant(in0, where));
         break;
       case 'CONV_2D':
       case 'DEPTHWISE_CONV_2D':
@@ -126,16 +133,16 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
         set(transposeConvBias(op, where));
         break;
       case 'HARD_SWISH':
-        set(hardSwish(value(op.inputs[0]!, where)));
+        set(hardSwish(value(in0, where)));
         break;
       case 'RELU':
-        set(relu(value(op.inputs[0]!, where)));
+        set(relu(value(in0, where)));
         break;
       case 'RELU6':
-        set(minimum(relu(value(op.inputs[0]!, where)), 6));
+        set(minimum(relu(value(in0, where)), 6));
         break;
       case 'LOGISTIC':
-        set(sigmoid(value(op.inputs[0]!, where)));
+        set(sigmoid(value(in0, where)));
         break;
       case 'ADD':
       case 'MUL': {
@@ -145,7 +152,7 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
         break;
       }
       case 'AVERAGE_POOL_2D': {
-        const x = value(op.inputs[0]!, where);
+        const x = value(in0, where);
         const o = opt();
         const [h, w] = [x.shape[2]!, x.shape[3]!];
         if (o.int32(3) !== w || o.int32(4) !== h) {
@@ -155,8 +162,8 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
         break;
       }
       case 'RESIZE_BILINEAR': {
-        const x = value(op.inputs[0]!, where);
-        const size = consts.get(op.inputs[1]!);
+        const x = value(in0, where);
+        const size = consts.get(in1);
         if (!size || size.length !== 2) throw new UserError(`${where}: the target size must be a constant`);
         const o = opt();
         const mode = o.bool(2) ? 'align_corners' : o.bool(3) ? 'half_pixel' : 'asymmetric';
@@ -177,7 +184,7 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
     const v = values.get(i);
     if (v) return v;
     const d = constant(i, where);
-    const shape = model.tensors[i]!.shape;
+    const shape = shapeOf(i, where);
     if (shape.length === 4) return param(`t${i}`, permute(d, shape, [0, 3, 1, 2]), nchw(shape));
     // Rank-1 constants broadcast over TFLite's last axis, which is channels.
     if (shape.length === 1) return param(`t${i}`, d, [1, shape[0]!, 1, 1]);
@@ -185,9 +192,9 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
   }
 
   function convolution(op: TfliteOperator, where: string): Tensor {
-    const x = value(op.inputs[0]!, where);
-    const wIdx = op.inputs[1]!;
-    const wShape = model.tensors[wIdx]!.shape;
+    const [xIdx = -1, wIdx = -1, bIdx = -1] = op.inputs;
+    const x = value(xIdx, where);
+    const wShape = shapeOf(wIdx, where);
     const o = op.options;
     const depthwise = op.op === 'DEPTHWISE_CONV_2D';
     // Conv2DOptions: padding, stride_w, stride_h, activation, dilation_w, dilation_h;
@@ -210,8 +217,7 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
       const oihw = permute(constant(wIdx, where), wShape, [0, 3, 1, 2]);
       weight = param(`t${wIdx}`, oihw, [wShape[0]!, wShape[3]!, kh, kw]);
     }
-    const bIdx = op.inputs[2];
-    const bias = bIdx === undefined || bIdx < 0 ? null : param(`t${bIdx}`, constant(bIdx, where), [weight.shape[0]!]);
+    const bias = bIdx < 0 ? null : param(`t${bIdx}`, constant(bIdx, where), [weight.shape[0]!]);
     let input = x;
     let padding = 0;
     if ((o?.int8(0) ?? 0) === 0) {
@@ -229,13 +235,14 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
     const opts = new DataView(op.custom.buffer, op.custom.byteOffset, 12);
     const [padding, sw, sh] = [opts.getInt32(0, true), opts.getInt32(4, true), opts.getInt32(8, true)];
     if (sw !== sh) throw new UserError(`${where}: unequal strides are not supported`);
-    const x = value(op.inputs[0]!, where);
-    const wIdx = op.inputs[1]!;
-    const ws = model.tensors[wIdx]!.shape;
+    const [xIdx = -1, wIdx = -1, bIdx = -1] = op.inputs;
+    const x = value(xIdx, where);
+    const ws = shapeOf(wIdx, where);
     // [O, kH, kW, I] → ONNX ConvTranspose's [I, O, kH, kW].
     const iohw = permute(constant(wIdx, where), ws, [3, 0, 1, 2]);
     const weight = param(`t${wIdx}`, iohw, [ws[3]!, ws[0]!, ws[1]!, ws[2]!]);
-    let y = apply(ConvTranspose2dOp, [x, weight], { stride: sh, padding: 0, groups: 1, outputPadding: [0, 0] as const });
+    const attrs = { stride: sh, padding: 0, groups: 1, outputPadding: [0, 0] as const };
+    let y = apply(ConvTranspose2dOp, [x, weight], attrs);
     if (padding === 1) {
       // SAME: the output is input × stride, cropped from the full result as TensorFlow centres it.
       const [h, w] = [x.shape[2]! * sh, x.shape[3]! * sw];
@@ -243,8 +250,7 @@ export function tfliteGraph(model: TfliteModel, name: string): TfliteGraph {
       const left = Math.floor((y.shape[3]! - w) / 2);
       if (y.shape[2] !== h || y.shape[3] !== w) y = slice(y, [top, left], [top + h, left + w], [2, 3]);
     }
-    const bIdx = op.inputs[2];
-    if (bIdx !== undefined && bIdx >= 0) {
+    if (bIdx >= 0) {
       y = add(y, param(`t${bIdx}`, constant(bIdx, where), [1, ws[0]!, 1, 1]));
     }
     return y;

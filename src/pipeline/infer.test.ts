@@ -191,11 +191,12 @@ test("facelift infer accepts the reference's flag spelling; auto-crop without a 
   assert.match(emptyNoWeights.stderr, /no \.png\/\.jpg\/\.jpeg images in/);
   // --device cuda where onnxruntime-node has no CUDA provider: one line that says how to get it, before any loading.
   if (!cudaAvailable()) {
-    const cuda = facelift(['infer', '-i', input, '-o', join(root, 'out-cuda'), '--weights', weights, '--device', 'cuda']);
+    const out = join(root, 'out-cuda');
+    const cuda = facelift(['infer', '-i', input, '-o', out, '--weights', weights, '--device', 'cuda']);
     assert.equal(cuda.status, 1);
     assert.equal(cuda.stderr.trim().split('\n').length, 1, cuda.stderr);
     assert.match(cuda.stderr, /--device cuda: onnxruntime-node's CUDA provider is not installed here.*cuda12/);
-    assert.equal(existsSync(join(root, 'out-cuda')), false);
+    assert.equal(existsSync(out), false);
   }
 });
 
