@@ -9,6 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { basename } from 'node:path';
 import { Session } from '../core/index.ts';
 import { readTflite } from '../io/tflite.ts';
 import { tfliteGraph } from '../nn/tflite.ts';
@@ -53,7 +54,8 @@ export class SelfieMatter implements Matter {
     } catch {
       throw new UserError(`the selfie matting model (${SELFIE_FILE}) could not be read; ${reinstall}`);
     }
-    const built = tfliteGraph(readTflite(bytes, SELFIE_FILE), 'selfie_segmentation');
+    const name = opts.modelPath ? basename(opts.modelPath) : SELFIE_FILE;
+    const built = tfliteGraph(readTflite(bytes, name), 'selfie_segmentation');
     const session = await Session.create(built.outputs, {
       params: built.params, provider: 'cpu', ...(opts.threads ? { threads: opts.threads } : {}),
     });
