@@ -127,6 +127,17 @@ function resizeRef(x: { data: ArrayLike<number>; shape: number[] }, h: number, w
   return { data, shape: [n, c, h, w] };
 }
 
+test('prelu: one slope per channel, 4-D and 2-D', async () => {
+  for (const shape of [[2, 3, 4, 5], [4, 3]]) {
+    const r = await runCase({ inputs: { x: shape, a: [3] } }, ({ x, a }) => C.prelu(x!, a!));
+    const { data: xs } = r.refs.x!;
+    const { data: as } = r.refs.a!;
+    const inner = shape.slice(2).reduce((p, q) => p * q, 1);
+    const want = Float64Array.from(xs, (v, i) => (v >= 0 ? v : v * as[Math.floor(i / inner) % 3]!));
+    assertClose(r.out, { data: want, shape }, 1e-6, 1e-6, shape.join('×'));
+  }
+});
+
 test('bilinear resize: half-pixel, align-corners and asymmetric coordinates, up and down', async () => {
   for (const mode of ['half_pixel', 'align_corners', 'asymmetric'] as const) {
     for (const [h, w] of [[10, 6], [3, 2]] as const) {

@@ -11,14 +11,11 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import {
-  add,
   conv2d,
   Graph,
   linear,
   maxPool2d,
-  minimum,
-  maximum,
-  mul,
+  prelu as corePrelu,
   reshape,
   Session,
   softmax,
@@ -57,10 +54,7 @@ interface Cand {
 // ---- the three networks ----------------------------------------------------------------------------------------
 
 function prelu(g: Graph, name: string, x: Tensor): Tensor {
-  const c = x.shape[1]!;
-  const a = g.param(`${name}.weight`, [c]);
-  const slope = x.rank === 4 ? reshape(a, [1, c, 1, 1]) : reshape(a, [1, c]);
-  return add(maximum(x, 0), mul(slope, minimum(x, 0)));
+  return corePrelu(x, g.param(`${name}.weight`, [x.shape[1]!]));
 }
 
 function conv(g: Graph, name: string, x: Tensor, cin: number, cout: number, k: number): Tensor {

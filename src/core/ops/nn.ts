@@ -290,6 +290,30 @@ export const Upsample2xOp: OpDef<void> = defineOp({
 /** Nearest-neighbour ×2 upsampling of [N,C,H,W] (PyTorch `F.interpolate(scale_factor=2, mode='nearest')`). */
 export const upsampleNearest2x = (x: Tensor): Tensor => apply(Upsample2xOp, [x], undefined);
 
+/**
+ * PReLU of [N, C, …] with one slope per channel (forward only: the imported detectors use it). One ONNX `PRelu`
+ * node instead of the max/min/mul/add composite, which streams the activation four times.
+ */
+export const PReluOp: OpDef<void> = defineOp({
+  name: 'prelu',
+  infer: (ins) => {
+    sameFloat(ins);
+    const [x, slope] = ins as [TensorInfo, TensorInfo];
+    if (x.shape.length < 2 || slope.shape.length !== 1 || slope.shape[0] !== x.shape[1]) {
+      throw new Error(`slope must be [${x.shape[1]}] for input [${x.shape.join(', ')}]`);
+    }
+    return { shape: x.shape, dtype: x.dtype };
+  },
+  lower: (b, [x, slope], _attrs, { ins: infos }) => {
+    // ONNX broadcasts the slope from the right: [C] → [C, 1, …] for the channel axis.
+    const rank = infos[0]!.shape.length;
+    const c = infos[1]!.shape[0]!;
+    const shaped = rank > 2 ? b.node('Reshape', [slope!, b.i64([c, ...Array<number>(rank - 2).fill(1)])]) : slope!;
+    return b.node('PRelu', [x!, shaped]);
+  },
+});
+export const prelu = (x: Tensor, slope: Tensor): Tensor => apply(PReluOp, [x, slope], undefined);
+
 /** How output pixel centres map to input coordinates (ONNX Resize's coordinate_transformation_mode). */
 export type ResizeCoordinates = 'half_pixel' | 'align_corners' | 'asymmetric';
 export interface ResizeBilinearAttrs { height: number; width: number; coordinates: ResizeCoordinates }
