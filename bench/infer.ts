@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchRun, Figure } from './figure.ts';
@@ -238,7 +238,8 @@ async function* demoRun(args: string[]): AsyncGenerator<Figure> {
   copyFileSync(fileURLToPath(new URL('../examples/000.png', import.meta.url)), join(input, '000.png'));
   try {
     const walls: number[] = [];
-    let last: { timings: Record<string, number>; imageSize: number } | undefined;
+    type Result = { timings: Record<string, number>; cpuSeconds: Record<string, number>; imageSize: number };
+    let last: Result | undefined;
     let rss = 0;
     for (let k = 0; k < repeats; k++) {
       const t0 = performance.now();
@@ -246,13 +247,20 @@ async function* demoRun(args: string[]): AsyncGenerator<Figure> {
         { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' } });
       walls.push((performance.now() - t0) / 1000);
       if (r.status !== 0) throw new Error(`facelift infer --model demo failed: ${r.stderr.slice(-2000)}`);
-      last = JSON.parse(r.stdout.trim().split('\n')[0]!) as { timings: Record<string, number>; imageSize: number };
+      last = JSON.parse(r.stdout.trim().split('\n')[0]!) as Result;
       rss = Math.max(rss, Number(r.stderr.trim().split('\n').at(-1)) * 1024);
     }
     const note = `examples/000.png, ${last!.imageSize}² views, 50 DDIM steps, 150-frame turntable; ${repeats} run(s), min–max ` +
       `${Math.min(...walls).toFixed(1)}–${Math.max(...walls).toFixed(1)} s; load avg ${loadavg()[0]!.toFixed(1)}`;
     yield { name: 'one example, whole demo pipeline (new process)', value: Math.min(...walls), unit: 's', note };
-    for (const [stage, ms] of Object.entries(last!.timings)) yield { name: `  ${stage}`, value: ms / 1000, unit: 's' };
+    const cores = availableParallelism();
+    for (const [stage, ms] of Object.entries(last!.timings)) {
+      const cpu = last!.cpuSeconds[stage];
+      // Busy share of the machine: CPU seconds of every thread over wall seconds × cores.
+      const share = cpu === undefined ? 0 : (100 * cpu) / ((ms / 1000) * cores);
+      const busy = cpu === undefined || ms < 1 ? '' : `CPU ${cpu.toFixed(2)} s: ${share.toFixed(0)} % of ${cores} cores`;
+      yield { name: `  ${stage}`, value: ms / 1000, unit: 's', ...(busy ? { note: busy } : {}) };
+    }
     yield { name: 'peak RSS', value: rss / GiB, unit: 'GiB' };
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -29,6 +29,7 @@ export type ProgressListener = (e: ProgressEvent) => void;
 /** Emits a stage's events and measures its duration. */
 export class StageClock {
   private readonly t0 = performance.now();
+  private readonly cpu0 = process.cpuUsage();
   private finishing = false;
 
   constructor(
@@ -43,6 +44,12 @@ export class StageClock {
   /** Milliseconds since the stage started. */
   get elapsedMs(): number {
     return performance.now() - this.t0;
+  }
+
+  /** CPU seconds the whole process (every thread: onnxruntime's, the rasterizer's workers) spent since the start. */
+  get cpuSeconds(): number {
+    const d = process.cpuUsage(this.cpu0);
+    return (d.user + d.system) / 1e6;
   }
 
   /** Reports progress; steps ≥ total are left to `done()`, so every stage ends with exactly one step === total. */

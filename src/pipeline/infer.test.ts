@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { cudaAvailable } from '../core/index.ts';
@@ -98,6 +98,12 @@ async function checkResultFolder(dir: string, expect: { seed: number; steps: num
   assert.equal(r.settings.filter.opacityThreshold, 0.04);
   for (const s of IMAGE_STAGES) assert.ok(typeof r.timings[s] === 'number' && r.timings[s] >= 0, `timing ${s}`);
   assert.ok(r.timings.total >= r.timings.diffusion);
+  // CPU time per stage, all threads: positive, and no more than every core for the stage's whole wall time.
+  for (const s of IMAGE_STAGES) {
+    const cpu = r.cpuSeconds[s];
+    assert.ok(cpu !== undefined && cpu >= 0 && cpu <= (availableParallelism() * r.timings[s]) / 1000 + 0.05, `cpu ${s}: ${cpu}`);
+  }
+  assert.ok(r.cpuSeconds.diffusion! > 0);
   assert.equal(r.gaussians.raw, 2 + 6 * S * S);
   assert.ok(r.gaussians.filtered > 0 && r.gaussians.filtered < r.gaussians.raw);
   const removed = r.gaussians.removed;

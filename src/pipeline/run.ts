@@ -67,6 +67,11 @@ export interface InferenceResult {
   seed: number;
   /** Milliseconds per stage, and in total. */
   timings: Record<ImageStage, number> & { total: number };
+  /**
+   * CPU seconds per stage, all threads of the process: divided by the stage's wall time and the cores, how busy it
+   * kept the machine.
+   */
+  cpuSeconds: Partial<Record<ImageStage, number>>;
   gaussians: { raw: number; filtered: number; removed: FilterReport['removed'] };
   preprocess: {
     usedFallback: boolean;
@@ -138,6 +143,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
   const S = m.imageSize;
   const t0 = performance.now();
   const timings = {} as Record<ImageStage, number>;
+  const cpuSeconds: Partial<Record<ImageStage, number>> = {};
   const stage = (name: ImageStage, total: number) => {
     opts.signal?.throwIfAborted();
     return new StageClock(onProgress, name, total, imagePath);
@@ -157,6 +163,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
     });
     await writePng(join(tmp, 'input.png'), pre.image);
     timings.preprocess = st.done();
+    cpuSeconds.preprocess = st.cpuSeconds;
 
     // [4] six views. The official model works at 512², the preprocessed size; smaller test models get a resize.
     const steps = settings.steps;
@@ -176,6 +183,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
     if (m.releaseSessions) await m.diffusion.close();
     await writePng(join(tmp, 'multiview.png'), hconcat(sampled.images.map((im): RawImage => ({ ...im, channels: 3 }))));
     timings.diffusion = st.done();
+    cpuSeconds.diffusion = st.cpuSeconds;
 
     // [5] GS-LRM on the generated views (the generated front view, not the photo) at the fixed cameras.
     const cameras = faceliftViews(S);
@@ -192,6 +200,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
     });
     const raw: GaussianSet = rec.gaussians;
     timings.reconstruct = st.done();
+    cpuSeconds.reconstruct = st.cpuSeconds;
 
     // [6] renders of the unfiltered Gaussians (output.png, as the reference), then the filters.
     st = stage('render', cameras.length);
@@ -203,11 +212,13 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
     }
     await writePng(join(tmp, 'output.png'), hconcat(renders));
     timings.render = st.done();
+    cpuSeconds.render = st.cpuSeconds;
 
     st = stage('filter', 1);
     const { gaussians: filtered, report } = filterGaussians(raw, settings.filter);
     await writePly(join(tmp, 'gaussians.ply'), filtered, 'facelift');
     timings.filter = st.done();
+    cpuSeconds.filter = st.cpuSeconds;
 
     // [7] turntable of the filtered Gaussians, front first, towards the subject's left.
     const frames = settings.turntableFrames;
@@ -217,6 +228,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
       onProgress: (done) => st.emit(done),
     });
     timings.turntable = st.done();
+    cpuSeconds.turntable = st.cpuSeconds;
 
     st = stage('write', 1);
     const files = Object.fromEntries(OUTPUT_FILES.map((f) => [f, join(opts.outDir, f)])) as InferenceResult['files'];
@@ -228,6 +240,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
       settings,
       seed: settings.seed,
       timings: { ...timings, total: 0 },
+      cpuSeconds,
       gaussians: { raw: raw.count, filtered: filtered.count, removed: report.removed },
       preprocess: {
         usedFallback: pre.usedFallback,
@@ -247,6 +260,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
       versions: await softwareVersions(),
     };
     timings.write = st.elapsedMs;
+    cpuSeconds.write = st.cpuSeconds;
     result.timings = { ...timings, total: performance.now() - t0 };
     await writeFile(join(tmp, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
     await replaceDir(tmp, opts.outDir);
