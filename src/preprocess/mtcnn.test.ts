@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { compositeOnWhite } from './composite.ts';
 import { selectFace } from './detect.ts';
 import { alphaOf, loadImage, rgbOf } from './image.ts';
-import { areaResize, MtcnnDetector } from './mtcnn.ts';
+import { areaResize, IntegralImage, MtcnnDetector } from './mtcnn.ts';
 
 const DIR = new URL('../../../shared/golden/detect/', import.meta.url).pathname;
 type Box5 = [number, number, number, number, number];
@@ -49,6 +49,17 @@ test("area resampling = torch's adaptive average pooling windows (floor/ceil of 
   // 5 → 3: windows [0,2), [1,4), [3,5).
   const r = areaResize(Float32Array.of(1, 2, 3, 4, 5), 1, 1, 5, 1, 3);
   assert.deepEqual([...r], [1.5, 3, 4.5]);
+});
+
+test("a summed-area table refilled in an earlier, larger photo's buffer equals a new one", () => {
+  const px = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7919 + seed) % 256);
+  const big = IntegralImage.fromInterleaved(px(3 * 40 * 50, 1), 3, 40, 50);
+  const small = px(3 * 17 * 23, 2);
+  const fresh = IntegralImage.fromInterleaved(small, 3, 17, 23);
+  const reused = IntegralImage.fromInterleaved(small, 3, 17, 23, big.sums.buffer as ArrayBuffer);
+  assert.equal(reused.sums.buffer, big.sums.buffer);
+  assert.deepEqual([...reused.sums], [...fresh.sums]);
+  assert.deepEqual([...reused.resize(2, 3, 11, 13, 5, 4)], [...fresh.resize(2, 3, 11, 13, 5, 4)]);
 });
 
 test('preprocess detects with MTCNN by default and crops on its box unchanged (no calibration)', async () => {

@@ -40,6 +40,8 @@ type Weights = Map<string, Float32Array>;
 const f = Math.fround;
 /** Crops per R-/O-Net run (the last batch is padded). */
 const BATCH = 16;
+/** P-Net output rows per run. */
+const STRIP = 48;
 
 /** A candidate: box corners, score, and the regression the network proposed for it. */
 interface Cand {
@@ -100,52 +102,68 @@ function onet(n: number): Record<string, Tensor> {
 
 // ---- the cascade ---------------------------------------------------------------------------------------------------
 
-/** Per-channel summed-area table of an image: any rectangle's sum in four reads (exact in float64). */
+/**
+ * Per-channel summed-area table of an image: any rectangle's sum in four reads, exactly. 8-bit images that cannot
+ * overflow 32 bits (up to 16.8 megapixels) use 32-bit integers: half the memory, and on this kind of machine a
+ * table's first touch costs more than the arithmetic.
+ */
 export class IntegralImage {
   /** [C, H+1, W+1]. */
-  readonly sums: Float64Array;
+  readonly sums: Uint32Array | Float64Array;
   private constructor(
     readonly c: number,
     readonly h: number,
     readonly w: number,
+    maxValue: number,
+    reuse?: ArrayBuffer,
   ) {
-    this.sums = new Float64Array(c * (h + 1) * (w + 1));
+    const n = c * (h + 1) * (w + 1);
+    const Sums = maxValue * h * w <= 0xffffffff ? Uint32Array : Float64Array;
+    this.sums = reuse && reuse.byteLength >= n * Sums.BYTES_PER_ELEMENT ? new Sums(reuse, 0, n) : new Sums(n);
+    // `fill` writes every entry but each channel's first row and column: a reused table needs their zeros back.
+    if (reuse) {
+      for (let ch = 0; ch < c; ch++) {
+        const base = ch * (h + 1) * (w + 1);
+        this.sums.fill(0, base, base + w + 1);
+        for (let y = 1; y <= h; y++) this.sums[base + y * (w + 1)] = 0;
+      }
+    }
   }
 
-  /** From interleaved 8-bit pixels with `c` channels. */
-  static fromInterleaved(data: Uint8Array, c: number, h: number, w: number): IntegralImage {
-    return IntegralImage.build(c, h, w, (ch, y) => [data, y * w * c + ch, c]);
+  /**
+   * From interleaved 8-bit pixels with `c` channels; `reuse` is an earlier table's buffer to fill instead of a new
+   * one where it is large enough (fresh pages are what a large table mostly costs).
+   */
+  static fromInterleaved(data: Uint8Array, c: number, h: number, w: number, reuse?: ArrayBuffer): IntegralImage {
+    const ii = new IntegralImage(c, h, w, 255, reuse);
+    for (let ch = 0; ch < c; ch++) ii.fill(ch, data, ch, c, w * c);
+    return ii;
   }
 
   /** From a planar float [C, H, W] image. */
   static fromPlanar(img: Float32Array, c: number, h: number, w: number): IntegralImage {
-    return IntegralImage.build(c, h, w, (ch, y) => [img, (ch * h + y) * w, 1]);
+    const ii = new IntegralImage(c, h, w, Infinity);
+    for (let ch = 0; ch < c; ch++) ii.fill(ch, img, ch * h * w, 1, w);
+    return ii;
   }
 
-  /** `row(ch, y)` gives where row y of channel ch starts in which array, and the step between its pixels. */
-  private static build(
-    c: number,
-    h: number,
-    w: number,
-    row: (ch: number, y: number) => [ArrayLike<number>, number, number],
-  ): IntegralImage {
-    const ii = new IntegralImage(c, h, w);
-    const W = w + 1,
-      S = ii.sums;
-    for (let ch = 0; ch < c; ch++) {
-      const base = ch * (h + 1) * W;
-      for (let y = 0; y < h; y++) {
-        const [src, start, step] = row(ch, y);
-        const above = base + y * W + 1,
-          here = base + (y + 1) * W + 1;
-        let sum = 0;
-        for (let x = 0, i = start; x < w; x++, i += step) {
-          sum += src[i]!;
-          S[here + x] = S[above + x]! + sum;
-        }
+  /**
+   * Channel ch's table from `src`, whose pixel (y, x) is at start + y·rowStep + x·step. Kept monomorphic per
+   * array type by its two callers, which is what keeps a 2048² photo's table at a few tens of milliseconds.
+   */
+  private fill(ch: number, src: Uint8Array | Float32Array, start: number, step: number, rowStep: number): void {
+    const W = this.w + 1,
+      S = this.sums,
+      base = ch * (this.h + 1) * W;
+    for (let y = 0; y < this.h; y++) {
+      const above = base + y * W + 1,
+        here = above + W;
+      let sum = 0;
+      for (let x = 0, i = start + y * rowStep; x < this.w; x++, i += step) {
+        sum += src[i]!;
+        S[here + x] = S[above + x]! + sum;
       }
     }
-    return ii;
   }
 
   /**
@@ -154,12 +172,28 @@ export class IntegralImage {
    * `(v − shift) · scale` (the networks' input scaling when asked for).
    */
   resize(y: number, x: number, hh: number, ww: number, oh: number, ow: number, shift = 0, scale = 1): Float32Array {
-    const out = new Float32Array(this.c * oh * ow);
+    return this.resizeRows(y, x, hh, ww, oh, ow, 0, oh, shift, scale);
+  }
+
+  /** Output rows [i0, i1) of `resize` only, as a [C, i1 − i0, ow] image. */
+  resizeRows(
+    y: number,
+    x: number,
+    hh: number,
+    ww: number,
+    oh: number,
+    ow: number,
+    i0: number,
+    i1: number,
+    shift = 0,
+    scale = 1,
+  ): Float32Array {
+    const out = new Float32Array(this.c * (i1 - i0) * ow);
     const r0 = new Int32Array(oh),
       r1 = new Int32Array(oh),
       c0 = new Int32Array(ow),
       c1 = new Int32Array(ow);
-    for (let i = 0; i < oh; i++) {
+    for (let i = i0; i < i1; i++) {
       r0[i] = y + Math.floor(f((i * hh) / oh));
       r1[i] = y + Math.ceil(f(((i + 1) * hh) / oh));
     }
@@ -171,7 +205,7 @@ export class IntegralImage {
       S = this.sums;
     for (let ch = 0, o = 0; ch < this.c; ch++) {
       const base = ch * (this.h + 1) * W;
-      for (let i = 0; i < oh; i++) {
+      for (let i = i0; i < i1; i++) {
         const a = base + r0[i]! * W,
           b = base + r1[i]! * W,
           rows = r1[i]! - r0[i]!;
@@ -259,6 +293,8 @@ export class MtcnnDetector implements FaceDetector {
   readonly name = 'mtcnn';
   readonly calibration = IDENTITY_CALIBRATION;
   private readonly pnets = new Map<string, Session>();
+  /** The last photo's summed-area table, refilled by the next photo that fits in it. */
+  private table?: ArrayBuffer;
   private readonly minFace: number;
   private readonly thresholds: readonly [number, number, number];
   private readonly factor: number;
@@ -320,7 +356,8 @@ export class MtcnnDetector implements FaceDetector {
 
   async detect(rgb: RawImage & { channels: 3 }): Promise<DetectedFace[]> {
     const { width: w, height: h } = rgb;
-    const img = IntegralImage.fromInterleaved(rgb.data, 3, h, w);
+    const img = IntegralImage.fromInterleaved(rgb.data, 3, h, w, this.table);
+    this.table = img.sums.buffer as ArrayBuffer;
 
     // 1. P-Net over the pyramid: candidates per scale, NMS 0.5 per scale, then 0.7 over all.
     const m = 12 / this.minFace;
@@ -330,25 +367,24 @@ export class MtcnnDetector implements FaceDetector {
     for (const scale of scales) {
       const hs = Math.trunc(h * scale + 1),
         ws = Math.trunc(w * scale + 1);
-      const out = await (await this.pnetFor(hs, ws)).run({ x: img.resize(0, 0, h, w, hs, ws, ...NORM) });
-      const prob = out.prob!.data as Float32Array,
-        reg = out.reg!.data as Float32Array;
-      const [, , ph, pw] = out.prob!.shape as [number, number, number, number];
       const found: Cand[] = [];
       const sc = f(scale);
-      for (let y = 0; y < ph; y++) {
-        for (let x = 0; x < pw; x++) {
-          const p = prob[ph * pw + y * pw + x]!;
-          if (!(p >= this.thresholds[0])) continue;
-          const at = (k: number) => reg[k * ph * pw + y * pw + x]!;
-          found.push({
-            x1: Math.floor(f(f(2 * x + 1) / sc)),
-            y1: Math.floor(f(f(2 * y + 1) / sc)),
-            x2: Math.floor(f(f(2 * x + 12) / sc)),
-            y2: Math.floor(f(f(2 * y + 12) / sc)),
-            score: p,
-            reg: [at(0), at(1), at(2), at(3)],
-          });
+      for await (const { y0, prob, reg, ph, pw } of this.pnetStrips(img, hs, ws)) {
+        for (let y = 0; y < ph; y++) {
+          for (let x = 0; x < pw; x++) {
+            const p = prob[ph * pw + y * pw + x]!;
+            if (!(p >= this.thresholds[0])) continue;
+            const at = (k: number) => reg[k * ph * pw + y * pw + x]!;
+            const yy = y0 + y;
+            found.push({
+              x1: Math.floor(f(f(2 * x + 1) / sc)),
+              y1: Math.floor(f(f(2 * yy + 1) / sc)),
+              x2: Math.floor(f(f(2 * x + 12) / sc)),
+              y2: Math.floor(f(f(2 * yy + 12) / sc)),
+              score: p,
+              reg: [at(0), at(1), at(2), at(3)],
+            });
+          }
         }
       }
       cands.push(...nms(found, 0.5));
@@ -381,8 +417,35 @@ export class MtcnnDetector implements FaceDetector {
     return final.map((b) => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, score: b.score }));
   }
 
-  /** Runs R- or O-Net on each box's clamped crop resized to size²; returns the boxes with the new scores/regression. */
-  private async refine(net: Session, img: IntegralImage, w: number, h: number, boxes: Cand[], size: number): Promise<Cand[]> {
+  /**
+   * P-Net over one pyramid level (the whole image resized to hs × ws), in strips of output rows. P-Net is a
+   * fully convolutional net whose output row y sees input rows [2y, 2y + 12), so a strip that starts on an even input
+   * row and ends at a row boundary (or at the image's own bottom, for the ceil-mode pooling there) gives exactly the
+   * rows the whole level would. Strips keep onnxruntime's buffers small and reused: on a 2048² photo the first level
+   * in one piece means hundreds of megabytes of fresh intermediates per run.
+   */
+  private async *pnetStrips(img: IntegralImage, hs: number, ws: number) {
+    const outRows = Math.ceil((hs - 2) / 2) - 4;
+    for (let y0 = 0; y0 < outRows; y0 += STRIP) {
+      const last = y0 + STRIP >= outRows;
+      const i0 = 2 * y0,
+        i1 = last ? hs : i0 + 2 * STRIP + 10;
+      const x = img.resizeRows(0, 0, img.h, img.w, hs, ws, i0, i1, ...NORM);
+      const out = await (await this.pnetFor(i1 - i0, ws)).run({ x });
+      const [, , ph, pw] = out.prob!.shape as [number, number, number, number];
+      yield { y0, prob: out.prob!.data as Float32Array, reg: out.reg!.data as Float32Array, ph, pw };
+    }
+  }
+
+  /** Runs R- or O-Net on each box's clamped crop resized to size²; the boxes with their new scores/regression. */
+  private async refine(
+    net: Session,
+    img: IntegralImage,
+    w: number,
+    h: number,
+    boxes: Cand[],
+    size: number,
+  ): Promise<Cand[]> {
     const ok = boxes.map((b) => ({ b, p: padBox(b, w, h) })).filter(({ p }) => p.ey > p.y - 1 && p.ex > p.x - 1);
     const out: Cand[] = [];
     const per = 3 * size * size;
@@ -396,7 +459,8 @@ export class MtcnnDetector implements FaceDetector {
       const prob = res.prob!.data as Float32Array,
         reg = res.reg!.data as Float32Array;
       part.forEach(({ b }, k) => {
-        out.push({ ...b, score: prob[k * 2 + 1]!, reg: [reg[k * 4]!, reg[k * 4 + 1]!, reg[k * 4 + 2]!, reg[k * 4 + 3]!] });
+        const r = (i: number) => reg[k * 4 + i]!;
+        out.push({ ...b, score: prob[k * 2 + 1]!, reg: [r(0), r(1), r(2), r(3)] });
       });
     }
     return out;
