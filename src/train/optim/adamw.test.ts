@@ -123,11 +123,21 @@ test('AdamW on worker threads (shared buffers) gives the same bits as on the mai
   }
 });
 
-test('the 8-bit quantiser finds the same bucket as a binary search over the boundaries, for every sign and scale', () => {
+test('the 8-bit quantiser finds the same bucket as a binary search over the boundaries, for every float32 cell', () => {
   for (const signed of [true, false]) {
     const bounds = boundaries(dynamicMap(signed));
     const values: number[] = [0, -0, 1, -1, ...bounds, ...Array.from(bounds, (b) => Math.fround(b) * (1 + 1e-7))];
     for (let i = 0; i < 20000; i++) values.push(Math.sin(i * 12.9898) * 10 ** -(i % 9));
+    // Both ends of every float32 cell sharing its top 16 bits, and the float64s just outside them.
+    const f = new Float32Array(1),
+      u = new Uint32Array(f.buffer);
+    for (let k = 0; k < 1 << 16; k++) {
+      for (const low of [0, 0xffff]) {
+        u[0] = ((k << 16) | low) >>> 0;
+        const x = f[0]!;
+        if (Math.abs(x) <= 1) values.push(x, x * (1 + 2 ** -30), x * (1 - 2 ** -30));
+      }
+    }
     for (const x of values.filter((v) => signed || v >= 0))
       assert.equal(mapIndex(signed, x), bucket(bounds, x), `x = ${x}`);
   }

@@ -62,41 +62,47 @@ export function adamwFp32(
 
 const CODE1 = dynamicMap(true),
   CODE2 = dynamicMap(false);
-const BOUNDS1 = boundaries(CODE1),
-  BOUNDS2 = boundaries(CODE2);
 
 /**
- * A starting bucket for every float32 with the same top 16 bits (sign, exponent, 7 mantissa bits): the map's
- * buckets are spaced by orders of magnitude, so from there one or two comparisons find the exact bucket that a
- * binary search over all 255 boundaries would (see `fastBucket`).
+ * The bucket of the smallest float32 with each top-16-bit pattern (sign, exponent, 7 mantissa bits). The map's
+ * boundaries are spaced so that no such cell of floats holds two of them (the test checks every cell), so a value's
+ * bucket is its cell's start or the one after: one comparison, no search (see `fastBucket`).
  */
 function startTable(bounds: Float32Array): Uint8Array {
   const t = new Uint8Array(1 << 16);
   const f = new Float32Array(1),
     u = new Uint32Array(f.buffer);
   for (let k = 0; k < 1 << 16; k++) {
-    u[0] = k << 16;
+    // A negative cell's smallest value has its low mantissa bits set.
+    u[0] = k & 0x8000 ? ((k << 16) | 0xffff) >>> 0 : k << 16;
     const x = f[0]!;
     t[k] = Number.isNaN(x) ? 0 : bucket(bounds, x);
   }
   return t;
 }
+
+/** The boundaries with +∞ after the last, so that `fastBucket` may look one past any start. */
+const padded = (b: Float32Array): Float64Array => Float64Array.from([...b, Infinity]);
+
+const BOUNDS1 = boundaries(CODE1),
+  BOUNDS2 = boundaries(CODE2);
 const START1 = startTable(BOUNDS1),
   START2 = startTable(BOUNDS2);
+const NEXT1 = padded(BOUNDS1),
+  NEXT2 = padded(BOUNDS2);
 const F32 = new Float32Array(1),
   U32 = new Uint32Array(F32.buffer);
 
 /** The index of x ∈ [−1, 1] in the signed (m) or unsigned (v) dynamic map: = bucket(boundaries(map), x). */
 export function mapIndex(signed: boolean, x: number): number {
-  return signed ? fastBucket(BOUNDS1, START1, x) : fastBucket(BOUNDS2, START2, x);
+  return signed ? fastBucket(NEXT1, START1, x) : fastBucket(NEXT2, START2, x);
 }
 
-function fastBucket(bounds: Float32Array, start: Uint8Array, x: number): number {
+/** x's bucket, as found from the float32 nearest x (the moments are float32 values scaled into [−1, 1]). */
+function fastBucket(next: Float64Array, start: Uint8Array, x: number): number {
   F32[0] = x;
-  let b = start[U32[0]! >>> 16]!;
-  while (b > 0 && bounds[b - 1]! >= x) b--;
-  while (b < bounds.length && bounds[b]! < x) b++;
-  return b;
+  const b = start[U32[0]! >>> 16]!;
+  return next[b]! < x ? b + 1 : b;
 }
 
 /**
@@ -140,8 +146,8 @@ export function adamw8bit(
     am2 = Math.max(Math.fround(am2), 1e-38);
     for (let i = start; i < end; i++) {
       const k = i - start;
-      q1[i] = fastBucket(BOUNDS1, START1, Math.min(1, Math.max(-1, m[k]! / am1)));
-      q2[i] = fastBucket(BOUNDS2, START2, Math.min(1, Math.max(-1, v[k]! / am2)));
+      q1[i] = fastBucket(NEXT1, START1, Math.min(1, Math.max(-1, m[k]! / am1)));
+      q2[i] = fastBucket(NEXT2, START2, Math.min(1, Math.max(-1, v[k]! / am2)));
     }
     absmax1[b] = am1;
     absmax2[b] = am2;

@@ -1,9 +1,9 @@
 /** An optimizer worker thread: holds views of the shared buffers it was sent and runs task lists on them. */
 import { parentPort } from 'node:worker_threads';
-import { runTask, type Task } from './tasks.ts';
+import { drain, type Queue } from './tasks.ts';
 
 type Message =
-  { kind: 'buffers'; buffers: [number, Float32Array | Uint8Array][] } | { kind: 'run'; id: number; tasks: Task[] };
+  { kind: 'buffers'; buffers: [number, Float32Array | Uint8Array][] } | { kind: 'run'; id: number; queue: Queue };
 
 const buffers = new Map<number, Float32Array | Uint8Array>();
 parentPort?.on('message', (m: Message) => {
@@ -12,7 +12,8 @@ parentPort?.on('message', (m: Message) => {
     return;
   }
   try {
-    parentPort?.postMessage({ id: m.id, results: m.tasks.map((t) => runTask(t, buffers)) });
+    drain(m.queue, buffers);
+    parentPort?.postMessage({ id: m.id, results: [] });
   } catch (e) {
     parentPort?.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });
   }

@@ -2,9 +2,12 @@
  * Worker threads for the optimizer's loops. Buffers backed by SharedArrayBuffer are sent to every worker once and
  * then updated in place by whichever thread gets a task on them; tasks on ordinary buffers run on the main
  * thread. The main thread always takes a share of the tasks too, so `workers` extra threads give workers + 1.
+ * Threads take the next task from a shared counter rather than a fixed share, so a thread slowed by a busy core (or
+ * a hyperthread sibling) takes fewer tasks instead of holding the others up. Each task's result lands in its own
+ * slot, so what a run returns does not depend on which thread ran what.
  */
 import { Worker } from 'node:worker_threads';
-import { runTask, type Task } from './tasks.ts';
+import { drain, runTask, type Queue, type Task } from './tasks.ts';
 
 type Buf = Float32Array | Uint8Array;
 
@@ -64,38 +67,43 @@ export class LoopPool {
 
   /** Runs the tasks (any order, in parallel where the buffers allow) and returns their results in task order. */
   async run(tasks: readonly Task[]): Promise<number[]> {
-    const results = new Array<number>(tasks.length).fill(0);
     const spread = this.workers.length ? tasks.map((_, i) => i).filter((i) => this.shared(tasks[i]!)) : [];
-    const local = new Set(tasks.map((_, i) => i));
+    const inSpread = new Set(spread);
+    const results = new Array<number>(tasks.length).fill(0);
     if (this.unsent.length && this.workers.length) {
       const buffers = this.unsent.splice(0);
       for (const w of this.workers) w.postMessage({ kind: 'buffers', buffers });
     }
-    // Contiguous groups of about equal size: group 0 stays on the main thread.
-    const size = (i: number) => tasks[i]!.to - tasks[i]!.from;
-    const total = spread.reduce((n, i) => n + size(i), 0);
-    const groups: number[][] = Array.from({ length: this.workers.length + 1 }, () => []);
-    let acc = 0;
-    for (const i of spread) {
-      const gi = Math.min(groups.length - 1, Math.floor((acc / Math.max(1, total)) * groups.length));
-      groups[gi]!.push(i);
-      acc += size(i);
+    const queue: Queue = {
+      tasks: spread.map((i) => tasks[i]!),
+      next: new Int32Array(new SharedArrayBuffer(4)),
+      results: new Float64Array(new SharedArrayBuffer(8 * Math.max(1, spread.length))),
+    };
+    const remote = spread.length
+      ? this.workers.map((worker) => {
+          const id = this.nextRun++;
+          worker.ref();
+          return new Promise<number[]>((resolve, reject) => {
+            this.pending.set(id, { resolve, reject });
+            worker.postMessage({ kind: 'run', id, queue });
+          }).finally(() => worker.unref());
+        })
+      : [];
+    // Tasks only this thread can run first, then a share of the queue; even after an error here the queue is
+    // drained and the workers awaited, so none is left updating a buffer after this returns.
+    let failed: unknown;
+    try {
+      tasks.forEach((t, i) => {
+        if (!inSpread.has(i)) results[i] = runTask(t, this.buffers);
+      });
+    } catch (e) {
+      failed = e;
     }
-    const remote = groups.slice(1).map((idx, w) => {
-      for (const i of idx) local.delete(i);
-      if (!idx.length) return Promise.resolve();
-      const id = this.nextRun++;
-      const worker = this.workers[w]!;
-      worker.ref();
-      return new Promise<number[]>((resolve, reject) => {
-        this.pending.set(id, { resolve, reject });
-        worker.postMessage({ kind: 'run', id, tasks: idx.map((i) => tasks[i]) });
-      })
-        .then((r) => idx.forEach((i, k) => (results[i] = r[k]!)))
-        .finally(() => worker.unref());
-    });
-    for (const i of local) results[i] = runTask(tasks[i]!, this.buffers);
-    await Promise.all(remote);
+    drain(queue, this.buffers);
+    const settled = await Promise.allSettled(remote);
+    if (failed !== undefined) throw failed;
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    spread.forEach((i, k) => (results[i] = queue.results[k]!));
     return results;
   }
 

@@ -39,3 +39,17 @@ export function runTask(t: Task, b: Buffers): number {
       return 0;
   }
 }
+
+/** Tasks shared by all threads: each takes the index `next` holds and adds one, until none are left. */
+export interface Queue {
+  tasks: readonly Task[];
+  next: Int32Array;
+  results: Float64Array;
+}
+
+/** Runs queued tasks until the queue is empty. */
+export function drain(q: Queue, buffers: Buffers): void {
+  for (let k = Atomics.add(q.next, 0, 1); k < q.tasks.length; k = Atomics.add(q.next, 0, 1)) {
+    q.results[k] = runTask(q.tasks[k]!, buffers);
+  }
+}
