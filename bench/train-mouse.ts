@@ -24,6 +24,7 @@ const CONFIG = fileURLToPath(new URL('../configs/mouse_mvdiffusion_lowmem.yaml',
 
 interface TrainResult {
   update_s: number[];
+  optimizer_s: number[];
   peak_rss_mib: number;
   params: number;
 }
@@ -64,6 +65,10 @@ export const run: BenchRun = async function* (args) {
         higherIsBetter: false,
         note: `median of ${t.update_s.length}: ${t.update_s.map((s) => s.toFixed(0)).join(', ')} s` +
           ` (encoders, UNet fwd+bwd with recomputation, AdamW, EMA; ${threads} threads)` };
+      const share = t.optimizer_s.map((o, i) => o / t.update_s[i]!).sort((a, b) => a - b);
+      yield { name: `${tag}: optimizer share of an update`, value: 100 * share[Math.floor(share.length / 2)]!,
+        unit: '%', higherIsBetter: false,
+        note: `median; norm + 8-bit/fp32 AdamW per update: ${t.optimizer_s.map((s) => s.toFixed(1)).join(', ')} s` };
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -115,8 +120,26 @@ image_encoder: { hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 
 async function trainChild(root: string, moments: string, updates: number, threads: number, workers: number,
 ): Promise<void> {
   const { trainMvDiffusion } = await import('../src/train/mvdiffusion/run.ts');
-  const times: number[] = [];
-  let last = 0;
+  const { MomentAdamW } = await import('../src/train/optim/adamw.ts');
+  // The optimizer's share: time spent in its norm and update calls, summed per update (bench-only wrappers).
+  let inOptimizer = 0;
+  const timed = <K extends 'step' | 'cleanAndSumSquares'>(k: K) => {
+    const f = MomentAdamW.prototype[k] as (...a: unknown[]) => Promise<unknown>;
+    (MomentAdamW.prototype as unknown as Record<K, unknown>)[k] = async function (this: unknown, ...a: unknown[]) {
+      const t = performance.now();
+      try {
+        return await f.apply(this, a);
+      } finally {
+        inOptimizer += performance.now() - t;
+      }
+    };
+  };
+  timed('step');
+  timed('cleanAndSumSquares');
+  const times: number[] = [],
+    optimizer: number[] = [];
+  let last = 0,
+    lastOpt = 0;
   await trainMvDiffusion({
     config: CONFIG,
     sets: [
@@ -135,11 +158,13 @@ async function trainChild(root: string, moments: string, updates: number, thread
     onPass: () => {
       const now = performance.now();
       if (last) times.push((now - last) / 1000);
+      if (last) optimizer.push((inOptimizer - lastOpt) / 1000);
       last = now;
+      lastOpt = inOptimizer;
     },
   });
   const peak = process.resourceUsage().maxRSS / 1024;
-  console.log(JSON.stringify({ update_s: times, peak_rss_mib: peak, params: 870_184_644 }));
+  console.log(JSON.stringify({ update_s: times, optimizer_s: optimizer, peak_rss_mib: peak, params: 870_184_644 }));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--child') {

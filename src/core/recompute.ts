@@ -42,8 +42,21 @@ export interface RecomputedBlockOptions {
 export interface BlockGrads {
   /** ∂L/∂input for the inputs asked for; fresh arrays. */
   inputs: Record<string, Float32Array>;
-  /** ∂L/∂parameter by graph parameter name; buffers owned by the block, overwritten by the next `backward`. */
-  params: Map<string, Float32Array>;
+  /**
+   * ∂L/∂parameter by graph parameter name; buffers owned by the block, overwritten by the next `backward` — or,
+   * when it was given `addTo`, that map, with scale · ∂L/∂parameter added into its buffers.
+   */
+  params: ReadonlyMap<string, Float32Array>;
+}
+
+/**
+ * Where `backward` adds its parameter gradients (× scale) instead of returning them in buffers of its own: a
+ * trainer's accumulators, so that a large model's gradients are held once, not twice. Every parameter the block
+ * reads must have a buffer here, of the parameter's size; shared memory is fine.
+ */
+export interface GradAccumulation {
+  addTo: ReadonlyMap<string, Float32Array>;
+  scale: number;
 }
 
 /** A value crossing a cut: natural layout ('n'), or split into heads for attention ('h'). */
@@ -85,6 +98,7 @@ const paramName = (t: Tensor): string => (t.source as { name: string }).name;
 export class RecomputedBlock {
   private readonly pool = new Map<string, Float32Array>();
   private readonly paramGrads = new Map<string, Float32Array>();
+  private gradScratchSize?: number;
 
   private constructor(
     private readonly whole: Session,
@@ -169,7 +183,13 @@ export class RecomputedBlock {
   }
 
   /** Gradients of Σ⟨output, cotangent⟩ with respect to the inputs asked for and every parameter. */
-  async backward(feeds: Record<string, Float32Array>, cotangents: Record<string, Float32Array>): Promise<BlockGrads> {
+  async backward(
+    feeds: Record<string, Float32Array>,
+    cotangents: Record<string, Float32Array>,
+    acc?: GradAccumulation,
+  ): Promise<BlockGrads> {
+    // Checked before any accumulator is touched, so a missing one leaves them all as they were.
+    if (acc) for (const p of this.paramNames) accumulator(acc, p, sizeOf(this.paramShape(p) ?? [0]));
     const env = new Map<Key, Float32Array>();
     for (const n of this.inputNames) {
       const f = feeds[n];
@@ -207,19 +227,14 @@ export class RecomputedBlock {
       const seg = this.segments[s]!;
       const feeds2 = this.feedsOf(seg, env);
       for (const o of seg.outs) feeds2[`grad:${o.key}`] = cot.get(o.key) ?? new Float32Array(sizeOf(o.shape));
-      const into: Record<string, Float32Array> = {};
-      for (const p of seg.params) {
-        const size = this.whole.model.inputs.find((i) => i.name === p)?.shape;
-        if (!size) continue;
-        // A parameter read by several segments gets its first gradient in place and the others added.
-        if (!seenParams.has(p)) into[`grad/${p}`] = this.paramBuffer(p, sizeOf(size));
-      }
+      const into = acc ? this.segmentGradScratch(seg) : this.segmentGradBuffers(seg, seenParams);
       const out = await seg.vjp.run(feeds2, into);
       for (const key of seg.gradKeys) {
         const g = f32(out[key]);
         if (key.startsWith('grad/')) {
           const p = key.slice(5);
-          if (seenParams.has(p)) addInto(this.paramGrads.get(p)!, g);
+          if (acc) addScaled(accumulator(acc, p, g.length), g, acc.scale);
+          else if (seenParams.has(p)) addInto(this.paramGrads.get(p)!, g);
           seenParams.add(p);
         } else {
           const k = key.slice(2);
@@ -251,6 +266,7 @@ export class RecomputedBlock {
         accumulate(a.v, gr.dv, false);
       }
     }
+    if (acc) return { inputs: result, params: acc.addTo };
     for (const p of this.paramNames) {
       if (!seenParams.has(p)) {
         const shape = this.whole.model.inputs.find((i) => i.name === p)!.shape;
@@ -258,6 +274,37 @@ export class RecomputedBlock {
       }
     }
     return { inputs: result, params: this.paramGrads };
+  }
+
+  /** A parameter read by several segments gets its first gradient in the block's buffer and the others added. */
+  private segmentGradBuffers(seg: Segment, seen: ReadonlySet<string>): Record<string, Float32Array> {
+    const into: Record<string, Float32Array> = {};
+    for (const p of seg.params) {
+      const shape = this.paramShape(p);
+      if (shape && !seen.has(p)) into[`grad/${p}`] = this.paramBuffer(p, sizeOf(shape));
+    }
+    return into;
+  }
+
+  /** Views of one scratch buffer, reused by every segment: what a segment's parameter gradients need at most. */
+  private segmentGradScratch(seg: Segment): Record<string, Float32Array> {
+    const segmentSize = (s: Segment) => s.params.reduce((n, p) => n + sizeOf(this.paramShape(p) ?? [0]), 0);
+    this.gradScratchSize ??= Math.max(0, ...this.segments.map(segmentSize));
+    const buf = this.scratch('param-grads', this.gradScratchSize);
+    const into: Record<string, Float32Array> = {};
+    let at = 0;
+    for (const p of seg.params) {
+      const shape = this.paramShape(p);
+      if (!shape) continue;
+      const n = sizeOf(shape);
+      into[`grad/${p}`] = buf.subarray(at, at + n);
+      at += n;
+    }
+    return into;
+  }
+
+  private paramShape(p: string): Shape | undefined {
+    return this.whole.model.inputs.find((i) => i.name === p)?.shape;
   }
 
   private paramBuffer(name: string, size: number): Float32Array {
@@ -459,6 +506,18 @@ function need(env: Map<Key, Float32Array>, key: Key): Float32Array {
 
 function addInto(acc: Float32Array, g: Float32Array): void {
   for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
+}
+
+function addScaled(acc: Float32Array, g: Float32Array, scale: number): void {
+  for (let i = 0; i < acc.length; i++) acc[i] += scale * g[i]!;
+}
+
+function accumulator(acc: GradAccumulation, p: string, n: number): Float32Array {
+  const a = acc.addTo.get(p);
+  if (!a || a.length !== n) {
+    throw new GraphError(`RecomputedBlock.backward: no gradient accumulator of ${n} values for parameter "${p}"`);
+  }
+  return a;
 }
 
 function f32(t: HostTensor | undefined): Float32Array {

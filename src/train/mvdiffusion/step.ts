@@ -198,12 +198,10 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
 
   async run(items: MvItem[], pass: number, scale: number): Promise<StepResult> {
     const { feeds, target, lossWeights, timesteps, dropped } = await this.prepare(items, pass, 'mv-noise');
-    const r = await this.net.lossAndGrads(feeds, target, lossWeights);
-    for (const [name, g] of r.grads) {
-      let acc = this.grads.get(name);
-      if (!acc) this.grads.set(name, (acc = new Float32Array(g.length)));
-      for (let i = 0; i < g.length; i++) acc[i] += scale * g[i]!;
-    }
+    // The trainer's accumulators (shared memory when it has optimizer threads) receive the gradients directly, so
+    // the UNet's gradients are held once; a step used on its own gets plain ones.
+    for (const [name, p] of this.params) if (!this.grads.has(name)) this.grads.set(name, new Float32Array(p.length));
+    const r = await this.net.lossAndGrads(feeds, target, lossWeights, { addTo: this.grads, scale });
     return {
       loss: r.loss,
       metrics: { mse: r.mse, timestep: timesteps.reduce((a, x) => a + x, 0) / timesteps.length, dropped },
@@ -216,8 +214,8 @@ export class MvDiffusionTrainStep implements TrainStep<MvItem[]> {
    */
   async evaluate(items: MvItem[], draw: number): Promise<{ loss: number; zeroLoss: number }> {
     const { feeds, target, lossWeights } = await this.prepare(items, draw, 'mv-eval');
-    const r = await this.net.lossAndGrads(feeds, target, lossWeights);
-    return { loss: r.loss, zeroLoss: weightedMse(new Float32Array(target.length), target, lossWeights).loss };
+    const loss = await this.net.loss(feeds, target, lossWeights);
+    return { loss, zeroLoss: weightedMse(new Float32Array(target.length), target, lossWeights).loss };
   }
 
   async close(): Promise<void> {

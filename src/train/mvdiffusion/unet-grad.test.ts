@@ -92,3 +92,40 @@ test('UNet loss gradients: the recomputed network equals the whole graph; finite
     await recomputed.release();
   }
 });
+
+test("gradients added into a trainer's accumulators (× scale) equal the returned ones, both ways; loss alone", async () => {
+  const { config, params, feeds, target, weights, tokens } = await setup();
+  for (const recompute of [false, true]) {
+    const net = await UNetGrad.create(config, params, { batch: 6, tokens, recompute, threads: 2, chunk: 16 });
+    try {
+      const plain = await net.lossAndGrads(feeds, target, weights);
+      const want = new Map([...plain.grads].map(([k, v]) => [k, Float32Array.from(v)]));
+      // Accumulators in shared memory (as the trainer's are with optimizer threads), holding an earlier pass.
+      const before = (k: string, i: number) => ((k.length + i) % 7) * 0.125;
+      const addTo = new Map(
+        [...params].map(([k, p]) => {
+          const a = new Float32Array(new SharedArrayBuffer(4 * p.length));
+          for (let i = 0; i < a.length; i++) a[i] = before(k, i);
+          return [k, a] as const;
+        }),
+      );
+      const r = await net.lossAndGrads(feeds, target, weights, { addTo, scale: 0.5 });
+      assert.equal(r.grads, addTo);
+      assert.equal(r.loss, plain.loss);
+      for (const [k, g] of want) {
+        const a = addTo.get(k)!;
+        for (let i = 0; i < g.length; i++) {
+          const expect = Math.fround(before(k, i) + 0.5 * g[i]!);
+          assert.ok(Math.abs(a[i]! - expect) <= 1e-6 * (1 + Math.abs(expect)), `${k}[${i}] (recompute ${recompute})`);
+        }
+      }
+      assert.ok(Math.abs((await net.loss(feeds, target, weights)) - plain.loss) <= 1e-6 * plain.loss, 'loss alone');
+      await assert.rejects(
+        net.lossAndGrads(feeds, target, weights, { addTo: new Map(), scale: 1 }),
+        /no gradient accumulator/,
+      );
+    } finally {
+      await net.release();
+    }
+  }
+});

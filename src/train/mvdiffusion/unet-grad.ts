@@ -11,6 +11,7 @@ import {
   Graph,
   RecomputedBlock,
   Session,
+  type GradAccumulation,
   lossAndParamGrads,
   mul,
   reduceMean,
@@ -47,13 +48,21 @@ export interface LossAndGrads {
   loss: number;
   /** Unweighted mean squared error (for logs). */
   mse: number;
-  /** ∂loss/∂θ by official name; buffers owned by the network, valid until the next call. */
-  grads: Map<string, Float32Array>;
+  /**
+   * ∂loss/∂θ by official name; buffers owned by the network, valid until the next call — or, when the call was
+   * given a `GradAccumulation`, its map, into which scale · ∂loss/∂θ was added.
+   */
+  grads: ReadonlyMap<string, Float32Array>;
 }
+
+type Run = (f: UNetFeeds, target: Float32Array, weights: readonly number[], acc?: GradAccumulation)
+  => Promise<LossAndGrads>;
+type Loss = (f: UNetFeeds, target: Float32Array, weights: readonly number[]) => Promise<number>;
 
 export class UNetGrad {
   private constructor(
-    private readonly run: (f: UNetFeeds, target: Float32Array, weights: readonly number[]) => Promise<LossAndGrads>,
+    private readonly run: Run,
+    private readonly lossOnly: Loss,
     private readonly release_: () => Promise<void>,
   ) {}
 
@@ -92,7 +101,7 @@ export class UNetGrad {
         { ...sessionOpts, inputGrads: [], arena: false, ...(opts.chunk ? { chunk: opts.chunk } : {}) },
       );
       return new UNetGrad(
-        async (f, target, weights) => {
+        async (f, target, weights, acc) => {
           const feeds = feedsOf(f);
           const out = (await block.forward(feeds)).noise_pred!;
           const { loss, grad } = weightedMse(out, target, weights);
@@ -101,9 +110,10 @@ export class UNetGrad {
             target,
             weights.map(() => 1),
           ).loss;
-          const b = await block.backward(feeds, { noise_pred: grad });
+          const b = await block.backward(feeds, { noise_pred: grad }, acc);
           return { loss, mse, grads: b.params };
         },
+        async (f, target, weights) => weightedMse((await block.forward(feedsOf(f))).noise_pred!, target, weights).loss,
         () => block.release(),
       );
     }
@@ -117,20 +127,45 @@ export class UNetGrad {
     const outputs = { ...lossAndParamGrads(loss), mse };
     const session = await Session.create(outputs, sessionOpts);
     return new UNetGrad(
-      async (f, tgt, w) => {
+      async (f, tgt, w, acc) => {
         const o = await session.run({ ...feedsOf(f), target: tgt, weights: Float32Array.from(w) });
         const grads = new Map<string, Float32Array>();
         for (const [k, v] of Object.entries(o))
           if (k.startsWith('grad/')) grads.set(k.slice(5), v.data as Float32Array);
-        return { loss: (o.loss!.data as Float32Array)[0]!, mse: (o.mse!.data as Float32Array)[0]!, grads };
+        const loss = (o.loss!.data as Float32Array)[0]!,
+          mse = (o.mse!.data as Float32Array)[0]!;
+        if (!acc) return { loss, mse, grads };
+        for (const [name, g] of grads) {
+          const a = acc.addTo.get(name);
+          if (!a || a.length !== g.length) throw new Error(`UNetGrad: no gradient accumulator for "${name}"`);
+          for (let i = 0; i < g.length; i++) a[i] += acc.scale * g[i]!;
+        }
+        return { loss, mse, grads: acc.addTo };
+      },
+      async (f, tgt, w) => {
+        const o = await session.run({ ...feedsOf(f), target: tgt, weights: Float32Array.from(w) });
+        return (o.loss!.data as Float32Array)[0]!;
       },
       () => session.release(),
     );
   }
 
-  /** The loss of predicting `target` with per-item `weights`, and its parameter gradients. */
-  lossAndGrads(feeds: UNetFeeds, target: Float32Array, weights: readonly number[]): Promise<LossAndGrads> {
-    return this.run(feeds, target, weights);
+  /**
+   * The loss of predicting `target` with per-item `weights`, and its parameter gradients — returned, or added
+   * (× acc.scale) into acc.addTo, which then needs a buffer for every parameter.
+   */
+  lossAndGrads(
+    feeds: UNetFeeds,
+    target: Float32Array,
+    weights: readonly number[],
+    acc?: GradAccumulation,
+  ): Promise<LossAndGrads> {
+    return this.run(feeds, target, weights, acc);
+  }
+
+  /** The loss alone (the recomputed network runs its forward only). */
+  loss(feeds: UNetFeeds, target: Float32Array, weights: readonly number[]): Promise<number> {
+    return this.lossOnly(feeds, target, weights);
   }
 
   release(): Promise<void> {
