@@ -40,6 +40,9 @@ interface StageResult {
 interface SliceResult {
   fwd_s: number;
   fwdbwd_s: number;
+  /** Ours only: forward + backward with the cut values kept (forwardSaving). */
+  keep_s?: number;
+  kept_bytes?: number;
   peak_rss_mib: number;
 }
 
@@ -120,6 +123,23 @@ export const run: BenchRun = async function* (args) {
         unit: 'GFLOP/s',
         note: `recomputation counted; ${(exec / fwdRate).toFixed(2)} × the forward's rate`,
       };
+      if (ours.keep_s !== undefined) {
+        const keepRate = (3 * total) / ours.keep_s / 1e9;
+        yield {
+          name: `${tag} fwd+bwd, cut values kept`,
+          value: ours.keep_s,
+          unit: 's',
+          baseline: ours.fwdbwd_s,
+          baselineName: 'recomputed in the backward',
+          note: `forwardSaving: ${((ours.kept_bytes ?? 0) / 2 ** 30).toFixed(2)} GiB kept for ${LAYERS} layers`,
+        };
+        yield {
+          name: `${tag} fwd+bwd rate, credited, cut values kept`,
+          value: keepRate,
+          unit: 'GFLOP/s',
+          note: `3 × forward FLOPs; ${(keepRate / fwdRate).toFixed(2)} × the forward's rate`,
+        };
+      }
       yield withBase(
         { name: `${tag} peak RSS`, value: ours.peak_rss_mib / 1024, unit: 'GiB' },
         base ? base.peak_rss_mib / 1024 : undefined,
@@ -177,6 +197,7 @@ export const run: BenchRun = async function* (args) {
 
 async function sliceChild(L: number, threads: number): Promise<void> {
   const { RecomputedBlock } = await import('../src/core/index.ts');
+  type SavedActivations = import('../src/core/index.ts').SavedActivations;
   const { buildGslrmGraphs } = await import('../src/lrm/network.ts');
   const views = Math.round((L - 2) / 1024);
   if (views * 1024 + 2 !== L) throw new Error('tokens must be 2 + views · 1024 (256² views)');
@@ -240,8 +261,33 @@ async function sliceChild(L: number, threads: number): Promise<void> {
     }
     fwdbwd = (performance.now() - t) / 1000;
   }
+  // The same with each layer's cut values kept by the forward (forwardSaving) instead of recomputed in the backward.
+  let keep = 0,
+    keptBytes = 0;
+  for (let r = 0; r < 2; r++) {
+    const t = performance.now();
+    const xs: Float32Array[] = [x0];
+    const cuts: (SavedActivations | undefined)[] = [];
+    for (let l = 0; l < LAYERS; l++) {
+      use(l);
+      const f = await block.forwardSaving({ x: xs[l]! });
+      xs.push(f.outputs.y!);
+      cuts.push(f.saved);
+    }
+    keptBytes = cuts.reduce((n, c) => n + (c?.bytes ?? 0), 0);
+    let g: Float32Array = gy;
+    for (let l = LAYERS - 1; l >= 0; l--) {
+      use(l);
+      g = (await block.backward({ x: xs[l]! }, { y: g }, { saved: cuts[l]! })).inputs.x!;
+      cuts[l] = undefined;
+    }
+    keep = (performance.now() - t) / 1000;
+  }
   await block.release();
-  console.log(JSON.stringify({ fwd_s: fwd, fwdbwd_s: fwdbwd, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));
+  console.log(JSON.stringify({
+    fwd_s: fwd, fwdbwd_s: fwdbwd, keep_s: keep, kept_bytes: keptBytes,
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+  }));
 }
 
 async function adamwChild(n: number, moments: 'fp32' | '8bit', threads: number): Promise<void> {

@@ -110,3 +110,38 @@ test('recomputed block: only the inputs asked for get cotangents; a missing outp
     await ref.release();
   }
 });
+
+test('forwardSaving keeps the cut values: its backward equals a recomputing one bit for bit, and checks its inputs', async () => {
+  const L = 19,
+    M = 7,
+    d = 16,
+    heads = 4;
+  const b = buildBlock(true, L, M, d, heads);
+  const { r, params, feeds } = randomSetup(b, L, M, d, 5);
+  const gy = randn(r, L * d),
+    gside = randn(r, L * d);
+  const make = () =>
+    RecomputedBlock.create(
+      { inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } },
+      { params, chunk: 8, threads: 1 },
+    );
+  const block = await make(),
+    other = await make();
+  try {
+    const plain = await block.forward(feeds);
+    const { outputs, saved } = await block.forwardSaving(feeds);
+    assert.ok(relErr(outputs.y!, plain.y!) < 1e-5 && relErr(outputs.side!, plain.side!) < 1e-5, 'outputs');
+    assert.ok(saved.bytes >= 4 * L * d, `${saved.bytes} bytes kept`);
+    const want = await block.backward(feeds, { y: gy, side: gside });
+    const wantParams = new Map([...want.params].map(([k, v]) => [k, Float32Array.from(v)]));
+    const got = await block.backward(feeds, { y: gy, side: gside }, { saved });
+    assert.deepEqual([...got.inputs.x!], [...want.inputs.x!]);
+    assert.deepEqual([...got.inputs.ctx!], [...want.inputs.ctx!]);
+    for (const [k, v] of wantParams) assert.deepEqual([...got.params.get(k)!], [...v], k);
+    await assert.rejects(other.backward(feeds, { y: gy }, { saved }), /another block/);
+    await assert.rejects(block.backward({ ...feeds, x: Float32Array.from(feeds.x) }, { y: gy }, { saved }), /not the one/);
+  } finally {
+    await block.release();
+    await other.release();
+  }
+});

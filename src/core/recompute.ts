@@ -16,7 +16,7 @@ import { FusedMhaOp, mergeHeads, splitHeads } from './attention.ts';
 import { vjp } from './autodiff.ts';
 import { FlashAttention } from './flash-attention.ts';
 import { Graph, GraphError, isFloat, sizeOf, type Node, type Shape, type Tensor } from './graph.ts';
-import { Session, type HostTensor, type ParamStore, type Provider } from './session.ts';
+import { Session, type HostTensor, type ParamStore, type Provider, type SessionOptions } from './session.ts';
 
 export interface BlockGraph {
   /** The block's fed inputs by name (graph inputs). */
@@ -59,6 +59,32 @@ export interface GradAccumulation {
   scale: number;
 }
 
+export interface BackwardOptions {
+  /** Add the parameter gradients into these accumulators instead of returning buffers of the block's own. */
+  accumulate?: GradAccumulation;
+  /** What `forwardSaving` kept for these feeds: the backward then skips recomputing the values crossing the cuts. */
+  saved?: SavedActivations;
+}
+
+/**
+ * A block's activations kept by `forwardSaving` for one `backward`: the values crossing its cuts and each
+ * attention's log-sum-exp, in buffers of their own (one set per call, so a block reused for many layers can keep
+ * one per layer).
+ */
+export class SavedActivations {
+  constructor(
+    /** Bytes held. */
+    readonly bytes: number,
+  ) {}
+}
+
+interface Cuts {
+  block: RecomputedBlock;
+  env: Map<Key, Float32Array>;
+  lse: Map<Attention, Float32Array>;
+}
+const SAVED = new WeakMap<SavedActivations, Cuts>();
+
 /** A value crossing a cut: natural layout ('n'), or split into heads for attention ('h'). */
 type Key = string;
 const natural = (t: Tensor): Key => `n${t.id}`;
@@ -78,6 +104,8 @@ interface Segment {
   /** Values it produces for later segments, attention or the block's outputs. */
   outs: Boundary[];
   fwd: Session | null;
+  /** A last-level segment's forward, made when `forwardSaving` first needs it (a backward never does). */
+  final?: { outputs: Record<string, Tensor>; session?: Session };
   vjp: Session;
   /** VJP outputs: `d:<key>` for differentiable inputs, `grad/<param>`. */
   gradKeys: Key[];
@@ -99,12 +127,15 @@ export class RecomputedBlock {
   private readonly pool = new Map<string, Float32Array>();
   private readonly paramGrads = new Map<string, Float32Array>();
   private gradScratchSize?: number;
+  /** Parameters swapped in by `setParam`, for sessions made later. */
+  private readonly swapped = new Map<string, Float32Array | Uint16Array>();
 
   private constructor(
     private readonly whole: Session,
     private readonly segments: Segment[],
     private readonly attentions: Attention[],
     private readonly inputNames: string[],
+    private readonly sessionOptions: SessionOptions,
   ) {}
 
   static async create(block: BlockGraph, opts: RecomputedBlockOptions): Promise<RecomputedBlock> {
@@ -124,6 +155,7 @@ export class RecomputedBlock {
         ins: p.ins,
         outs: p.outs,
         fwd,
+        ...(!fwd && built.fwdOutputs ? { final: { outputs: built.fwdOutputs } } : {}),
         vjp: vjpSession,
         gradKeys: built.gradKeys,
         params: built.params,
@@ -146,7 +178,11 @@ export class RecomputedBlock {
       );
       attentions.push({ level: a.level, q: headed(q), k: headed(k), v: headed(v), out: headed(a.out), flash });
     }
-    return new RecomputedBlock(whole, segments, attentions, inputNames);
+    return new RecomputedBlock(whole, segments, attentions, inputNames, sess);
+  }
+
+  private get outputNames(): string[] {
+    return this.whole.model.outputs.map((o) => o.name);
   }
 
   /** Parameter names the block reads. */
@@ -156,6 +192,7 @@ export class RecomputedBlock {
 
   /** Swaps one parameter's buffer in every session that reads it (per-layer weights of a shared block). */
   setParam(name: string, data: Float32Array | Uint16Array): void {
+    this.swapped.set(name, data);
     for (const s of this.sessions()) {
       if (s.model.inputs.some((i) => i.kind === 'param' && i.name === name)) s.setParam(name, data);
     }
@@ -165,6 +202,7 @@ export class RecomputedBlock {
     yield this.whole;
     for (const s of this.segments) {
       if (s.fwd) yield s.fwd;
+      if (s.final?.session) yield s.final.session;
       yield s.vjp;
     }
   }
@@ -173,6 +211,63 @@ export class RecomputedBlock {
   async forward(feeds: Record<string, Float32Array>): Promise<Record<string, Float32Array>> {
     const o = await this.whole.run(feeds);
     return Object.fromEntries(Object.entries(o).map(([k, t]) => [k, f32(t)]));
+  }
+
+  /**
+   * The block's outputs, run segment by segment with flash attention, keeping what the backward would otherwise
+   * recompute: one forward's worth of work less per backward, for the memory `SavedActivations.bytes` says.
+   */
+  async forwardSaving(
+    feeds: Record<string, Float32Array>,
+  ): Promise<{ outputs: Record<string, Float32Array>; saved: SavedActivations }> {
+    const cuts = await this.cuts(feeds, false);
+    const outputs: Record<string, Float32Array> = {};
+    for (const name of this.outputNames) outputs[name] = need(cuts.env, outputKey(name));
+    let bytes = 0;
+    for (const [k, v] of cuts.env) if (!k.startsWith('in:')) bytes += v.byteLength;
+    for (const v of cuts.lse.values()) bytes += v.byteLength;
+    const saved = new SavedActivations(bytes);
+    SAVED.set(saved, cuts);
+    return { outputs, saved };
+  }
+
+  /**
+   * Every value that crosses a cut, and each attention's log-sum-exp, from the block's inputs: in the reused
+   * scratch buffers (`reuse`, inside a backward) or in new ones (kept for a later backward).
+   */
+  private async cuts(feeds: Record<string, Float32Array>, reuse: boolean): Promise<Cuts> {
+    const env = new Map<Key, Float32Array>();
+    for (const n of this.inputNames) {
+      const f = feeds[n];
+      if (!f) throw new GraphError(`RecomputedBlock: missing input "${n}"`);
+      env.set(inputKey(n), f);
+    }
+    const buffer = (name: string, size: number) => (reuse ? this.scratch(name, size) : new Float32Array(size));
+    const lse = new Map<Attention, Float32Array>();
+    for (const seg of this.segments) {
+      for (const a of this.attentions.filter((x) => x.level === seg.level)) {
+        const fwd = await a.flash.forward(need(env, a.q), need(env, a.k), need(env, a.v), {
+          o: buffer(`o:${a.out}`, a.flash.shape.n * a.flash.shape.lq * a.flash.shape.dv),
+          lse: buffer(`lse:${a.out}`, a.flash.shape.n * a.flash.shape.lq),
+        });
+        env.set(a.out, fwd.o);
+        lse.set(a, fwd.lse);
+      }
+      const fwd = seg.fwd ?? (reuse || !seg.final ? null : (seg.final.session ??= await this.finalSession(seg.final)));
+      if (!fwd) continue;
+      const into = Object.fromEntries(seg.outs.map((o) => [o.key, buffer(`v:${o.key}`, sizeOf(o.shape))]));
+      await fwd.run(this.feedsOf(seg, env), into);
+      for (const o of seg.outs) env.set(o.key, into[o.key]!);
+    }
+    return { block: this, env, lse };
+  }
+
+  private async finalSession(f: { outputs: Record<string, Tensor> }): Promise<Session> {
+    const session = await Session.create(f.outputs, this.sessionOptions);
+    for (const [name, data] of this.swapped) {
+      if (session.model.inputs.some((i) => i.kind === 'param' && i.name === name)) session.setParam(name, data);
+    }
+    return session;
   }
 
   /** Reused scratch buffer per name (activation-sized values inside one `backward`). */
@@ -186,32 +281,23 @@ export class RecomputedBlock {
   async backward(
     feeds: Record<string, Float32Array>,
     cotangents: Record<string, Float32Array>,
-    acc?: GradAccumulation,
+    opts: BackwardOptions = {},
   ): Promise<BlockGrads> {
+    const acc = opts.accumulate;
     // Checked before any accumulator is touched, so a missing one leaves them all as they were.
     if (acc) for (const p of this.paramNames) accumulator(acc, p, sizeOf(this.paramShape(p) ?? [0]));
-    const env = new Map<Key, Float32Array>();
+    const kept = opts.saved && SAVED.get(opts.saved);
+    if (opts.saved && kept?.block !== this) {
+      throw new GraphError('RecomputedBlock.backward: saved activations from another block');
+    }
     for (const n of this.inputNames) {
-      const f = feeds[n];
-      if (!f) throw new GraphError(`RecomputedBlock.backward: missing input "${n}"`);
-      env.set(inputKey(n), f);
-    }
-    // 1. Recompute every value that crosses a cut, saving each attention's log-sum-exp.
-    const lse = new Map<Attention, Float32Array>();
-    for (const seg of this.segments) {
-      for (const a of this.attentions.filter((x) => x.level === seg.level)) {
-        const fwd = await a.flash.forward(need(env, a.q), need(env, a.k), need(env, a.v), {
-          o: this.scratch(`o:${a.out}`, a.flash.shape.n * a.flash.shape.lq * a.flash.shape.dv),
-          lse: this.scratch(`lse:${a.out}`, a.flash.shape.n * a.flash.shape.lq),
-        });
-        env.set(a.out, fwd.o);
-        lse.set(a, fwd.lse);
+      if (!feeds[n]) throw new GraphError(`RecomputedBlock.backward: missing input "${n}"`);
+      if (kept && kept.env.get(inputKey(n)) !== feeds[n]) {
+        throw new GraphError(`RecomputedBlock.backward: input "${n}" is not the one its saved activations came from`);
       }
-      if (!seg.fwd) continue;
-      const into = Object.fromEntries(seg.outs.map((o) => [o.key, this.scratch(`v:${o.key}`, sizeOf(o.shape))]));
-      await seg.fwd.run(this.feedsOf(seg, env), into);
-      for (const o of seg.outs) env.set(o.key, into[o.key]!);
     }
+    // 1. Every value that crosses a cut, with each attention's log-sum-exp: kept by forwardSaving, or recomputed.
+    const { env, lse } = kept ?? (await this.cuts(feeds, true));
 
     // 2. Back through the segments, last first; each attention after the segment that reads its output.
     const cot = new Map<Key, Float32Array>();

@@ -58,3 +58,29 @@ test('GS-LRM block-recomputed backward: parameter gradients of every stage match
     await net.release();
   }
 });
+
+test('GS-LRM backward with the layers\' cut values kept by the forward = the recomputing one, bit for bit', async () => {
+  const cfg = tinyConfig({ size: 16, layers: 2, d: 16, nIn: 2 });
+  const params = randomGslrmWeights(cfg.model, 4);
+  const opts = { views: 2, threads: 1, chunk: 8 };
+  const plain = await GslrmGradNetwork.create(cfg.model, params, opts);
+  const keeping = await GslrmGradNetwork.create(cfg.model, params, { ...opts, keepActivations: true });
+  try {
+    const patches = new Float32Array(2 * 4 * 576).map((_, i) => Math.cos(i * 0.23));
+    const fa = await plain.forward(patches),
+      fb = await keeping.forward(patches);
+    assert.equal(fb.cuts.filter(Boolean).length, 2, 'one kept set per layer');
+    for (let i = 0; i < fa.raw.length; i++) assert.ok(Math.abs(fa.raw[i]! - fb.raw[i]!) <= 1e-5, `raw[${i}]`);
+    const c = new Float32Array(fa.raw.length).map((_, i) => Math.sin(i * 0.05));
+    const ga = new Map<string, Float32Array>(),
+      gb = new Map<string, Float32Array>();
+    // Both from the keeping forward's saved inputs, so the only difference is where the cut values come from.
+    await plain.backward(patches, { ...fb, cuts: [] }, c, ga, new Set());
+    await keeping.backward(patches, fb, c, gb, new Set());
+    assert.deepEqual(fb.cuts, [undefined, undefined], 'released as the backward passes');
+    for (const [k, v] of ga) assert.deepEqual([...gb.get(k)!], [...v], k);
+  } finally {
+    await plain.release();
+    await keeping.release();
+  }
+});

@@ -5,7 +5,7 @@
  * segment (attention by flash blocks, nothing tokens × tokens) and returns ∂L/∂x and the layer's parameter
  * gradients. Embedding and heads work alike.
  */
-import { RecomputedBlock, type BlockGrads, type Provider } from '../../core/index.ts';
+import { RecomputedBlock, type BlockGrads, type Provider, type SavedActivations } from '../../core/index.ts';
 import { gslrmDims, type GslrmConfig, type GslrmDims } from '../../lrm/config.ts';
 import { BLOCK, BLOCK_PARAM_SUFFIXES, buildGslrmGraphs, type GraphPart } from '../../lrm/network.ts';
 
@@ -18,6 +18,12 @@ export interface GradNetworkOptions {
   threads?: number;
   /** Where the network's graphs run (default 'cpu'). */
   provider?: Provider;
+  /**
+   * Keep each layer's values at its attention cuts from the forward for the backward, instead of recomputing
+   * them there: one layer forward less per layer and pass, for memory that grows with the tokens (the train-full
+   * bench's slice reports both).
+   */
+  keepActivations?: boolean;
 }
 
 export interface ForwardResult {
@@ -25,6 +31,8 @@ export interface ForwardResult {
   raw: Float32Array;
   /** Input of every block, then the output of the last one. */
   saved: Float32Array[];
+  /** Each layer's kept cut values (with `keepActivations`); the backward drops each once it is used. */
+  cuts: (SavedActivations | undefined)[];
 }
 
 /** Official name of a graph parameter for layer `l` (block graphs use `block.*`). */
@@ -38,6 +46,7 @@ export class GslrmGradNetwork {
     private readonly embed: RecomputedBlock,
     private readonly block: RecomputedBlock,
     private readonly heads: RecomputedBlock,
+    private readonly keep: boolean,
   ) {}
 
   /** `params` holds every model tensor under its official name; updates to its buffers are seen by the next run. */
@@ -59,7 +68,7 @@ export class GslrmGradNetwork {
     const embed = await make(graphs.embed, []);
     const block = await make(graphs.block, ['x']);
     const heads = await make(graphs.heads, ['x']);
-    return new GslrmGradNetwork(gslrmDims(cfg), params, embed, block, heads);
+    return new GslrmGradNetwork(gslrmDims(cfg), params, embed, block, heads, opts.keepActivations ?? false);
   }
 
   private setLayer(layer: number): void {
@@ -70,9 +79,14 @@ export class GslrmGradNetwork {
     const { nLayer, nGlobal, gaussianDim } = this.dims;
     let x = need(await this.embed.forward({ patches }), 'tokensLn');
     const saved = [x];
+    const cuts: (SavedActivations | undefined)[] = [];
     for (let l = 0; l < nLayer; l++) {
       this.setLayer(l);
-      x = need(await this.block.forward({ x }), 'y');
+      if (this.keep) {
+        const f = await this.block.forwardSaving({ x });
+        x = need(f.outputs, 'y');
+        cuts.push(f.saved);
+      } else x = need(await this.block.forward({ x }), 'y');
       saved.push(x);
     }
     const o = await this.heads.forward({ x });
@@ -81,7 +95,7 @@ export class GslrmGradNetwork {
     const raw = new Float32Array(rg.length + rp.length);
     raw.set(rg);
     raw.set(rp, nGlobal * gaussianDim);
-    return { raw, saved };
+    return { raw, saved, cuts };
   }
 
   /**
@@ -116,7 +130,9 @@ export class GslrmGradNetwork {
     let dx = need(h.inputs, 'x');
     for (let l = nLayer - 1; l >= 0 && l >= lowest; l--) {
       this.setLayer(l);
-      const o = await this.block.backward({ x: need(fwd.saved, l) }, { y: dx });
+      const kept = fwd.cuts[l];
+      fwd.cuts[l] = undefined;
+      const o = await this.block.backward({ x: need(fwd.saved, l) }, { y: dx }, kept ? { saved: kept } : {});
       add(o, l);
       dx = need(o.inputs, 'x');
     }

@@ -110,7 +110,7 @@ export class UNetGrad {
             target,
             weights.map(() => 1),
           ).loss;
-          const b = await block.backward(feeds, { noise_pred: grad }, acc);
+          const b = await block.backward(feeds, { noise_pred: grad }, acc ? { accumulate: acc } : {});
           return { loss, mse, grads: b.params };
         },
         async (f, target, weights) => weightedMse((await block.forward(feedsOf(f))).noise_pred!, target, weights).loss,
