@@ -111,7 +111,7 @@ test('recomputed block: only the inputs asked for get cotangents; a missing outp
   }
 });
 
-test('forwardSaving keeps the cut values: its backward equals a recomputing one bit for bit, and checks its inputs', async () => {
+test('forwardSaving keeps the cut values: its backward = a recomputing one bit for bit; inputs checked', async () => {
   const L = 19,
     M = 7,
     d = 16,
