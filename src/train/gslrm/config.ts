@@ -104,7 +104,17 @@ export type BackgroundSpec = 'white' | 'black' | 'gray' | 'random' | 'three_choi
 export interface GslrmTrainConfig {
   model: GslrmConfig;
   seed: number;
-  runtime: { gradAccum: number; clipNorm: number; allowedGradnormFactor: number };
+  runtime: {
+    gradAccum: number;
+    clipNorm: number;
+    allowedGradnormFactor: number;
+    /**
+     * The reference's `grad_checkpoint_every` (layers per checkpoint; default 1). Any value ≥ 1 recomputes each
+     * layer in the backward from its input; 0 keeps every layer's values at its attention cuts from the forward
+     * instead (one layer forward less per layer, memory that grows with the tokens).
+     */
+    gradCheckpointEvery: number;
+  };
   dataset: {
     path: string;
     numViews: number;
@@ -218,6 +228,11 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
     return v;
   };
   const path = (p: string | null): string | null => (p === null ? null : isAbsolute(p) ? p : resolve(baseDir, p));
+  const nonNegativeInt = (name: string, dflt: number): number => {
+    const v = num(name, dflt);
+    if (!(Number.isInteger(v) && v >= 0)) throw new UserError(`${source}: ${name} must be a whole number ≥ 0, got ${v}`);
+    return v;
+  };
   const positive = (name: string, v: number): number => {
     if (!(v > 0)) throw new UserError(`${source}: ${name} must be positive, got ${v}`);
     return v;
@@ -258,6 +273,7 @@ export function parseGslrmTrainConfig(tree: Tree, source: string, baseDir = proc
       gradAccum: positive('training.runtime.grad_accum_steps', num('training.runtime.grad_accum_steps', 1)),
       clipNorm: positive('training.runtime.grad_clip_norm', num('training.runtime.grad_clip_norm', 1.0)),
       allowedGradnormFactor: num('training.runtime.allowed_gradnorm_factor', 20),
+      gradCheckpointEvery: nonNegativeInt('training.runtime.grad_checkpoint_every', 1),
     },
     dataset: {
       path: path(datasetPath)!,

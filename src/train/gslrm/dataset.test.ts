@@ -179,3 +179,16 @@ test('mouse dataset: fixed view order, an upright rig, masks for RGB views, one 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('grad_checkpoint_every: 1 as shipped (recompute each layer), 0 keeps the activations, others refused', () => {
+  const shipped = readFileSync(new URL('../../../configs/gslrm_pretrain_256.yaml', import.meta.url), 'utf8');
+  const parse = (v: string | null) => {
+    const t = parseYamlTree(shipped, 'c.yaml');
+    if (v !== null) applyOverrides(t, [`training.runtime.grad_checkpoint_every=${v}`]);
+    return parseGslrmTrainConfig(t, 'c.yaml').config.runtime.gradCheckpointEvery;
+  };
+  assert.equal(parse(null), 1);
+  assert.equal(parse('0'), 0);
+  assert.throws(() => parse('-1'), /grad_checkpoint_every must be a whole number ≥ 0, got -1/);
+  assert.throws(() => parse('1.5'), /grad_checkpoint_every must be an integer, got 1\.5/);
+});
