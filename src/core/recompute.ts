@@ -315,6 +315,9 @@ export class RecomputedBlock {
       for (const o of seg.outs) feeds2[`grad:${o.key}`] = cot.get(o.key) ?? new Float32Array(sizeOf(o.shape));
       const into = acc ? this.segmentGradScratch(seg) : this.segmentGradBuffers(seg, seenParams);
       const out = await seg.vjp.run(feeds2, into);
+      // Each cut value has one producer, visited after all its readers: its cotangent is now used up, and letting
+      // it go keeps only the cotangents still to be consumed alive, not every one of the block's.
+      for (const o of seg.outs) cot.delete(o.key);
       for (const key of seg.gradKeys) {
         const g = f32(out[key]);
         if (key.startsWith('grad/')) {
@@ -334,6 +337,7 @@ export class RecomputedBlock {
       for (const a of this.attentions.filter((x) => x.level === seg.level)) {
         const dO = cot.get(a.out);
         if (!dO) continue;
+        cot.delete(a.out);
         const { n, lq, lk, d, dv } = a.flash.shape;
         const gr = await a.flash.backward(
           need(env, a.q),
