@@ -37,40 +37,38 @@ function buildBlock(fused: boolean, L: number, M: number, d: number, heads: numb
   return { g, x, ctx, y, side: C.mul(h, 0.5) };
 }
 
-/** Random parameters for the block's graph and random inputs (x [L, d], ctx [M, d]) from one seed. */
-function randomSetup(b: ReturnType<typeof buildBlock>, L: number, M: number, d: number, seed: number) {
+/**
+ * The fused block at (L tokens, M context tokens, width d), random parameters and inputs (x [L, d], ctx [M, d]) from
+ * one seed, random cotangents of its two outputs, and a maker of recomputed blocks over it.
+ */
+function setup(L: number, M: number, d: number, heads: number, seed: number) {
+  const b = buildBlock(true, L, M, d, heads);
   const r = rng(seed);
   const params: C.ParamStore = new Map(b.g.params().map((p) => [p.name, randn(r, C.sizeOf(p.shape), 0.4)]));
-  return { r, params, feeds: { x: randn(r, L * d), ctx: randn(r, M * d) } };
+  const feeds = { x: randn(r, L * d), ctx: randn(r, M * d) };
+  const cot = { y: randn(r, L * d), side: randn(r, L * d) };
+  const recomputed = (opts: Omit<C.RecomputedBlockOptions, 'params'>) =>
+    RecomputedBlock.create({ inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } }, { params, ...opts });
+  return { params, feeds, cot, recomputed };
 }
 
 test('recomputed block (two attention cuts, flash backward) = autodiff of the whole block', async () => {
-  const L = 19,
-    M = 7,
-    d = 16,
-    heads = 4;
+  const [L, M, d, heads] = [19, 7, 16, 4];
+  const { params, feeds, cot, recomputed } = setup(L, M, d, heads, 3);
   const ref = buildBlock(false, L, M, d, heads);
-  const { r, params, feeds } = randomSetup(ref, L, M, d, 3);
-  const gy = randn(r, L * d),
-    gside = randn(r, L * d);
   const wrt = [ref.x, ref.ctx, ...ref.g.paramTensors()];
   const grads = C.vjp([ref.y, ref.side], [ref.g.input('gy', ref.y.shape), ref.g.input('gs', ref.side.shape)], wrt);
   const outs: Record<string, C.Tensor> = { y: ref.y };
   wrt.forEach((t, i) => {
     outs[`g${i}`] = grads[i]!;
   });
-  const want = await C.evaluate(outs, { ...feeds, gy, gs: gside }, { params });
-
-  const b = buildBlock(true, L, M, d, heads);
-  const block = await RecomputedBlock.create(
-    { inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } },
-    { params, chunk: 8, threads: 1 },
-  );
+  const want = await C.evaluate(outs, { ...feeds, gy: cot.y, gs: cot.side }, { params });
+  const block = await recomputed({ chunk: 8, threads: 1 });
   try {
     const fwd = await block.forward(feeds);
     assert.ok(relErr(fwd.y!, want.y!.data as Float32Array) < 1e-5, 'forward');
     for (let rep = 0; rep < 2; rep++) {
-      const got = await block.backward(feeds, { y: gy, side: gside });
+      const got = await block.backward(feeds, cot);
       assert.ok(relErr(got.inputs.x!, want.g0!.data as Float32Array) < 2e-5, 'dx');
       assert.ok(relErr(got.inputs.ctx!, want.g1!.data as Float32Array) < 2e-5, 'dctx');
       ref.g.params().forEach((p, i) => {
@@ -83,26 +81,16 @@ test('recomputed block (two attention cuts, flash backward) = autodiff of the wh
   }
 });
 
-test('recomputed block: only the inputs asked for get cotangents; a missing output cotangent counts as zero', async () => {
-  const L = 9,
-    M = 5,
-    d = 8,
-    heads = 2;
-  const b = buildBlock(true, L, M, d, heads);
-  const { r, params, feeds } = randomSetup(b, L, M, d, 5);
-  const gy = randn(r, L * d);
-  const block = await RecomputedBlock.create(
-    { inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } },
-    { params, inputGrads: ['x'], threads: 1 },
-  );
-  const ref = await RecomputedBlock.create(
-    { inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } },
-    { params, threads: 1 },
-  );
+test('recomputed block: only the inputs asked for get cotangents; a missing output cotangent is zero', async () => {
+  const L = 9;
+  const { feeds, cot, recomputed } = setup(L, 5, 8, 2, 5);
+  const gy = cot.y;
+  const block = await recomputed({ inputGrads: ['x'], threads: 1 });
+  const ref = await recomputed({ threads: 1 });
   try {
     const got = await block.backward(feeds, { y: gy });
     assert.deepEqual(Object.keys(got.inputs), ['x']);
-    const full = await ref.backward(feeds, { y: gy, side: new Float32Array(L * d) });
+    const full = await ref.backward(feeds, { y: gy, side: new Float32Array(gy.length) });
     assert.ok(relErr(got.inputs.x!, full.inputs.x!) < 1e-6);
     await assert.rejects(block.backward({ x: feeds.x }, { y: gy }), /missing input "ctx"/);
   } finally {
@@ -112,34 +100,22 @@ test('recomputed block: only the inputs asked for get cotangents; a missing outp
 });
 
 test('forwardSaving keeps the cut values: its backward = a recomputing one bit for bit; inputs checked', async () => {
-  const L = 19,
-    M = 7,
-    d = 16,
-    heads = 4;
-  const b = buildBlock(true, L, M, d, heads);
-  const { r, params, feeds } = randomSetup(b, L, M, d, 5);
-  const gy = randn(r, L * d),
-    gside = randn(r, L * d);
-  const make = () =>
-    RecomputedBlock.create(
-      { inputs: { x: b.x, ctx: b.ctx }, outputs: { y: b.y, side: b.side } },
-      { params, chunk: 8, threads: 1 },
-    );
-  const block = await make(),
-    other = await make();
+  const { feeds, cot, recomputed } = setup(19, 7, 16, 4, 5);
+  const block = await recomputed({ chunk: 8, threads: 1 }),
+    other = await recomputed({ chunk: 8, threads: 1 });
   try {
     const plain = await block.forward(feeds);
     const { outputs, saved } = await block.forwardSaving(feeds);
     assert.ok(relErr(outputs.y!, plain.y!) < 1e-5 && relErr(outputs.side!, plain.side!) < 1e-5, 'outputs');
-    assert.ok(saved.bytes >= 4 * L * d, `${saved.bytes} bytes kept`);
-    const want = await block.backward(feeds, { y: gy, side: gside });
+    assert.ok(saved.bytes >= 4 * feeds.x.length, `${saved.bytes} bytes kept`);
+    const want = await block.backward(feeds, cot);
     const wantParams = new Map([...want.params].map(([k, v]) => [k, Float32Array.from(v)]));
-    const got = await block.backward(feeds, { y: gy, side: gside }, { saved });
+    const got = await block.backward(feeds, cot, { saved });
     assert.deepEqual([...got.inputs.x!], [...want.inputs.x!]);
     assert.deepEqual([...got.inputs.ctx!], [...want.inputs.ctx!]);
     for (const [k, v] of wantParams) assert.deepEqual([...got.params.get(k)!], [...v], k);
-    await assert.rejects(other.backward(feeds, { y: gy }, { saved }), /another block/);
-    await assert.rejects(block.backward({ ...feeds, x: Float32Array.from(feeds.x) }, { y: gy }, { saved }), /not the one/);
+    await assert.rejects(other.backward(feeds, cot, { saved }), /another block/);
+    await assert.rejects(block.backward({ ...feeds, x: Float32Array.from(feeds.x) }, cot, { saved }), /not the one/);
   } finally {
     await block.release();
     await other.release();
