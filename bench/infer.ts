@@ -4,7 +4,8 @@
  * (the official checkpoints are not available here). Each stage runs in its own child process, so its peak RSS is
  * its own (weights + activations + runtime).
  *
- * Extrapolated, and said so in the notes: the 50 DDIM steps (one UNet step b12 is measured), the 6 VAE decodes
+ * Extrapolated, and said so in the notes: the sampler's steps — the default's 20 and DDIM's 50 — from one
+ * measured UNet step b12 (a multistep step costs what a DDIM step does), the 6 VAE decodes
  * (one is measured), the 24 GS-LRM layers (1- and 2-layer networks are measured; per-layer = the difference), the
  * 150-frame turntable (`--frames` frames are rendered). Baselines: PyTorch 2.13 CPU fp32 on the same machine for the
  * same stage as the reference runs it (research/perf-anchors.md; CLIP and VAE encode there take 6 copies of the
@@ -15,6 +16,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_SCHEDULER, DEFAULT_STEPS } from '../src/diffusion/pipeline.ts';
 import type { BenchRun, Figure } from './figure.ts';
 
 const STAGES = ['preprocess', 'clip', 'vae-encode', 'unet-step', 'vae-decode', 'gslrm-1', 'gslrm-2', 'splat'] as const;
@@ -301,6 +303,11 @@ export const run: BenchRun = async function* (args) {
       case 'unet-step':
         yield { name: 'UNet step b12 (6 views × CFG)', value: r.seconds, unit: 's', baseline: TORCH.unetStep, baselineName: 'PyTorch fp32 warm step', note: `first run after session creation; ${setup}` };
         yield { name: 'diffusion: 50 DDIM steps (extrapolated ×50)', value: (50 * r.seconds) / 60, unit: 'min', baseline: (50 * TORCH.unetStep) / 60, baselineName: 'PyTorch fp32 ×50', higherIsBetter: false };
+        for (const sch of ['dpmpp2m', 'unipc'] as const) {
+          const n = DEFAULT_STEPS[sch];
+          yield { name: `diffusion: ${n} ${sch === 'dpmpp2m' ? 'DPM-Solver++ (2M)' : 'UniPC'} steps (extrapolated ×${n})`,
+            value: (n * r.seconds) / 60, unit: 'min', baseline: (50 * TORCH.unetStep) / 60, baselineName: 'PyTorch fp32 DDIM ×50', higherIsBetter: false };
+        }
         break;
       case 'vae-decode':
         yield { name: 'VAE decode 6 views (1 measured ×6)', value: 6 * r.seconds, unit: 's', baseline: TORCH.vaeDecode6, baselineName: 'PyTorch fp32 [6] batch', note: setup };
@@ -327,32 +334,52 @@ export const run: BenchRun = async function* (args) {
     }
     yield { ...rss(r), note: busy };
   }
-  // The whole image, from the measured/extrapolated parts (load time of the real weights not included).
+  // The whole image, from the measured/extrapolated parts (load time of the real weights not included), for the
+  // default sampler and FaceLift's DDIM-50: a multistep step costs what a DDIM step does (one UNet call on the CFG
+  // batch; the solver's own arithmetic on the latents is negligible), so the modes differ in the step count only.
   const get = (s: StageName) => rep.get(s)?.seconds;
-  const parts = [get('preprocess'), get('clip'), get('vae-encode'), get('unet-step') !== undefined ? 50 * get('unet-step')! : undefined,
-    get('vae-decode') !== undefined ? 6 * get('vae-decode')! : undefined];
-  const g1 = get('gslrm-1'), g2 = get('gslrm-2');
-  parts.push(g1 !== undefined && g2 !== undefined ? g1 + 23 * (g2 - g1) : undefined);
   const sp = rep.get('splat')?.extra as Record<string, number> | undefined;
-  parts.push(sp ? sp.render6! + sp.filter! + sp.ply! + (sp.turntable! * 150) / sp.frames! : undefined);
+  const splatSeconds = sp ? sp.render6! + sp.filter! + sp.ply! + (sp.turntable! * 150) / sp.frames! : undefined;
+  const g1 = get('gslrm-1'), g2 = get('gslrm-2');
+  const wall = (steps: number): number | undefined => sum([get('preprocess'), get('clip'), get('vae-encode'),
+    times(steps, get('unet-step')), times(6, get('vae-decode')),
+    g1 !== undefined && g2 !== undefined ? g1 + 23 * (g2 - g1) : undefined, splatSeconds]);
   // The same sum from CPU time ÷ threads: what the stages would take with the 2 cores to themselves, a fairer figure
   // on a shared machine (slightly optimistic where a stage does not keep both threads busy).
   const idle = (st: StageName, k = 1) => { const r = rep.get(st); return r ? (k * r.cpuSeconds) / THREADS : undefined; };
-  const idleParts = [idle('preprocess'), idle('clip'), idle('vae-encode'), idle('unet-step', 50), idle('vae-decode', 6)];
   const c1 = rep.get('gslrm-1')?.cpuSeconds, c2 = rep.get('gslrm-2')?.cpuSeconds;
-  idleParts.push(c1 !== undefined && c2 !== undefined ? (c1 + 23 * (c2 - c1)) / THREADS : undefined);
   const spr = rep.get('splat');
-  idleParts.push(spr && sp ? (spr.cpuSeconds / THREADS) * ((sp.render6! + sp.filter! + sp.ply! + (sp.turntable! * 150) / sp.frames!) / spr.seconds) : undefined);
-  if (idleParts.every((p) => p !== undefined)) {
-    yield { name: 'one portrait end to end, from CPU time ÷ 2 threads', value: idleParts.reduce((a, b) => a! + b!, 0)! / 60, unit: 'min', baseline: TORCH.total / 60,
-      baselineName: 'PyTorch fp32 compute-only estimate (perf-anchors)', higherIsBetter: false, note: 'idle-machine estimate: per-stage CPU seconds / 2, extrapolated as above' };
+  const idleWall = (steps: number): number | undefined => sum([idle('preprocess'), idle('clip'), idle('vae-encode'),
+    idle('unet-step', steps), idle('vae-decode', 6), c1 !== undefined && c2 !== undefined ? (c1 + 23 * (c2 - c1)) / THREADS : undefined,
+    spr && splatSeconds !== undefined ? (spr.cpuSeconds / THREADS) * (splatSeconds / spr.seconds) : undefined]);
+  const torch = { baseline: TORCH.total / 60, baselineName: 'PyTorch fp32 DDIM-50 compute-only estimate (perf-anchors)', higherIsBetter: false };
+  const modes = [
+    { label: `default: fp32, DPM-Solver++ (2M) × ${DEFAULT_STEPS[DEFAULT_SCHEDULER]}`, steps: DEFAULT_STEPS[DEFAULT_SCHEDULER] },
+    { label: "reference: fp32, FaceLift's DDIM × 50", steps: 50 },
+  ];
+  for (const m of modes) {
+    const t = idleWall(m.steps);
+    if (t !== undefined) {
+      yield { name: `portrait, ${m.label}, from CPU time ÷ 2 threads`, value: t / 60, unit: 'min', ...torch,
+        note: 'idle-machine estimate: per-stage CPU seconds / 2, extrapolated as above' };
+    }
   }
-  if (parts.every((p) => p !== undefined)) {
-    const total = parts.reduce((a, b) => a! + b!, 0)!;
-    yield { name: 'one portrait end to end (sum of stages)', value: total / 60, unit: 'min', baseline: TORCH.total / 60, baselineName: 'PyTorch fp32 compute-only estimate (perf-anchors)', higherIsBetter: false,
-      note: 'extrapolated as above; peak RSS of the whole run ≈ the largest stage plus the other models kept loaded' };
+  for (const m of modes) {
+    const t = wall(m.steps);
+    if (t !== undefined) {
+      yield { name: `portrait, ${m.label} (sum of stages)`, value: t / 60, unit: 'min', ...torch,
+        note: 'extrapolated as above; peak RSS of the whole run ≈ the largest stage plus the other models kept loaded' };
+    }
   }
 };
+
+function times(k: number, x: number | undefined): number | undefined {
+  return x === undefined ? undefined : k * x;
+}
+
+function sum(parts: Array<number | undefined>): number | undefined {
+  return parts.every((p) => p !== undefined) ? parts.reduce((a: number, b) => a + b!, 0) : undefined;
+}
 
 // Child mode: one stage, one JSON line on stdout.
 if (process.argv[2] === '--infer-stage') {

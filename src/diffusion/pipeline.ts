@@ -41,9 +41,19 @@ const f32 = Math.fround;
 /** The sampler of the diffusion loop. */
 export type Scheduler = 'ddim' | MultistepKind;
 export const SCHEDULERS: readonly Scheduler[] = ['ddim', 'dpmpp2m', 'unipc'];
+/**
+ * Steps per sampler when none are given: FaceLift's DDIM at its 50; the multistep solvers at 20, where they score
+ * within DDIM-50's seed-to-seed spread against ground truth (BENCHMARKS.md § sampler-quality).
+ */
+export const DEFAULT_STEPS: Readonly<Record<Scheduler, number>> = { ddim: 50, dpmpp2m: 20, unipc: 20 };
+/**
+ * The sampler of `facelift infer`, the web app and the queue when none is chosen (this class's own `sample()` keeps
+ * FaceLift's DDIM, which the golden tests pin).
+ */
+export const DEFAULT_SCHEDULER: Scheduler = 'dpmpp2m';
 
 export interface SampleOptions {
-  /** Sampling steps (UNet evaluations), 1–1000 (default 50). */
+  /** Sampling steps (UNet evaluations), 1–1000 (default: the scheduler's `DEFAULT_STEPS`, DDIM's 50). */
   steps?: number;
   /** DDIM (FaceLift's, default) or a deterministic multistep sampler (multistep.ts). */
   scheduler?: Scheduler;
@@ -255,14 +265,14 @@ export class MvDiffusionPipeline {
 
   /** Runs the sampler, yielding after every DDIM step; returns the views. */
   async *sample(image: RgbImage, opts: SampleOptions = {}): AsyncGenerator<StepEvent, SampleResult, void> {
-    const steps = opts.steps ?? 50;
+    const scheduler = opts.scheduler ?? 'ddim';
+    const steps = opts.steps ?? DEFAULT_STEPS[scheduler];
     const scale = opts.guidanceScale ?? 3;
     const eta = opts.eta ?? 1;
     if (!Number.isFinite(scale) || scale <= 0) throw new UserError(`guidance scale must be a positive number, got ${scale}`);
     if (!Number.isFinite(eta) || eta < 0) throw new UserError(`eta must be ≥ 0, got ${eta}`);
     const H = this.imageSize;
     if (image.width !== H || image.height !== H) throw new UserError(`the conditioning image must be ${H}×${H} (the UNet's sample size × 8), got ${image.width}×${image.height}`);
-    const scheduler = opts.scheduler ?? 'ddim';
     const multistep = scheduler === 'ddim' ? null : new MultistepSampler(scheduler, this.schedule.config, steps);
     const timesteps = multistep ? multistep.timesteps : ddimTimesteps(this.schedule, steps);
     const noise = opts.noise ?? new PhiloxNormal(opts.seed ?? 4);

@@ -134,6 +134,7 @@ test('facelift infer CLI: three generated portraits processed, a broken file rep
   assert.deepEqual(readdirSync(out).sort(), ['a_face', 'b_gray', 'c_cutout']);
   const settings = { seed: 4, steps: 2, guidanceScale: 3, autoCrop: false, frames: 150 };
   const a = await checkResultFolder(join(out, 'a_face'), { ...settings, matting: 'none' });
+  assert.equal(a.settings.scheduler, 'dpmpp2m', 'DPM-Solver++ (2M) is the default sampler');
   // No clr_embeds.pt in the hub layout: computed from text_encoder/ and cached.
   assert.match(a.weights.promptEmbeds, /computed from pipeckpts\/text_encoder/);
   assert.equal(readdirSync(join(root, 'cli-cache/prompt-embeds')).filter((f) => f.endsWith('.safetensors')).length, 1);

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { faceliftViews } from '../cameras/rigs.ts';
-import { SCHEDULERS, type SampleResult, type Scheduler } from '../diffusion/pipeline.ts';
+import { DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, type SampleResult, type Scheduler } from '../diffusion/pipeline.ts';
 import { reconstruct } from '../lrm/reconstruct.ts';
 import { preprocess, type PreprocessResult } from '../preprocess/index.ts';
 import { resizeRaw } from '../preprocess/image.ts';
@@ -36,9 +36,11 @@ export interface InferenceSettings {
   seed?: number;
   /** Classifier-free guidance scale (default 3). */
   guidanceScale?: number;
-  /** Sampling steps (default 50). */
+  /** Sampling steps (default: the sampler's, `DEFAULT_STEPS`). */
   steps?: number;
-  /** The sampler (default ddim, FaceLift's); dpmpp2m and unipc are deterministic multistep solvers for fewer steps. */
+  /**
+   * The sampler (default DPM-Solver++ (2M), a deterministic multistep solver; `ddim` is FaceLift's, at 50 steps).
+   */
   scheduler?: Scheduler;
   /** DDIM η (default 1, as FaceLift). */
   eta?: number;
@@ -94,8 +96,8 @@ function settingsOf(s: InferenceSettings): InferenceResult['settings'] {
     autoCrop: s.autoCrop ?? true,
     seed: s.seed ?? 4,
     guidanceScale: s.guidanceScale ?? 3,
-    steps: s.steps ?? 50,
-    scheduler: s.scheduler ?? 'ddim',
+    steps: s.steps ?? DEFAULT_STEPS[s.scheduler ?? DEFAULT_SCHEDULER],
+    scheduler: s.scheduler ?? DEFAULT_SCHEDULER,
     eta: s.eta ?? 1,
     turntableFrames: s.turntableFrames ?? 150,
     fps: s.fps ?? 30,
@@ -167,7 +169,7 @@ async function runOne(imagePath: string, opts: InferenceOptions, onProgress?: Pr
 
     // [4] six views. The official model works at 512², the preprocessed size; smaller test models get a resize.
     const steps = settings.steps;
-    // Counts the DDIM steps asked for; the VAE decode after the last one ends the stage.
+    // Counts the sampler steps asked for; the VAE decode after the last one ends the stage.
     st = stage('diffusion', steps);
     const cond = pre.image.width === S ? pre.image : await resizeRaw(pre.image, S, S, 'cubic');
     const sampleOpts = {

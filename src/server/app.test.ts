@@ -11,6 +11,7 @@ import { startServer, type RunningServer } from './app.ts';
 import { RESULT_FILES } from './runner.ts';
 import { decodePly } from '../splat/ply.ts';
 import { SynthRunner } from './testing/synth-runner.ts';
+import { parseSettings } from './settings.ts';
 import { collectEvents, form, rawGet, submit, testPhoto } from './testing/client.ts';
 import type { JobView } from './jobs.ts';
 
@@ -29,6 +30,14 @@ function webDist(): string {
   return dir;
 }
 
+test('absent steps are the chosen sampler\'s: 20 for the default and the multistep ones, 50 for FaceLift\'s DDIM', () => {
+  const steps = (f: Record<string, string>) => parseSettings(new Map(Object.entries(f))).steps;
+  assert.deepEqual([steps({}), steps({ scheduler: 'unipc' }), steps({ scheduler: 'ddim' })], [20, 20, 50]);
+  assert.equal(steps({ scheduler: 'ddim', steps: '30' }), 30);
+  assert.equal(parseSettings(new Map()).scheduler, undefined);
+  assert.throws(() => steps({ scheduler: 'euler' }), /scheduler must be one of/);
+});
+
 describe('API: a job from upload to results', () => {
   let srv: RunningServer;
   const runner = new SynthRunner({ failOn: 13 });
@@ -44,7 +53,8 @@ describe('API: a job from upload to results', () => {
   test('config lists the reference controls, limits and examples', async () => {
     const c = (await (await fetch(`${srv.url}/api/config`)).json()) as Json;
     assert.deepEqual(c.controls.guidanceScale, { label: 'Guidance Scale', min: 1, max: 10, step: 0.1, default: 3 });
-    assert.deepEqual(c.controls.steps, { label: 'Generation Steps', min: 10, max: 100, step: 5, default: 50 });
+    // The reference's 50 DDIM steps become the default sampler's 20 (DPM-Solver++ 2M).
+    assert.deepEqual(c.controls.steps, { label: 'Generation Steps', min: 10, max: 100, step: 5, default: 20 });
     assert.equal(c.controls.seed.default, 4);
     assert.equal(c.controls.autoCrop.default, true);
     assert.equal(c.queue.capacity, 10);

@@ -1,20 +1,20 @@
 /**
- * The four controls of FaceLift's gradio app (spec/pipeline.md §8) with the reference's ranges, steps and defaults,
- * and the parser that turns submitted form fields into validated job settings. The browser UI reads the same
- * table from GET /api/config, so the ranges live in one place.
+ * The four controls of FaceLift's gradio app (spec/pipeline.md §8) with the reference's ranges and defaults (steps:
+ * the default sampler's), and the parser that turns submitted form fields into validated job settings. The browser
+ * UI reads the same table from GET /api/config, so the ranges live in one place.
  */
-import { SCHEDULERS, type Scheduler } from '../diffusion/pipeline.ts';
+import { DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, type Scheduler } from '../diffusion/pipeline.ts';
 
 export interface JobSettings {
   /** Face detection + crop ("Auto Cropping"). */
   autoCrop: boolean;
   /** Classifier-free guidance ("Guidance Scale"). */
   guidanceScale: number;
-  /** DDIM steps ("Generation Steps"). */
+  /** Sampler steps ("Generation Steps"). */
   steps: number;
   /** Sampler seed ("Random Seed"); gradio hands a float, the app casts it to int. */
   seed: number;
-  /** The sampler (not a gradio control; absent: DDIM, FaceLift's). */
+  /** The sampler (not a gradio control; absent: `DEFAULT_SCHEDULER`). */
   scheduler?: Scheduler;
 }
 
@@ -23,7 +23,10 @@ export interface RangeControl { label: string; min: number; max: number; step: n
 export const CONTROLS = {
   autoCrop: { label: 'Auto Cropping', default: true },
   guidanceScale: { label: 'Guidance Scale', min: 1, max: 10, step: 0.1, default: 3 } satisfies RangeControl,
-  steps: { label: 'Generation Steps', min: 10, max: 100, step: 5, default: 50 } satisfies RangeControl,
+  // The reference's default is 50 DDIM steps; the default sampler here reaches that quality in 20.
+  steps: {
+    label: 'Generation Steps', min: 10, max: 100, step: 5, default: DEFAULT_STEPS[DEFAULT_SCHEDULER],
+  } satisfies RangeControl,
   seed: { label: 'Random Seed', min: 0, max: 2 ** 32 - 1, step: 1, default: 4 } satisfies RangeControl,
 } as const;
 
@@ -55,9 +58,14 @@ function parseNumber(name: string, v: string, c: RangeControl, integer: boolean)
   return n;
 }
 
-/** Form fields (absent ones take the reference's defaults) → settings; unknown field names are refused. */
+/**
+ * Form fields (absent ones take the defaults; absent steps, the chosen sampler's) → settings; unknown field names
+ * are refused.
+ */
 export function parseSettings(fields: ReadonlyMap<string, string>): JobSettings {
   const out = { ...DEFAULT_SETTINGS };
+  const scheduler = fields.get('scheduler');
+  if (scheduler !== undefined && !fields.has('steps')) out.steps = DEFAULT_STEPS[parseScheduler(scheduler)];
   for (const [name, value] of fields) {
     switch (name) {
       case 'autoCrop': out.autoCrop = parseBool(name, value); break;

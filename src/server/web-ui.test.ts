@@ -90,7 +90,7 @@ test('upload a photo, watch progress, see all results and the Spark viewer drawi
   assert.equal(await page.locator('#autoCrop').isChecked(), true);
   const rangeOf = (sel: string) => page.locator(sel).evaluate((e) => { const i = e as unknown as Range; return [i.min, i.max, i.step, i.value]; });
   assert.deepEqual(await rangeOf('#guidanceScale'), ['1', '10', '0.1', '3']);
-  assert.deepEqual(await rangeOf('#steps'), ['10', '100', '5', '50']);
+  assert.deepEqual(await rangeOf('#steps'), ['10', '100', '5', '20']);
   assert.equal(await page.locator('#seed').inputValue(), '4');
   assert.equal(await page.locator('.example').count(), 4);
   assert.equal(await page.locator('#submit').isDisabled(), true, 'nothing to submit before a photo is chosen');

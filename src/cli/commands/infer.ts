@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
-import { SCHEDULERS, type Scheduler } from '../../diffusion/pipeline.ts';
+import { DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, type Scheduler } from '../../diffusion/pipeline.ts';
 import { checkInputFolder, runFolder, type BatchOutcome } from '../../pipeline/batch.ts';
 import {
   calibrate, estimate, formatRemaining, inferencePlan, type PlannedStage, type StageCost, type StageProgress,
@@ -192,9 +192,11 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the sampler noise, applied afresh to every image', intOption('--seed', 0, Number.MAX_SAFE_INTEGER), 4)
     .option('--guidance-scale <x>', 'classifier-free guidance scale (default 3)', positiveOption('--guidance-scale'))
     .addOption(new Option('--guidance_scale_2D <x>').argParser(positiveOption('--guidance_scale_2D')).hideHelp())
-    .option('--steps <n>', 'sampling steps (default 50)', intOption('--steps', 1, 1000))
-    .addOption(new Option('--scheduler <name>', "the sampler: FaceLift's DDIM, or DPM-Solver++ (2M) / UniPC, which " +
-      'reach its quality in fewer steps (BENCHMARKS.md § sampler-quality)').choices([...SCHEDULERS]).default('ddim'))
+    .option('--steps <n>', 'sampling steps (default: 20 for dpmpp2m and unipc, 50 for ddim)',
+      intOption('--steps', 1, 1000))
+    .addOption(new Option('--scheduler <name>', "the sampler: DPM-Solver++ (2M), UniPC, or FaceLift's own DDIM " +
+      '(ddim with 50 steps is the reference exactly; the others reach its quality in 20: BENCHMARKS.md ' +
+      '§ sampler-quality)').choices([...SCHEDULERS]).default(DEFAULT_SCHEDULER))
     .addOption(new Option('--step_2D <n>').argParser(intOption('--step_2D', 1, 1000)).hideHelp())
     .addOption(modelOption())
     .option('--weights <dir>', 'weights folder in the official layout (mvdiffusion/pipeckpts/, gslrm/ckpt_*.pt); default: ' +
@@ -218,12 +220,12 @@ export function register(program: Command): void {
       const inputDir = either(o.inputDir, o.input_dir, '--input-dir and --input_dir', 'examples');
       const outputDir = either(o.outputDir, o.output_dir, '--output-dir and --output_dir', 'outputs');
       const guidanceScale = either(o.guidanceScale, o.guidance_scale_2D, '--guidance-scale and --guidance_scale_2D', 3);
-      const steps = either(o.steps, o.step_2D, '--steps and --step_2D', 50);
+      const steps = either(o.steps, o.step_2D, '--steps and --step_2D', DEFAULT_STEPS[o.scheduler]);
       // --auto_crop is the reference's store_true flag (always on there); --no-auto-crop wins only when given alone.
       if (o.auto_crop && !o.autoCrop) throw new UserError('--auto_crop and --no-auto-crop contradict each other');
       // A wrong or empty folder is said before the models load (or start downloading).
       checkInputFolder(inputDir);
-      const scheduler = o.scheduler === 'ddim' ? {} : { scheduler: o.scheduler };
+      const scheduler = { scheduler: o.scheduler };
       if (o.redis) {
         return inferRemote(o, inputDir, outputDir, { autoCrop: o.autoCrop, guidanceScale, steps, seed: o.seed, ...scheduler });
       }
