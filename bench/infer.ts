@@ -240,7 +240,10 @@ async function* demoRun(args: string[]): AsyncGenerator<Figure> {
   copyFileSync(fileURLToPath(new URL('../examples/000.png', import.meta.url)), join(input, '000.png'));
   try {
     const walls: number[] = [];
-    type Result = { timings: Record<string, number>; cpuSeconds: Record<string, number>; imageSize: number };
+    type Result = {
+      timings: Record<string, number>; cpuSeconds: Record<string, number>; imageSize: number;
+      settings: { scheduler: string; steps: number };
+    };
     let last: Result | undefined;
     let rss = 0;
     for (let k = 0; k < repeats; k++) {
@@ -252,7 +255,8 @@ async function* demoRun(args: string[]): AsyncGenerator<Figure> {
       last = JSON.parse(r.stdout.trim().split('\n')[0]!) as Result;
       rss = Math.max(rss, Number(r.stderr.trim().split('\n').at(-1)) * 1024);
     }
-    const note = `examples/000.png, ${last!.imageSize}² views, 50 DDIM steps, 150-frame turntable; ${repeats} run(s), min–max ` +
+    const sampler = `${last!.settings.steps} ${last!.settings.scheduler} steps`;
+    const note = `examples/000.png, ${last!.imageSize}² views, ${sampler}, 150-frame turntable; ${repeats} run(s), min–max ` +
       `${Math.min(...walls).toFixed(1)}–${Math.max(...walls).toFixed(1)} s; load avg ${loadavg()[0]!.toFixed(1)}`;
     yield { name: 'one example, whole demo pipeline (new process)', value: Math.min(...walls), unit: 's', note };
     const cores = availableParallelism();
