@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- train-mouse [--updates 3] [--moments config,8bit] [--threads 2] [--optimizer-workers N]`
+ * `npm run bench -- train-mouse [--updates 3] [--moments config,8bit] [--threads 2] [--optimizer-workers N]
+ *   [--size 256|512]`
  *
  * The mouse fork's low-memory multi-view diffusion fine-tune (configs/mouse_mvdiffusion_lowmem.yaml: the official
  * 870 M UNet at 256², 1 object × 6 views, EMA, gradient checkpointing) through the real `facelift train
@@ -9,7 +10,9 @@
  * so its peak RSS is its own: the config as shipped (fp32 moments), and with `use_8bit_adam`. Gradient accumulation
  * is set to 1 so each update is one forward/backward (peak memory does not depend on it; an update of the config's
  * 8 passes costs 8 × the pass). `--optimizer-workers 0` keeps the weights out of shared memory (no private copy per
- * session). The GS-LRM's lowmem config is measured by `train-full --only stage --stages mouse`.
+ * session). `--size 512` trains the same config at FaceLift's own 512² (`img_wh` and the UNet's sample size set;
+ * samples converted at 512²): the whole trainer at the official size. The GS-LRM's lowmem config is measured by
+ * `train-full --only stage --stages mouse`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,9 +32,17 @@ interface TrainResult {
   params: number;
 }
 
+/** The 512² runs get their own BENCHMARKS.md section beside the config's 256². */
+export function section(args: string[]): string {
+  const i = args.indexOf('--size');
+  return i >= 0 && args[i + 1] !== '256' ? `train-mouse (${args[i + 1]}²)` : 'train-mouse';
+}
+
 export const run: BenchRun = async function* (args) {
   const threads = numberArg(args, 'threads', 2);
   const updates = numberArg(args, 'updates', 3);
+  const size = numberArg(args, 'size', 256);
+  if (size !== 256 && size !== 512) throw new Error('--size is 256 (the config\'s) or 512 (FaceLift\'s)');
   const variants = (args.includes('--moments') ? args[args.indexOf('--moments') + 1]! : 'config,8bit').split(',');
   const wi = args.indexOf('--optimizer-workers');
   const workers = wi >= 0 ? Number(args[wi + 1]) : threads - 1;
@@ -39,14 +50,14 @@ export const run: BenchRun = async function* (args) {
   const root = mkdtempSync(join(tmpdir(), 'bench-train-mouse-'));
   try {
     const setup = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child',
-      JSON.stringify({ part: 'setup', root })], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      JSON.stringify({ part: 'setup', root, size })], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (setup.status !== 0) throw new Error('setup failed');
     for (const v of variants) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child',
-        JSON.stringify({ part: 'train', root, moments: v, updates, threads, workers })],
+        JSON.stringify({ part: 'train', root, moments: v, updates, threads, workers, size })],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
       const moments = v === 'config' ? 'fp32 moments (as shipped)' : '8-bit moments (use_8bit_adam)';
-      const tag = `mouse_mvdiffusion_lowmem.yaml (870 M UNet, 256², 1 × 6 views), ${moments}, ` +
+      const tag = `mouse_mvdiffusion_lowmem.yaml (870 M UNet, ${size}², 1 × 6 views), ${moments}, ` +
         `${workers} optimizer worker(s)`;
       const line = r.stdout.trim().split('\n').at(-1) ?? '';
       if (r.status !== 0 || !line.startsWith('{')) {
@@ -75,14 +86,14 @@ export const run: BenchRun = async function* (args) {
   }
 };
 
-/** An official-shaped pipeline (random weights) and 256² mouse samples, under `root`. */
-async function setupChild(root: string): Promise<void> {
-  await writeOfficialShapedPipeline(root, 256);
+/** An official-shaped pipeline (random weights) and `size`² mouse samples, under `root`. */
+async function setupChild(root: string, size: number): Promise<void> {
+  await writeOfficialShapedPipeline(root, size);
   const { writeRawRecording } = await import('../src/mouse/testing/raw-recording.ts');
   const { convertRecording } = await import('../src/mouse/convert.ts');
   await writeRawRecording(join(root, 'raw'), 6);
   await convertRecording({ inputDir: join(root, 'raw'), outputDir: join(root, 'data'), frameInterval: 2,
-    targetSize: 256 });
+    targetSize: size });
 }
 
 /**
@@ -118,7 +129,7 @@ image_encoder: { hidden_size: 1280, intermediate_size: 5120, num_hidden_layers: 
 }
 
 async function trainChild(root: string, moments: string, updates: number, threads: number, workers: number,
-): Promise<void> {
+  size: number): Promise<void> {
   const { trainMvDiffusion } = await import('../src/train/mvdiffusion/run.ts');
   const { MomentAdamW } = await import('../src/train/optim/adamw.ts');
   // The optimizer's share: time spent in its norm and update calls, summed per update (bench-only wrappers).
@@ -150,6 +161,7 @@ async function trainChild(root: string, moments: string, updates: number, thread
       `output_dir=${join(root, `run-${moments}`)}`, `max_train_steps=${updates}`, 'gradient_accumulation_steps=1',
       'checkpointing_steps=100000', 'validation_steps=100000', 'validation_sanity_check=false',
       ...(moments === '8bit' ? ['use_8bit_adam=true'] : []),
+      ...(size === 256 ? [] : [`img_wh=${size}`, `unet_from_pretrained_kwargs.sample_size=${size / 8}`]),
     ],
     threads,
     optimizerWorkers: workers,
@@ -169,8 +181,8 @@ async function trainChild(root: string, moments: string, updates: number, thread
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === '--child') {
   const o = JSON.parse(process.argv[3]!) as {
-    part: string; root: string; moments?: string; updates?: number; threads?: number; workers?: number;
+    part: string; root: string; moments?: string; updates?: number; threads?: number; workers?: number; size?: number;
   };
-  if (o.part === 'setup') await setupChild(o.root);
-  else await trainChild(o.root, o.moments ?? 'config', o.updates ?? 2, o.threads ?? 2, o.workers ?? 1);
+  if (o.part === 'setup') await setupChild(o.root, o.size ?? 256);
+  else await trainChild(o.root, o.moments ?? 'config', o.updates ?? 2, o.threads ?? 2, o.workers ?? 1, o.size ?? 256);
 }
