@@ -146,6 +146,12 @@ export interface BuiltSegment {
   vjpOutputs: Record<string, Tensor>;
   gradKeys: Key[];
   params: string[];
+  /**
+   * The VJP without its forward: the forward values its backward reads (`residuals`, by key; tensors of the
+   * forward graph, to add to a forward's outputs) come in as inputs of `vjpOutputs`' graph instead of being
+   * recomputed from the segment's inputs.
+   */
+  fromResiduals: { residuals: Record<Key, Tensor>; vjpOutputs: Record<string, Tensor> };
 }
 
 /** Replays a segment's ops into a graph of its own, with its boundary values as inputs and outputs. */
@@ -184,6 +190,7 @@ export function buildSegment(p: SegmentPlan, block: BlockGraph, wantGrads: Set<s
   const diffIns = p.ins.filter((b) => !b.key.startsWith('in:') || wantGrads.has(b.key.slice(3)));
   const params = g.paramTensors().filter((t) => isFloat(t.dtype));
   const cots = p.outs.map((b) => g.input(`grad:${b.key}`, b.shape));
+  const forwardNodes = g.nodes.length;
   const grads = vjp(ys, cots, [...diffIns.map((b) => fed.get(b.key)!), ...params]);
   const vjpOutputs: Record<string, Tensor> = {};
   const gradKeys: Key[] = [];
@@ -195,8 +202,57 @@ export function buildSegment(p: SegmentPlan, block: BlockGraph, wantGrads: Set<s
     vjpOutputs[`grad/${paramName(t)}`] = grads[diffIns.length + i]!;
     gradKeys.push(`grad/${paramName(t)}`);
   });
-  return { fwdOutputs, vjpOutputs, gradKeys, params: params.map(paramName) };
+  return {
+    fwdOutputs, vjpOutputs, gradKeys, params: params.map(paramName),
+    fromResiduals: withoutForward(vjpOutputs, forwardNodes, `r${p.level}:`),
+  };
 }
+
+/**
+ * Replays the backward part of a forward + VJP graph (its nodes from `forwardNodes` on) into a graph of its own,
+ * in which each forward value the backward reads is an input (a residual, keyed `prefix` + its tensor id).
+ */
+function withoutForward(
+  outputs: Record<string, Tensor>,
+  forwardNodes: number,
+  prefix: string,
+): BuiltSegment['fromResiduals'] {
+  const isForward = (t: Tensor) => t.source.kind === 'node' && t.source.node.id < forwardNodes;
+  // The backward values the outputs depend on, without walking into the forward.
+  const reached = new Map<number, Tensor>();
+  const stack = Object.values(outputs);
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (reached.has(t.id)) continue;
+    reached.set(t.id, t);
+    if (t.source.kind === 'node' && !isForward(t)) stack.push(...t.source.node.inputs);
+  }
+  const g = new Graph(`${prefix}backward`);
+  const map = new Map<number, Tensor>();
+  const residuals: Record<Key, Tensor> = {};
+  const leaf = (t: Tensor): Tensor => {
+    const src = t.source;
+    if (src.kind === 'input') return g.input(src.name, t.shape, t.dtype);
+    if (src.kind === 'param') return g.param(src.name, t.shape, t.dtype);
+    if (src.kind === 'const') return g.constant(src.data, t.shape, t.dtype);
+    const key = `${prefix}${t.id}`;
+    residuals[key] = t;
+    return g.input(key, t.shape, t.dtype);
+  };
+  // Node ids are creation order, so replaying by node id meets every input before its reader.
+  const order = [...reached.values()].sort((a, b) => nodeIdOf(a) - nodeIdOf(b));
+  for (const t of order) {
+    if (t.source.kind !== 'node' || isForward(t)) map.set(t.id, leaf(t));
+    else {
+      const node = t.source.node;
+      map.set(t.id, g.apply(node.op, node.inputs.map((i) => map.get(i.id)!), node.attrs));
+    }
+  }
+  const vjpOutputs = Object.fromEntries(Object.entries(outputs).map(([k, t]) => [k, map.get(t.id)!]));
+  return { residuals, vjpOutputs };
+}
+
+const nodeIdOf = (t: Tensor): number => (t.source.kind === 'node' ? t.source.node.id : -1);
 
 function outputIdOf(block: BlockGraph, name: string): number {
   return block.outputs[name]!.id;

@@ -99,6 +99,26 @@ test('recomputed block: only the inputs asked for get cotangents; a missing outp
   }
 });
 
+test('forwardSaving with residuals: the backward runs no forward and matches a recomputing one', async () => {
+  const { feeds, cot, recomputed } = setup(19, 7, 16, 4, 5);
+  const block = await recomputed({ chunk: 8, threads: 1 });
+  try {
+    const cutsOnly = await block.forwardSaving(feeds);
+    const { outputs, saved } = await block.forwardSaving(feeds, { residuals: true });
+    const plain = await block.forward(feeds);
+    assert.ok(relErr(outputs.y!, plain.y!) < 1e-5 && relErr(outputs.side!, plain.side!) < 1e-5, 'outputs');
+    assert.ok(saved.bytes > cutsOnly.saved.bytes, `${saved.bytes} bytes kept vs ${cutsOnly.saved.bytes} at the cuts`);
+    const want = await block.backward(feeds, cot);
+    const wantParams = new Map([...want.params].map(([k, v]) => [k, Float32Array.from(v)]));
+    const got = await block.backward(feeds, cot, { saved });
+    assert.ok(relErr(got.inputs.x!, want.inputs.x!) < 1e-6, 'dx');
+    assert.ok(relErr(got.inputs.ctx!, want.inputs.ctx!) < 1e-6, 'dctx');
+    for (const [k, v] of wantParams) assert.ok(relErr(got.params.get(k)!, v) < 1e-6, k);
+  } finally {
+    await block.release();
+  }
+});
+
 test('forwardSaving keeps the cut values: its backward = a recomputing one bit for bit; inputs checked', async () => {
   const { feeds, cot, recomputed } = setup(19, 7, 16, 4, 5);
   const block = await recomputed({ chunk: 8, threads: 1 }),

@@ -15,6 +15,7 @@
 import {
   buildSegment,
   headed,
+  type BuiltSegment,
   inputKey,
   outputKey,
   planSegments,
@@ -66,8 +67,20 @@ export interface GradAccumulation {
 export interface BackwardOptions {
   /** Add the parameter gradients into these accumulators instead of returning buffers of the block's own. */
   accumulate?: GradAccumulation;
-  /** What `forwardSaving` kept for these feeds: the backward then skips recomputing the values crossing the cuts. */
+  /**
+   * What `forwardSaving` kept for these feeds: the backward then skips recomputing the values crossing the cuts (and,
+   * when residuals were kept, each segment's forward inside its VJP).
+   */
   saved?: SavedActivations;
+}
+
+export interface SavingOptions {
+  /**
+   * Also keep every forward value the segments' backward reads (activations inside the segments, not only at the
+   * cuts), so that the backward does no forward work at all: about one more forward's worth of time saved, for
+   * the memory of all the block's activations except attention's probabilities.
+   */
+  residuals?: boolean;
 }
 
 /**
@@ -86,6 +99,8 @@ interface Cuts {
   block: RecomputedBlock;
   env: Map<Key, Float32Array>;
   lse: Map<Attention, Float32Array>;
+  /** Whether `env` also holds the segments' residuals. */
+  residuals: boolean;
 }
 const SAVED = new WeakMap<SavedActivations, Cuts>();
 
@@ -103,6 +118,16 @@ interface Segment {
   /** VJP outputs: `d:<key>` for differentiable inputs, `grad/<param>`. */
   gradKeys: Key[];
   params: string[];
+  /**
+   * The forward that also hands out the residuals, and the VJP that takes them instead of recomputing the forward;
+   * sessions made when `forwardSaving` first asks for residuals. Absent where a residual is not float32.
+   */
+  residual?: {
+    keys: Boundary[];
+    forward: Record<string, Tensor>;
+    vjp: Record<string, Tensor>;
+    sessions?: { forward: Session; vjp: Session };
+  };
 }
 
 interface Attention {
@@ -156,6 +181,7 @@ export class RecomputedBlock {
         vjp: vjpSession,
         gradKeys: built.gradKeys,
         params: built.params,
+        ...residualOf(built),
       });
     }
     const attentions: Attention[] = [];
@@ -201,6 +227,7 @@ export class RecomputedBlock {
       if (s.fwd) yield s.fwd;
       if (s.final?.session) yield s.final.session;
       yield s.vjp;
+      if (s.residual?.sessions) yield* [s.residual.sessions.forward, s.residual.sessions.vjp];
     }
   }
 
@@ -216,8 +243,9 @@ export class RecomputedBlock {
    */
   async forwardSaving(
     feeds: Record<string, Float32Array>,
+    opts: SavingOptions = {},
   ): Promise<{ outputs: Record<string, Float32Array>; saved: SavedActivations }> {
-    const cuts = await this.cuts(feeds, false);
+    const cuts = await this.cuts(feeds, false, opts.residuals ?? false);
     const outputs: Record<string, Float32Array> = {};
     for (const name of this.outputNames) outputs[name] = need(cuts.env, outputKey(name));
     let bytes = 0;
@@ -232,7 +260,7 @@ export class RecomputedBlock {
    * Every value that crosses a cut, and each attention's log-sum-exp, from the block's inputs: in the reused
    * scratch buffers (`reuse`, inside a backward) or in new ones (kept for a later backward).
    */
-  private async cuts(feeds: Record<string, Float32Array>, reuse: boolean): Promise<Cuts> {
+  private async cuts(feeds: Record<string, Float32Array>, reuse: boolean, residuals = false): Promise<Cuts> {
     const env = new Map<Key, Float32Array>();
     for (const n of this.inputNames) {
       const f = feeds[n];
@@ -250,17 +278,28 @@ export class RecomputedBlock {
         env.set(a.out, fwd.o);
         lse.set(a, fwd.lse);
       }
-      const fwd = seg.fwd ?? (reuse || !seg.final ? null : (seg.final.session ??= await this.finalSession(seg.final)));
+      if (residuals && seg.residual) {
+        const r = seg.residual;
+        r.sessions ??= { forward: await this.lateSession(r.forward), vjp: await this.lateSession(r.vjp) };
+        const all = [...seg.outs, ...r.keys];
+        const into = Object.fromEntries(all.map((o) => [o.key, new Float32Array(sizeOf(o.shape))]));
+        await r.sessions.forward.run(this.feedsOf(seg, env), into);
+        for (const o of all) env.set(o.key, into[o.key]!);
+        continue;
+      }
+      const final = seg.final;
+      const fwd = seg.fwd ?? (reuse || !final ? null : (final.session ??= await this.lateSession(final.outputs)));
       if (!fwd) continue;
       const into = Object.fromEntries(seg.outs.map((o) => [o.key, buffer(`v:${o.key}`, sizeOf(o.shape))]));
       await fwd.run(this.feedsOf(seg, env), into);
       for (const o of seg.outs) env.set(o.key, into[o.key]!);
     }
-    return { block: this, env, lse };
+    return { block: this, env, lse, residuals };
   }
 
-  private async finalSession(f: { outputs: Record<string, Tensor> }): Promise<Session> {
-    const session = await Session.create(f.outputs, this.sessionOptions);
+  /** A session made after `create`, with the parameters swapped in since. */
+  private async lateSession(outputs: Record<string, Tensor>): Promise<Session> {
+    const session = await Session.create(outputs, this.sessionOptions);
     for (const [name, data] of this.swapped) {
       if (session.model.inputs.some((i) => i.kind === 'param' && i.name === name)) session.setParam(name, data);
     }
@@ -311,7 +350,9 @@ export class RecomputedBlock {
       const feeds2 = this.feedsOf(seg, env);
       for (const o of seg.outs) feeds2[`grad:${o.key}`] = cot.get(o.key) ?? new Float32Array(sizeOf(o.shape));
       const into = acc ? this.segmentGradScratch(seg) : this.segmentGradBuffers(seg, seenParams);
-      const out = await seg.vjp.run(feeds2, into);
+      const res = kept?.residuals && seg.residual?.sessions ? seg.residual : undefined;
+      if (res) for (const r of res.keys) feeds2[r.key] = need(env, r.key);
+      const out = await (res?.sessions?.vjp ?? seg.vjp).run(feeds2, into);
       // Each cut value has one producer, visited after all its readers: its cotangent is now used up, and letting
       // it go keeps only the cotangents still to be consumed alive, not every one of the block's.
       for (const o of seg.outs) cot.delete(o.key);
@@ -408,6 +449,19 @@ export class RecomputedBlock {
     for (const s of this.sessions()) await s.release();
     for (const a of this.attentions) await a.flash.release();
   }
+}
+
+function residualOf(built: BuiltSegment): Pick<Segment, 'residual'> {
+  const { residuals, vjpOutputs } = built.fromResiduals;
+  const tensors = Object.entries(residuals);
+  if (tensors.some(([, t]) => t.dtype !== 'float32')) return {};
+  return {
+    residual: {
+      keys: tensors.map(([key, t]) => ({ key, shape: t.shape })),
+      forward: { ...(built.fwdOutputs ?? {}), ...residuals },
+      vjp: vjpOutputs,
+    },
+  };
 }
 
 function need(env: Map<Key, Float32Array>, key: Key): Float32Array {

@@ -110,8 +110,8 @@ export interface GslrmTrainConfig {
     allowedGradnormFactor: number;
     /**
      * The reference's `grad_checkpoint_every` (layers per checkpoint; default 1). Any value ≥ 1 recomputes each
-     * layer in the backward from its input; 0 keeps every layer's values at its attention cuts from the forward
-     * instead (one layer forward less per layer, memory that grows with the tokens).
+     * layer in the backward from its input; 0 checkpoints nothing: every activation the backward reads is kept
+     * from the forward (no forward work in the backward; memory that grows with the tokens).
      */
     gradCheckpointEvery: number;
   };

@@ -59,12 +59,13 @@ test('GS-LRM block-recomputed backward: parameter gradients of every stage match
   }
 });
 
-test('GS-LRM backward with the layers\' cut values kept by the forward = the recomputing one, bit for bit', async () => {
+test('GS-LRM backward, cut values kept: = recomputing, bit for bit; all activations kept: to rounding', async () => {
   const cfg = tinyConfig({ size: 16, layers: 2, d: 16, nIn: 2 });
   const params = randomGslrmWeights(cfg.model, 4);
   const opts = { views: 2, threads: 1, chunk: 8 };
   const plain = await GslrmGradNetwork.create(cfg.model, params, opts);
-  const keeping = await GslrmGradNetwork.create(cfg.model, params, { ...opts, keepActivations: true });
+  const keeping = await GslrmGradNetwork.create(cfg.model, params, { ...opts, keepActivations: 'cuts' });
+  const keepingAll = await GslrmGradNetwork.create(cfg.model, params, { ...opts, keepActivations: 'all' });
   try {
     const patches = new Float32Array(2 * 4 * 576).map((_, i) => Math.cos(i * 0.23));
     const fa = await plain.forward(patches),
@@ -79,8 +80,23 @@ test('GS-LRM backward with the layers\' cut values kept by the forward = the rec
     await keeping.backward(patches, fb, c, gb, new Set());
     assert.deepEqual(fb.cuts, [undefined, undefined], 'released as the backward passes');
     for (const [k, v] of ga) assert.deepEqual([...gb.get(k)!], [...v], k);
+    // Everything the backward reads kept too: no forward work in the backward, the same gradients to rounding.
+    const fc = await keepingAll.forward(patches);
+    const gc = new Map<string, Float32Array>();
+    await keepingAll.backward(patches, fc, c, gc, new Set());
+    for (const [k, v] of ga) {
+      const got = gc.get(k)!;
+      let err = 0,
+        ref = 0;
+      for (let i = 0; i < v.length; i++) {
+        err = Math.max(err, Math.abs(got[i]! - v[i]!));
+        ref = Math.max(ref, Math.abs(v[i]!));
+      }
+      assert.ok(err <= 1e-5 * ref, `${k}: ${err} vs max ${ref}`);
+    }
   } finally {
     await plain.release();
     await keeping.release();
+    await keepingAll.release();
   }
 });

@@ -19,11 +19,12 @@ export interface GradNetworkOptions {
   /** Where the network's graphs run (default 'cpu'). */
   provider?: Provider;
   /**
-   * Keep each layer's values at its attention cuts from the forward for the backward, instead of recomputing
-   * them there: one layer forward less per layer and pass, for memory that grows with the tokens (the train-full
-   * bench's slice reports both).
+   * What of each layer's forward to keep for the backward instead of recomputing it there (default: nothing, only
+   * the layer's input): `cuts`, the values at its attention cuts (one layer forward less per layer and pass);
+   * `all`, every activation the backward reads (no forward work in the backward at all, for the most memory).
+   * Memory grows with the tokens either way (the train-full bench's slice reports all three).
    */
-  keepActivations?: boolean;
+  keepActivations?: 'cuts' | 'all';
 }
 
 export interface ForwardResult {
@@ -31,7 +32,7 @@ export interface ForwardResult {
   raw: Float32Array;
   /** Input of every block, then the output of the last one. */
   saved: Float32Array[];
-  /** Each layer's kept cut values (with `keepActivations`); the backward drops each once it is used. */
+  /** Each layer's kept activations (with `keepActivations`); the backward drops each once it is used. */
   cuts: (SavedActivations | undefined)[];
 }
 
@@ -46,7 +47,7 @@ export class GslrmGradNetwork {
     private readonly embed: RecomputedBlock,
     private readonly block: RecomputedBlock,
     private readonly heads: RecomputedBlock,
-    private readonly keep: boolean,
+    private readonly keep: 'cuts' | 'all' | undefined,
   ) {}
 
   /** `params` holds every model tensor under its official name; updates to its buffers are seen by the next run. */
@@ -68,7 +69,7 @@ export class GslrmGradNetwork {
     const embed = await make(graphs.embed, []);
     const block = await make(graphs.block, ['x']);
     const heads = await make(graphs.heads, ['x']);
-    return new GslrmGradNetwork(gslrmDims(cfg), params, embed, block, heads, opts.keepActivations ?? false);
+    return new GslrmGradNetwork(gslrmDims(cfg), params, embed, block, heads, opts.keepActivations);
   }
 
   private setLayer(layer: number): void {
@@ -83,7 +84,7 @@ export class GslrmGradNetwork {
     for (let l = 0; l < nLayer; l++) {
       this.setLayer(l);
       if (this.keep) {
-        const f = await this.block.forwardSaving({ x });
+        const f = await this.block.forwardSaving({ x }, { residuals: this.keep === 'all' });
         x = need(f.outputs, 'y');
         cuts.push(f.saved);
       } else x = need(await this.block.forward({ x }), 'y');

@@ -66,7 +66,8 @@ export class GslrmTrainStep implements TrainStep<ViewSample[]> {
     for (const k of params.keys()) if (k.startsWith(VGG_PREFIX)) frozen.add(k);
     const net = await GslrmGradNetwork.create(cfg.model, params, {
       views: cfg.dataset.numInputViews,
-      keepActivations: cfg.runtime.gradCheckpointEvery === 0,
+      // 0: no checkpointing, as in the reference — every activation the backward reads is kept.
+      ...(cfg.runtime.gradCheckpointEvery === 0 ? { keepActivations: 'all' as const } : {}),
       ...(opts.chunk ? { chunk: opts.chunk } : {}),
       ...(opts.threads ? { threads: opts.threads } : {}),
       ...(opts.provider ? { provider: opts.provider } : {}),
